@@ -1,0 +1,60 @@
+/**
+ * mrtd-agent command line. Every failure ends as one clear line on stderr and a
+ * documented exit code; no access key or personal data is ever part of an error.
+ */
+import { readCommand } from "./cli/read-command.ts";
+import { readersCommand } from "./cli/readers-command.ts";
+import { exitCodeFor, EXIT } from "./cli/exit-codes.ts";
+import { MrtdError } from "./errors.ts";
+
+export const VERSION = "0.1.0";
+
+const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
+  read: { help: "read a passport or ID card in a reader (BAC, secure messaging, EF.SOD hash check)", run: readCommand },
+  readers: { help: "list PC/SC readers and whether a card is present", run: readersCommand },
+};
+
+export const MAIN_HELP = `mrtd-agent ${VERSION}: reads ICAO 9303 eMRTDs through pcsc-lite
+
+Usage: mrtd-agent <command> [options]     (from a checkout: bun run agent <command> ...)
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([k, c]) => `  ${k.padEnd(9)} ${c.help}`)
+  .join("\n")}
+
+Run "mrtd-agent <command> --help" for the options of a command.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    console.log(MAIN_HELP);
+    return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (cmd === "--version") {
+    console.log(VERSION);
+    return EXIT.OK;
+  }
+  const c = COMMANDS[cmd];
+  if (!c) {
+    console.error(`mrtd-agent: unknown command "${cmd}"\n\n${MAIN_HELP}`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await c.run(rest);
+  } catch (e) {
+    const code = exitCodeFor(e);
+    if (e instanceof MrtdError) {
+      const tag = "code" in e && typeof e.code === "string" ? ` [${e.code}]` : "sw" in e && typeof e.sw === "number" ? ` [SW ${e.sw.toString(16).toUpperCase()}]` : "";
+      console.error(`mrtd-agent ${cmd}: ${e.message}${tag}`);
+    } else {
+      console.error(`mrtd-agent ${cmd}: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
+    }
+    return code;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}

@@ -1,0 +1,209 @@
+/**
+ * `mrtd-agent read`: read a passport in a PC/SC reader and print what it holds.
+ * Human output with progress per file by default, one JSON object with --json.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { UsageError } from "../errors.ts";
+import { normalizeAccessKey, validateAccessKey, type BacAccessKey } from "../icao/mrz-key.ts";
+import { parseFileList } from "../lds/lds-files.ts";
+import { readDocument, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
+import { openCard } from "../reading/card-source.ts";
+import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
+import { EXIT } from "./exit-codes.ts";
+import { Progress } from "./progress.ts";
+
+export const READ_OPTIONS: Record<string, OptionSpec> = {
+  doc: { type: "string", arg: "<number>", help: "document number as printed in the MRZ" },
+  dob: { type: "string", arg: "<YYMMDD>", help: "date of birth" },
+  expiry: { type: "string", arg: "<YYMMDD>", help: "date of expiry" },
+  "key-file": { type: "string", arg: "<file>", help: "read document number, birth and expiry dates from a file (one line: NUMBER YYMMDD YYMMDD), keeping them out of the process list" },
+  reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
+  files: { type: "string", arg: "<list>", help: "files to read, e.g. DG1,DG2 (default: every data group EF.COM lists except DG3/DG4, then EF.SOD)" },
+  out: { type: "string", arg: "<dir>", help: "write the raw files, the face image and result.json to this directory" },
+  json: { type: "boolean", help: "print one JSON object instead of the human report" },
+  wait: { type: "number", arg: "<seconds>", help: "how long to wait for a card", default: 15 },
+  extended: { type: "string", arg: "<auto|on|off>", help: "extended-length READ BINARY", default: "auto" },
+  "max-block": { type: "number", arg: "<bytes>", help: "largest short READ BINARY block to start with", default: 231 },
+  "no-sfi": { type: "boolean", help: "select each file by identifier instead of reading by short EF identifier" },
+  trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
+  help: { type: "boolean", help: "show this help" },
+};
+
+export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> --expiry <YYMMDD> [options]
+
+Reads an ICAO 9303 passport or ID card through pcsc-lite with Basic Access Control:
+EF.COM, the data groups, EF.SOD; checks every MRZ check digit and the data-group
+hashes against EF.SOD.
+
+Options:
+${formatOptions(READ_OPTIONS)}
+
+Exit codes: 0 read complete, 2 usage, 3 no reader or no card, 4 access denied,
+5 transport failure (card lost, reader error), 6 card or data error, 1 other.`;
+
+export async function readCommand(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseOptions(argv, READ_OPTIONS);
+  if (o.help) {
+    console.log(READ_HELP);
+    return EXIT.OK;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent read --help`);
+  const accessKey = accessKeyFrom(o);
+  const files = typeof o.files === "string" ? parseFileList(o.files) : undefined;
+  const extended = String(o.extended);
+  if (extended !== "auto" && extended !== "on" && extended !== "off") throw new UsageError("--extended must be auto, on or off", "extended");
+  const maxBlock = Number(o["max-block"]);
+  if (!Number.isInteger(maxBlock) || maxBlock < 16 || maxBlock > 231) throw new UsageError("--max-block must be 16..231", "max-block");
+  const waitMs = Number(o.wait) * 1000;
+  if (!(waitMs >= 0)) throw new UsageError("--wait must be 0 or more seconds", "wait");
+  const json = o.json === true;
+
+  const progress = new Progress(json ? undefined : process.stderr);
+  const card = await openCard({
+    reader: typeof o.reader === "string" ? o.reader : undefined,
+    waitMs,
+    onWaiting: (reader) => progress.note(`waiting up to ${o.wait} s for a card in ${reader} ...`),
+  });
+  let result: DocumentRead;
+  try {
+    if (!json) {
+      console.log(`Reader    ${card.connection.reader}`);
+      console.log(`ATR       ${spaced(card.connection.atr)}`);
+    }
+    result = await readDocument(
+      card.connection,
+      {
+        accessKey,
+        files,
+        extendedLength: extended,
+        maxShortBlock: maxBlock,
+        sfi: o["no-sfi"] !== true,
+        trace: o.trace === true,
+        onProgress: (p: ReadProgress) => progress.update(p),
+      },
+      card.reconnect,
+    );
+  } finally {
+    progress.done();
+    await card.close();
+  }
+
+  if (typeof o.out === "string") writeOut(o.out, result);
+  if (json) console.log(JSON.stringify(toJson(result), null, 2));
+  else printHuman(result);
+  return EXIT.OK;
+}
+
+function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
+  let raw: BacAccessKey;
+  if (typeof o["key-file"] === "string") {
+    if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
+    let text: string;
+    try {
+      text = readFileSync(o["key-file"], "utf8");
+    } catch (e) {
+      throw new UsageError(`cannot read --key-file: ${(e as NodeJS.ErrnoException).code ?? "error"}`, "key-file");
+    }
+    const parts = text.trim().split(/\s+/);
+    if (parts.length !== 3) throw new UsageError("--key-file must hold one line: DOCUMENT-NUMBER YYMMDD YYMMDD", "key-file");
+    raw = { documentNumber: parts[0]!, dateOfBirth: parts[1]!, dateOfExpiry: parts[2]! };
+  } else {
+    for (const k of ["doc", "dob", "expiry"] as const) {
+      if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
+    }
+    raw = { documentNumber: o.doc as string, dateOfBirth: o.dob as string, dateOfExpiry: o.expiry as string };
+  }
+  const key = normalizeAccessKey(raw);
+  validateAccessKey(key);
+  return key;
+}
+
+export function toJson(r: DocumentRead): Record<string, unknown> {
+  const s = r.summary;
+  return {
+    reader: s.reader,
+    atr: s.atr,
+    files: s.files,
+    absent: r.absent.map((a) => ({ file: a.key, sw: a.sw.toString(16).toUpperCase().padStart(4, "0") })),
+    mrz: r.mrz
+      ? {
+          format: r.mrz.format,
+          documentCode: r.mrz.documentCode,
+          issuingState: r.mrz.issuingState,
+          documentNumber: r.mrz.documentNumber,
+          nationality: r.mrz.nationality,
+          primaryIdentifier: r.mrz.primaryIdentifier,
+          secondaryIdentifier: r.mrz.secondaryIdentifier,
+          dateOfBirth: r.mrz.dateOfBirth,
+          sex: r.mrz.sex,
+          dateOfExpiry: r.mrz.dateOfExpiry,
+          optionalData1: r.mrz.optionalData1,
+          optionalData2: r.mrz.optionalData2,
+          checks: r.mrz.checks,
+          valid: r.mrz.valid,
+        }
+      : undefined,
+    face: s.face,
+    dg11: r.dg11,
+    dg12: r.dg12,
+    sod: r.sod ? { hashAlgorithm: r.sod.hashAlgorithm, dataGroups: r.sodHashes } : undefined,
+    hashesMatchSod: s.hashesMatchSod,
+    parseErrors: r.parseErrors,
+    apdus: { count: s.apdus },
+    durationMs: s.durationMs,
+    steps: s.steps,
+    recoveries: s.recoveries,
+    link: s.link,
+    trace: r.trace,
+  };
+}
+
+function printHuman(r: DocumentRead): void {
+  const s = r.summary;
+  const m = r.mrz;
+  if (m) {
+    console.log(`Document  ${m.documentCode} ${m.format}, issued by ${m.issuingState}, number ${m.documentNumber}`);
+    console.log(`Holder    ${m.primaryIdentifier}, ${m.secondaryIdentifier}; born ${m.dateOfBirth}; sex ${m.sex}; nationality ${m.nationality}; expires ${m.dateOfExpiry}`);
+    const bad = Object.entries(m.checks).filter(([, ok]) => ok === false).map(([k]) => k);
+    console.log(`MRZ       ${m.valid ? "all check digits valid" : `check digits WRONG: ${bad.join(", ")}`}`);
+  }
+  if (s.face) console.log(`Face      ${s.face.format.toUpperCase()} ${s.face.width}x${s.face.height}, ${fmt(s.face.bytes)} bytes`);
+  if (r.dg11?.fullName) console.log(`DG11      full name ${r.dg11.fullName}${r.dg11.placeOfBirth ? `; place of birth ${r.dg11.placeOfBirth}` : ""}`);
+  if (r.dg12?.issuingAuthority) console.log(`DG12      issued by ${r.dg12.issuingAuthority}${r.dg12.dateOfIssue ? ` on ${r.dg12.dateOfIssue}` : ""}`);
+  if (r.sodHashes) {
+    const list = r.sodHashes.map((h) => `DG${h.dg} ${h.status}`).join(", ");
+    const verdict = s.hashesMatchSod ? "data-group hashes match EF.SOD" : "data-group hashes DO NOT match EF.SOD";
+    console.log(`SOD       ${verdict} (${r.sod?.hashAlgorithm.toUpperCase()}): ${list}`);
+  }
+  for (const a of r.absent) console.log(`Absent    ${a.key} (card answered ${a.sw.toString(16).toUpperCase()})`);
+  for (const p of r.parseErrors) console.log(`Unparsed  ${p.key}: ${p.message}`);
+  for (const rec of s.recoveries) console.log(`Recovered ${rec.cause} in ${rec.step} at offset ${rec.offset ?? 0}: ${rec.action} (${rec.apdus} APDUs, ${rec.ms} ms)`);
+  const l = s.link;
+  console.log(
+    `Total     ${s.apdus} APDUs in ${s.durationMs} ms (block ${l.blockSize} B, extended length ${l.extendedLength ? "yes" : "no"}, read by SFI ${l.readBySfi ? "yes" : "no"})`,
+  );
+  if (r.trace) {
+    console.log("Trace (redacted: header, lengths, status word, ms)");
+    for (const t of r.trace) {
+      const h = [t.cla, t.ins, t.p1, t.p2].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(" ");
+      console.log(`  ${t.t.toFixed(1).padStart(8)} ms  ${h}  cmd ${t.commandBytes} B  resp ${t.responseBytes} B  ${t.sw?.toString(16).toUpperCase() ?? t.error ?? "-"}  ${t.ms} ms`);
+    }
+  }
+}
+
+function writeOut(dir: string, r: DocumentRead): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [k, v] of r.files) writeFileSync(join(dir, `${k}.bin`), v);
+  const face = r.dg2?.faces[0];
+  if (face) writeFileSync(join(dir, face.format === "jpeg2000" ? "face.jp2" : face.format === "jpeg" ? "face.jpg" : "face.bin"), face.imageBytes);
+  writeFileSync(join(dir, "result.json"), JSON.stringify(toJson(r), null, 2) + "\n");
+}
+
+export function spaced(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).toUpperCase().padStart(2, "0")).join(" ");
+}
+
+export function fmt(n: number): string {
+  return n.toLocaleString("en-US");
+}

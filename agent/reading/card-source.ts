@@ -1,0 +1,99 @@
+/**
+ * Finds the card to read: picks a PC/SC reader (optionally by a part of its name),
+ * waits for a card to be presented, connects, and can connect again to the same
+ * reader after the card left the field (the Reconnector the reading steps use).
+ */
+import { TransportError } from "../errors.ts";
+import { PcscClient, SCARD_STATE_MUTE, SCARD_STATE_UNAWARE, type PcscCard, type ReaderState } from "../transport/pcsc.ts";
+
+export interface OpenCardOptions {
+  /** Use the first reader whose name contains this (case-insensitive). */
+  reader?: string;
+  /** How long to wait for a card when none is present (0: do not wait). */
+  waitMs: number;
+  /** Called once when the wait starts, with the reader(s) being watched. */
+  onWaiting?: (readers: string) => void;
+  /** An already open client to use (the service keeps one); otherwise one is opened and closed here. */
+  client?: PcscClient;
+}
+
+export interface OpenedCard {
+  connection: PcscCard;
+  client: PcscClient;
+  /** Waits for a card in the same reader and connects to it. */
+  reconnect: (waitMs: number) => Promise<PcscCard>;
+  close(): Promise<void>;
+}
+
+export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
+  const own = opts.client === undefined;
+  const client = opts.client ?? (await PcscClient.open());
+  try {
+    const readers = await selectReaders(client, opts.reader);
+    const state = await waitForCard(client, readers, opts.waitMs, opts.onWaiting);
+    let current = await client.connect(state.name);
+    const reader = state.name;
+    return {
+      get connection() {
+        return current;
+      },
+      client,
+      reconnect: async (waitMs: number) => {
+        await waitForCard(client, [reader], waitMs);
+        current = await client.connect(reader);
+        return current;
+      },
+      close: async () => {
+        await current.disconnect("leave").catch(() => undefined);
+        if (own) await client.close();
+      },
+    };
+  } catch (e) {
+    if (own) await client.close();
+    throw e;
+  }
+}
+
+export async function selectReaders(client: PcscClient, namePart: string | undefined): Promise<string[]> {
+  const all = await client.listReaders();
+  if (all.length === 0) {
+    throw new TransportError("NO_READER", "no PC/SC reader found: plug the reader in and check that pcscd lists it (pcsc_scan)", { retryable: false });
+  }
+  if (namePart === undefined) return all;
+  const wanted = all.filter((r) => r.toLowerCase().includes(namePart.toLowerCase()));
+  if (wanted.length === 0) {
+    throw new TransportError("NO_READER", `no reader name contains "${namePart}"; readers: ${all.join(", ")}`, { retryable: false });
+  }
+  return wanted;
+}
+
+/** Returns the first reader holding a responsive card, waiting up to waitMs for one. */
+export async function waitForCard(client: PcscClient, readers: string[], waitMs: number, onWaiting?: (r: string) => void): Promise<ReaderState> {
+  const deadline = performance.now() + waitMs;
+  let states = await client.getStatusChange(readers.map((name) => ({ name, currentState: SCARD_STATE_UNAWARE })), 0);
+  let announced = false;
+  for (;;) {
+    const ready = states.find((s) => s.present && (s.eventState & SCARD_STATE_MUTE) === 0);
+    if (ready) return ready;
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      const mute = states.find((s) => (s.eventState & SCARD_STATE_MUTE) !== 0);
+      if (mute) {
+        throw new TransportError("CARD_MUTE", `the card in ${mute.name} does not answer (mute): place the document flat on the reader and keep it still`, {
+          retryable: true,
+        });
+      }
+      throw new TransportError("NO_CARD", `no card in ${readers.join(", ")}${waitMs > 0 ? ` after waiting ${Math.round(waitMs / 1000)} s` : ""}`, {
+        retryable: true,
+      });
+    }
+    if (!announced) {
+      onWaiting?.(readers.join(", "));
+      announced = true;
+    }
+    states = await client.getStatusChange(
+      states.map((s) => ({ name: s.name, currentState: s.eventState })),
+      Math.ceil(left),
+    );
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The result of one document read: what `read --json` prints and what the service
+ * publishes (after redaction). Raw file bytes and parsed personal data are kept
+ * apart from the redactable summary so telemetry never carries them by accident.
+ */
+
+export type FileKey = "COM" | "SOD" | `DG${number}`;
+
+export interface FileSummary {
+  bytes: number;
+  sha256: string;
+  /** APDUs spent on this file (SELECT + READ BINARY, including fallbacks). */
+  apdus: number;
+  ms: number;
+}
+
+export interface StepTiming {
+  name: string;
+  ms: number;
+  apdus: number;
+}
+
+export interface Recovery {
+  /** Where it happened: step name and file offset. */
+  step: string;
+  file?: FileKey;
+  offset?: number;
+  /** Failure class code (see reading/failure-classes.ts). */
+  cause: string;
+  action: string;
+  apdus: number;
+  ms: number;
+}
+
+export interface FaceSummary {
+  format: "jpeg" | "jpeg2000" | "unknown";
+  bytes: number;
+  width: number;
+  height: number;
+}
+
+export interface LinkFacts {
+  /** Largest plaintext bytes per READ BINARY that the link carried. */
+  blockSize: number;
+  extendedLength: boolean;
+  readBySfi: boolean;
+}
+
+export interface ReadSummary {
+  reader: string;
+  atr: string;
+  documentType?: string;
+  issuingState?: string;
+  files: Partial<Record<FileKey, FileSummary>>;
+  face?: FaceSummary;
+  hashesMatchSod?: boolean;
+  apdus: number;
+  durationMs: number;
+  steps: StepTiming[];
+  recoveries: Recovery[];
+  link: LinkFacts;
+}
