@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 const dir = mkdtempSync(join(tmpdir(), "mrtd-tests-"));
 const report = join(dir, "junit.xml");
-const proc = Bun.spawn([process.execPath, "test", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
+const proc = Bun.spawn([process.execPath, "test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
   stdout: "inherit",
   stderr: "inherit",
   stdin: "ignore",

@@ -12,6 +12,7 @@ import { bacKeySeed, type BacAccessKey } from "../icao/mrz-key.ts";
 import { maxReadPlaintext, SecureChannel, tdesSmCipher } from "../icao/secure-messaging.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
 import { encodeCommand, decodeResponse } from "../iso7816/apdu.ts";
+import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
 import { byDgNumber, byKey, EMRTD_AID, type LdsFileInfo } from "../lds/lds-files.ts";
 import { parseDg1, type Mrz } from "../lds/mrz.ts";
@@ -85,6 +86,8 @@ export interface DocumentRead {
   /** Files that were read but did not parse (message only; never content). */
   parseErrors: { key: FileKey; message: string }[];
   trace?: TraceEntry[];
+  /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
+  timing: { exchangeMs: number; nativeMs: number | undefined };
 }
 
 const SELECT_APPLET: CommandApdu = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: EMRTD_AID };
@@ -95,9 +98,12 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   const recovery = opts.recovery ?? DEFAULT_RECOVERY;
   const meter = new ApduMeter(connection, { trace: opts.trace });
   const keySeed = bacKeySeed(opts.accessKey);
+  // "auto": probe extended length unless the card's historical bytes say it has none.
+  const extendedMode = opts.extendedLength ?? "auto";
+  const atrSaysNo = parseAtr(connection.atr).extendedLength === false;
   const state = new LinkState({
     maxShortBlock: opts.maxShortBlock ?? 231,
-    extended: opts.extendedLength ?? "auto",
+    extended: extendedMode === "auto" && atrSaysNo ? "off" : extendedMode,
     extendedBlock: 0,
     sfi: opts.sfi,
   });
@@ -157,7 +163,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
         action = "re-authenticate";
       }
       await authenticate();
-      const rec: Recovery = {
+      recordRecovery({
         step: currentStep,
         file: where.file.key,
         offset: where.offset,
@@ -165,10 +171,13 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
         action,
         apdus: meter.count - a0,
         ms: round(performance.now() - r0),
-      };
-      recoveries.push(rec);
-      opts.onProgress?.({ kind: "recovery", recovery: rec });
+      });
     },
+  };
+
+  const recordRecovery = (rec: Recovery): void => {
+    recoveries.push(rec);
+    opts.onProgress?.({ kind: "recovery", recovery: rec });
   };
 
   /** Get a working card link back: SCardReconnect first, then wait for the card. */
@@ -185,7 +194,13 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     return "wait for card, connect and re-authenticate";
   };
 
-  const out: DocumentRead = { summary: undefined as unknown as ReadSummary, files: new Map(), absent: [], parseErrors: [] };
+  const out: DocumentRead = {
+    summary: undefined as unknown as ReadSummary,
+    files: new Map(),
+    absent: [],
+    parseErrors: [],
+    timing: { exchangeMs: 0, nativeMs: undefined },
+  };
   const fileStats: ReadSummary["files"] = {};
 
   const readOne = async (info: LdsFileInfo): Promise<Uint8Array | undefined> => {
@@ -218,7 +233,22 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
 
   try {
     currentStep = "authenticate";
-    await step("select applet + BAC", authenticate);
+    await step("select applet + BAC", async () => {
+      for (;;) {
+        try {
+          return await authenticate();
+        } catch (e) {
+          // A link that drops during the first exchanges is recovered like one mid-file.
+          if (!(e instanceof TransportError && e.retryable) || recoveries.length >= recovery.maxRecoveries) throw e;
+          const r0 = performance.now();
+          const a0 = meter.count;
+          consecutiveLosses++;
+          await sleep(Math.min(1000, recovery.backoffMs * 2 ** (consecutiveLosses - 1)));
+          const action = await relink();
+          recordRecovery({ step: currentStep, cause: failureCode(e), action, apdus: meter.count - a0, ms: round(performance.now() - r0) });
+        }
+      }
+    });
 
     const com = await readOne(byKey("COM")!);
     if (com) out.com = tryParse(out, "COM", () => parseEfCom(com));
@@ -269,6 +299,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     link: state.facts(),
   };
   if (meter.trace) out.trace = meter.trace;
+  out.timing = { exchangeMs: round(meter.totalMs), nativeMs: meter.nativeReported ? round(meter.nativeMs) : undefined };
   return out;
 }
 
