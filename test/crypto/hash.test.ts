@@ -1,0 +1,53 @@
+import { describe, expect, test } from "bun:test";
+import { hashByName, hashByOid, randomBytes, sha1, sha224, sha256, sha384, sha512 } from "../../agent/crypto/hash.ts";
+import { hex } from "../../agent/bytes.ts";
+
+const abc = new TextEncoder().encode("abc");
+
+// FIPS 180-2 Appendix B/C/D one-block "abc" examples.
+const ABC = {
+  sha1: "A9993E364706816ABA3E25717850C26C9CD0D89D",
+  sha224: "23097D223405D8228642A477BDA255B32AADBCE4BDA0B3F7E36C9DA7",
+  sha256: "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+  sha384: "CB00753F45A35E8BB5A03D699AC65007272C32AB0EDED1631A8B605A43FF5BED8086072BA1E7CC2358BAECA134C825A7",
+  sha512: "DDAF35A193617ABACC417349AE20413112E6FA4E89A97EA20A9EEEE64B55D39A2192992A274FC1A836BA3C23A3FEEBBD454D4423643CE80E2A9AC94FA54CA49F",
+};
+
+describe("FIPS 180-2 'abc' examples", () => {
+  test("each function", () => {
+    expect(hex(sha1(abc))).toBe(ABC.sha1);
+    expect(hex(sha224(abc))).toBe(ABC.sha224);
+    expect(hex(sha256(abc))).toBe(ABC.sha256);
+    expect(hex(sha384(abc))).toBe(ABC.sha384);
+    expect(hex(sha512(abc))).toBe(ABC.sha512);
+  });
+  test("hashByOid resolves the EF.SOD digest OIDs", () => {
+    expect(hex(hashByOid("1.3.14.3.2.26")!(abc))).toBe(ABC.sha1);
+    expect(hex(hashByOid("2.16.840.1.101.3.4.2.4")!(abc))).toBe(ABC.sha224);
+    expect(hex(hashByOid("2.16.840.1.101.3.4.2.1")!(abc))).toBe(ABC.sha256);
+    expect(hex(hashByOid("2.16.840.1.101.3.4.2.2")!(abc))).toBe(ABC.sha384);
+    expect(hex(hashByOid("2.16.840.1.101.3.4.2.3")!(abc))).toBe(ABC.sha512);
+    expect(hashByOid("1.2.840.113549.2.5")).toBeUndefined(); // MD5: not supported
+    expect(hashByOid("toString")).toBeUndefined();
+  });
+  test("hashByName ignores case and dashes", () => {
+    expect(hex(hashByName("SHA-256")!(abc))).toBe(ABC.sha256);
+    expect(hex(hashByName("sha1")!(abc))).toBe(ABC.sha1);
+    expect(hex(hashByName("Sha-512")!(abc))).toBe(ABC.sha512);
+    expect(hashByName("md5")).toBeUndefined();
+    expect(hashByName("constructor")).toBeUndefined();
+  });
+});
+
+describe("randomBytes", () => {
+  test("length, variation, large sizes", () => {
+    expect(randomBytes(0).length).toBe(0);
+    const a = randomBytes(16), b = randomBytes(16);
+    expect(a.length).toBe(16);
+    expect(hex(a)).not.toBe(hex(b));
+    const big = randomBytes(70000);
+    expect(big.length).toBe(70000);
+    expect(big.subarray(65536).some((x) => x !== 0)).toBe(true);
+    expect(() => randomBytes(-1)).toThrow(RangeError);
+  });
+});
