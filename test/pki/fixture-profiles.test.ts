@@ -1,0 +1,40 @@
+/**
+ * The virtual passport's EF.SOD (test/virtual-passport/fixtures, built with its own DER writer and
+ * pkijs-made certificates) verifies with this library against the committed TEST-ONLY Utopia CSCA.
+ */
+import { describe, expect, test } from "bun:test";
+import { fileURLToPath } from "node:url";
+import { parseSod } from "../../agent/lds/sod.ts";
+import { loadTrustSources } from "../../agent/pki/trust-files.ts";
+import { verifyPassive } from "../../agent/pki/verify.ts";
+import { PROFILE_NAMES, loadProfile } from "../virtual-passport/fixtures/index.ts";
+import { PKI_DIR } from "../virtual-passport/fixtures/pki.ts";
+
+describe("virtual passport profiles", () => {
+  const trust = loadTrustSources([fileURLToPath(PKI_DIR)]);
+
+  test("the fixture PKI directory loads its CSCA and refuses the DS certificate as an anchor", () => {
+    expect(trust.size).toBe(1);
+    expect(trust.anchors[0]!.cert.subject.country).toBe("UT");
+    expect(trust.log.some((l) => l.status === "rejected" && l.detail === "not a CA certificate")).toBe(true);
+  });
+
+  for (const name of PROFILE_NAMES) {
+    test(`${name}: parses and verifies`, async () => {
+      const p = await loadProfile(name);
+      const sod = parseSod(p.files.sod);
+      expect(sod.hashAlgorithm).toBe(p.hashAlg);
+      expect([...sod.dataGroupHashes.keys()].sort((a, b) => a - b)).toEqual([...p.files.dgs.keys()].sort((a, b) => a - b));
+      const v = verifyPassive({ sod: p.files.sod, files: p.files.dgs, trust, issuingState: "UTO", now: new Date(Date.UTC(2026, 5, 1)) });
+      expect(`${v.overall} ${v.reasons.join(",")}`).toBe("verified ");
+      expect(v.chain).toBe("trusted");
+      const tampered = new Map(p.files.dgs);
+      const dg1 = tampered.get(1)!.slice();
+      dg1[10]! ^= 1;
+      tampered.set(1, dg1);
+      expect(verifyPassive({ sod: p.files.sod, files: tampered, trust, issuingState: "UTO", now: new Date(Date.UTC(2026, 5, 1)) }).reasons).toEqual([
+        "DG_HASH_MISMATCH",
+      ]);
+    });
+  }
+});

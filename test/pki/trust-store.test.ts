@@ -1,0 +1,200 @@
+/** Trust store: CSCA files (PEM/DER), CSCA master lists (ICAO 9303-12 §7.1.1.2) and CRLs. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, ParseError } from "../../agent/errors.ts";
+import { OID } from "../../agent/pki/oids.ts";
+import { loadTrustSources } from "../../agent/pki/trust-files.ts";
+import { TrustStore } from "../../agent/pki/trust-store.ts";
+import { verifyPassive } from "../../agent/pki/verify.ts";
+import {
+  DAY,
+  type Scenario,
+  type TestKey,
+  brainpoolKey,
+  makeCert,
+  makeCrl,
+  makeScenario,
+  makeSignedData,
+  masterListContent,
+  name,
+  rsaKey,
+} from "./pki-builder.ts";
+
+const NOW = new Date(Date.UTC(2026, 5, 1));
+
+interface Csca {
+  key: TestKey;
+  name: Uint8Array;
+  cert: Uint8Array;
+}
+
+async function makeCsca(country: string, key?: TestKey): Promise<Csca> {
+  const k = key ?? (await rsaKey());
+  const n = name({ C: country, O: `State ${country}`, CN: `CSCA ${country}` });
+  const cert = await makeCert({
+    subject: n,
+    issuer: n,
+    serial: 1n,
+    notBefore: new Date(NOW.getTime() - 1000 * DAY),
+    notAfter: new Date(NOW.getTime() + 3000 * DAY),
+    subjectKey: k,
+    issuerKey: k,
+    ca: true,
+  });
+  return { key: k, name: n, cert };
+}
+
+/** A master list of `certs` signed by a master list signer that `issuer` certified. */
+async function makeMasterList(certs: Uint8Array[], issuer: Csca, opts: { corrupt?: boolean; contentType?: string } = {}): Promise<Uint8Array> {
+  const signerKey = brainpoolKey();
+  const signerName = name({ C: "UT", O: "Utopia", CN: "Master List Signer" });
+  const signerCert = await makeCert({
+    subject: signerName,
+    issuer: issuer.name,
+    serial: 77n,
+    notBefore: new Date(NOW.getTime() - 10 * DAY),
+    notAfter: new Date(NOW.getTime() + 300 * DAY),
+    subjectKey: signerKey,
+    issuerKey: issuer.key,
+    extKeyUsage: [OID.ekuMasterListSigner],
+  });
+  return makeSignedData({
+    eContentType: opts.contentType ?? OID.cscaMasterList,
+    eContent: masterListContent(certs),
+    signerKey,
+    signerCert,
+    signerIssuer: issuer.name,
+    signerSerial: 77n,
+    signingTime: NOW,
+    corruptSignature: opts.corrupt,
+  });
+}
+
+function pem(label: string, der: Uint8Array): string {
+  const b64 = btoa(String.fromCharCode(...der));
+  return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
+}
+
+let ut: Csca;
+let fr: Csca;
+let nl: Csca;
+let passport: Scenario;
+let dir: string;
+
+beforeAll(async () => {
+  ut = await makeCsca("UT");
+  fr = await makeCsca("FR", brainpoolKey("brainpoolP256r1"));
+  nl = await makeCsca("NL");
+  passport = await makeScenario({ csca: ut.key, cscaCert: ut.cert, cscaName: ut.name, now: NOW });
+  dir = mkdtempSync(join(tmpdir(), "mrtd-trust-"));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("master lists", () => {
+  test("self-signed list: signer issued by a CSCA inside the list; its CSCAs verify a passport", async () => {
+    const ml = await makeMasterList([ut.cert, fr.cert, nl.cert], ut);
+    const store = new TrustStore();
+    const r = store.addMasterList(ml, "ut.ml");
+    expect(r).toMatchObject({ certificates: 3, added: 3, signature: "ok", trust: "self-signed-list" });
+    expect(r.signer!.subject).toBe("C=UT, O=Utopia, CN=Master List Signer");
+    expect(store.size).toBe(3);
+    const v = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: NOW });
+    expect(v.overall).toBe("verified");
+    expect(v.csca!.source).toBe("master list ut.ml");
+  });
+
+  test("trusted list: signer issued by a CSCA already in the store; duplicates are not added twice", async () => {
+    const store = new TrustStore();
+    store.addCertificate(nl.cert, "nl.der");
+    const r = store.addMasterList(await makeMasterList([ut.cert, nl.cert], nl), "nl.ml");
+    expect(r).toMatchObject({ trust: "trusted", added: 1, signature: "ok" });
+    expect(store.size).toBe(2);
+  });
+
+  test("a list whose signer no CSCA issued is rejected; so is a badly signed one", async () => {
+    const stranger = await makeCsca("XX");
+    const store = new TrustStore();
+    const r = store.addMasterList(await makeMasterList([ut.cert], stranger), "x.ml");
+    expect(r).toMatchObject({ trust: "untrusted", added: 0 });
+    const bad = store.addMasterList(await makeMasterList([ut.cert], ut, { corrupt: true }), "bad.ml");
+    expect(bad).toMatchObject({ signature: "bad", trust: "bad", added: 0 });
+    expect(store.size).toBe(0);
+    expect(store.log.map((l) => l.status)).toEqual(["rejected", "rejected"]);
+  });
+
+  test("requireTrustedSigner refuses a self-signed list", async () => {
+    const store = new TrustStore();
+    const r = store.addMasterList(await makeMasterList([ut.cert], ut), "ut.ml", { requireTrustedSigner: true });
+    expect(r.trust).toBe("self-signed-list");
+    expect(store.size).toBe(0);
+  });
+
+  test("wrong content type is a ParseError", async () => {
+    const wrong = await makeMasterList([ut.cert], ut, { contentType: OID.ldsSecurityObject });
+    expect(() => new TrustStore().addMasterList(wrong, "x")).toThrow(ParseError);
+  });
+});
+
+describe("loadTrustSources", () => {
+  test("a directory of PEM, DER, a PEM bundle, a master list and CRLs", async () => {
+    const crl = await makeCrl({
+      issuer: ut.name,
+      issuerKey: ut.key,
+      thisUpdate: NOW,
+      revoked: [{ serial: passport.dsSerial, date: NOW }],
+    });
+    mkdirSync(join(dir, "nested"), { recursive: true });
+    // the CRL sorts first by name but must be checked after the CSCAs load
+    writeFileSync(join(dir, "a-ut.crl"), crl);
+    writeFileSync(join(dir, "ut.pem"), pem("CERTIFICATE", ut.cert));
+    writeFileSync(join(dir, "ut-copy.cer"), ut.cert);
+    writeFileSync(join(dir, "nested", "fr.der"), fr.cert);
+    writeFileSync(join(dir, "bundle.pem"), pem("CERTIFICATE", nl.cert) + "text between blocks\n" + pem("X509 CRL", crl));
+    writeFileSync(join(dir, "list.ml"), await makeMasterList([ut.cert, fr.cert], ut));
+    writeFileSync(join(dir, "junk.crt"), new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]));
+    writeFileSync(join(dir, "broken.pem"), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n");
+    writeFileSync(join(dir, "notes.txt"), "not loaded");
+
+    const store = loadTrustSources([dir]);
+    expect(store.size).toBe(3);
+    expect(store.crls.map((c) => c.verified)).toEqual([true, true]);
+    const statuses = store.log.map((l) => `${l.source.slice(dir.length + 1)} ${l.kind} ${l.status}`).sort();
+    expect(statuses).toEqual(
+      [
+        "a-ut.crl crl loaded",
+        "broken.pem skipped rejected",
+        "bundle.pem#1 csca loaded",
+        "bundle.pem#2 crl loaded",
+        "junk.crt skipped rejected",
+        "list.ml master-list loaded",
+        "nested/fr.der csca loaded",
+        "ut-copy.cer csca loaded",
+        "ut.pem csca duplicate",
+      ].sort(),
+    );
+    const v = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: NOW });
+    expect(v.reasons).toEqual(["DS_REVOKED"]);
+  });
+
+  test("a single file by name, whatever its extension", () => {
+    const f = join(dir, "csca.anything");
+    writeFileSync(f, ut.cert);
+    expect(loadTrustSources([f]).size).toBe(1);
+  });
+
+  test("a missing path is a ConfigError naming the file", () => {
+    let err: unknown;
+    try {
+      loadTrustSources([join(dir, "missing")]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).file).toBe(join(dir, "missing"));
+  });
+});
