@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl)
+APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
