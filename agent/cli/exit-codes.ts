@@ -14,6 +14,7 @@ export const EXIT = {
 
 /** Codes that mean "no reader" or "no card" rather than a broken link. */
 const ABSENCE_CODES = new Set([
+  "SCARD_E_NO_SERVICE",
   "SCARD_E_NO_READERS_AVAILABLE",
   "SCARD_E_UNKNOWN_READER",
   "SCARD_E_NO_SMARTCARD",

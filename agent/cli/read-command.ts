@@ -40,7 +40,8 @@ Options:
 ${formatOptions(READ_OPTIONS)}
 
 Exit codes: 0 read complete, 2 usage, 3 no reader or no card, 4 access denied,
-5 transport failure (card lost, reader error), 6 card or data error, 1 other.`;
+5 transport failure (card lost, reader error), 6 card or data error, 1 other.
+(3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
   const { options: o, positionals } = parseOptions(argv, READ_OPTIONS);

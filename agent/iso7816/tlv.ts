@@ -2,7 +2,7 @@
  * BER-TLV (ISO/IEC 7816-4 §5.2, ISO/IEC 8825-1) as used by ICAO 9303-10 files and
  * secure-messaging data objects. Tags are returned as numbers holding their bytes
  * (e.g. 0x5F1F, 0x7F61). Definite lengths only: LDS files forbid indefinite ones
- * (EF.SOD's CMS, which may use them, is parsed with asn1js instead).
+ * (EF.SOD's CMS, which may use them, is parsed by agent/pki/asn1.ts instead).
  */
 import { ParseError } from "../errors.ts";
 
