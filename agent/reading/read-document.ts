@@ -132,7 +132,14 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   /** SELECT the applet and run BAC: a fresh secure channel. */
   const authenticate = async (): Promise<void> => {
     channel?.close();
-    await plain(SELECT_APPLET, "SELECT eMRTD application");
+    try {
+      await plain(SELECT_APPLET, "SELECT eMRTD application");
+    } catch (e) {
+      // A chip still in a secure session (a previous read on this connection) refuses a
+      // plain command with 6982/6988 and drops the session: the repeated SELECT then works.
+      if (!(e instanceof CardStatusError && (e.sw === 0x6982 || e.sw === 0x6988))) throw e;
+      await plain(SELECT_APPLET, "SELECT eMRTD application");
+    }
     const session = await performBac(meter, keySeed, random);
     const cipher = tdesSmCipher(session.ksEnc, session.ksMac);
     session.ksEnc.fill(0);

@@ -34,7 +34,11 @@ async function readMany(passport: PassportOptions, opts: Partial<ReadOptions>, r
     const opened = await openCard({ reader: VIRTUAL_READER, waitMs: 5000 });
     try {
       await readDocument(opened.connection, { accessKey: { ...SPECIMEN_KEY }, ...opts }); // warm-up
-      for (let i = 0; i < runs; i++) out.push(await readDocument(opened.connection, { accessKey: { ...SPECIMEN_KEY }, ...opts }));
+      for (let i = 0; i < runs; i++) {
+        // Each read starts on a freshly reset chip, as when a document is presented (not timed).
+        await opened.connection.reconnect("reset");
+        out.push(await readDocument(opened.connection, { accessKey: { ...SPECIMEN_KEY }, ...opts }));
+      }
     } finally {
       await opened.close();
     }
