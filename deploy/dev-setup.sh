@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs)
+APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs qemu-user-static libc6-arm64-cross)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
