@@ -1,0 +1,140 @@
+/**
+ * Sealed replies: personal data leaves the agent only encrypted to a public key the requester
+ * put in its command, so the broker never sees it in clear (issue 5, remote commands).
+ *
+ * Construction (ECIES-style, like HPKE's base mode with X25519 / HKDF-SHA256 / ChaCha20Poly1305
+ * in RFC 9180 but without its exact framing):
+ *   epk, esk   = fresh X25519 key pair (RFC 7748)
+ *   shared     = X25519(esk, recipientPublicKey)
+ *   key        = HKDF-SHA256(ikm = shared, salt = epk || recipientPublicKey, info, 32)  (RFC 5869)
+ *   ct         = ChaCha20-Poly1305(key, nonce (12 random bytes), plaintext, aad = alg || info)  (RFC 8439)
+ * The `info` string names the context (e.g. "mrtd-agent reply v1 <agent> <command id>") and is
+ * bound into both the key and the AAD: an envelope moved to another context does not open.
+ */
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { concat, wipe } from "../bytes.ts";
+
+export const ENVELOPE_ALG = "X25519-HKDF-SHA256-ChaCha20Poly1305";
+
+export interface SealedEnvelope {
+  alg: typeof ENVELOPE_ALG;
+  /** The ephemeral public key, base64. */
+  epk: string;
+  nonce: string;
+  /** Ciphertext with the 16-byte Poly1305 tag appended, base64. */
+  ct: string;
+  /** The context string the key was derived for (not secret). */
+  info: string;
+}
+
+/** Raised when an envelope is malformed or does not authenticate. Carries no key material. */
+export class EnvelopeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EnvelopeError";
+  }
+}
+
+export interface X25519KeyPair {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+export function generateKeyPair(): X25519KeyPair {
+  const k = x25519.keygen();
+  return { privateKey: k.secretKey, publicKey: k.publicKey };
+}
+
+export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  checkKey("privateKey", privateKey);
+  return x25519.getPublicKey(privateKey);
+}
+
+export function sealForRecipient(
+  recipientPublicKey: Uint8Array,
+  plaintext: Uint8Array,
+  info: string,
+  random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
+): SealedEnvelope {
+  checkKey("recipientPublicKey", recipientPublicKey);
+  if (!(plaintext instanceof Uint8Array)) throw new TypeError("sealForRecipient: plaintext must be a Uint8Array");
+  const esk = random(32);
+  const epk = x25519.getPublicKey(esk);
+  let shared: Uint8Array;
+  try {
+    shared = x25519.getSharedSecret(esk, recipientPublicKey);
+  } catch {
+    wipe(esk);
+    // An all-zero shared secret (low-order point): the key is not a usable public key.
+    throw new RangeError("sealForRecipient: recipientPublicKey is not a valid X25519 public key");
+  }
+  const key = deriveKey(shared, epk, recipientPublicKey, info);
+  const nonce = random(12);
+  const ct = chacha20poly1305(key, nonce, aad(info)).encrypt(plaintext);
+  wipe(esk, shared, key);
+  return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
+}
+
+/** Decrypts an envelope; throws EnvelopeError if it is malformed, for another key or tampered with. */
+export function openSealed(recipientPrivateKey: Uint8Array, envelope: unknown, expectedInfo?: string): Uint8Array {
+  checkKey("recipientPrivateKey", recipientPrivateKey);
+  const env = envelope as Partial<SealedEnvelope> | null;
+  if (typeof env !== "object" || env === null) throw new EnvelopeError("envelope: not an object");
+  if (env.alg !== ENVELOPE_ALG) throw new EnvelopeError(`envelope: alg must be ${ENVELOPE_ALG}`);
+  if (typeof env.info !== "string") throw new EnvelopeError("envelope: info missing");
+  if (expectedInfo !== undefined && env.info !== expectedInfo) throw new EnvelopeError("envelope: sealed for another context");
+  const epk = unb64("epk", env.epk, 32);
+  const nonce = unb64("nonce", env.nonce, 12);
+  const ct = unb64("ct", env.ct);
+  if (ct.length < 16) throw new EnvelopeError("envelope: ct shorter than the authentication tag");
+  const recipientPublicKey = x25519.getPublicKey(recipientPrivateKey);
+  let shared: Uint8Array;
+  try {
+    shared = x25519.getSharedSecret(recipientPrivateKey, epk);
+  } catch {
+    throw new EnvelopeError("envelope: epk is not a valid X25519 public key");
+  }
+  const key = deriveKey(shared, epk, recipientPublicKey, env.info);
+  try {
+    return chacha20poly1305(key, nonce, aad(env.info)).decrypt(ct);
+  } catch {
+    throw new EnvelopeError("envelope: authentication failed (wrong key or modified envelope)");
+  } finally {
+    wipe(shared, key);
+  }
+}
+
+function deriveKey(shared: Uint8Array, epk: Uint8Array, recipientPublicKey: Uint8Array, info: string): Uint8Array {
+  return hkdf(sha256, shared, concat(epk, recipientPublicKey), new TextEncoder().encode(info), 32);
+}
+
+function aad(info: string): Uint8Array {
+  return new TextEncoder().encode(`${ENVELOPE_ALG}\n${info}`);
+}
+
+function checkKey(name: string, key: Uint8Array): void {
+  if (!(key instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
+  if (key.length !== 32) throw new RangeError(`${name} must be 32 bytes, got ${key.length}`);
+}
+
+export function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("base64");
+}
+
+/** Strict base64 decode (standard alphabet, padding required); throws EnvelopeError naming the field. */
+export function unb64(field: string, value: unknown, length?: number): Uint8Array {
+  if (typeof value !== "string" || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw new EnvelopeError(`envelope: ${field} is not base64`);
+  }
+  const out = new Uint8Array(Buffer.from(value, "base64"));
+  if (length !== undefined && out.length !== length) throw new EnvelopeError(`envelope: ${field} must be ${length} bytes, got ${out.length}`);
+  return out;
+}
+
+/** The `info` context for a command reply: binds the envelope to the agent and command id. */
+export function replyInfo(agentId: string, commandId: string): string {
+  return `mrtd-agent reply v1 ${agentId} ${commandId}`;
+}

@@ -1,0 +1,389 @@
+/**
+ * The agent's MQTT 5 connection (OASIS MQTT 5.0), the only module that imports `mqtt`.
+ *
+ * - Client id = agent id, clean start, no session kept: subscriptions are renewed on every
+ *   connect and QoS 1 events are kept by our own disk outbox, not by mqtt.js's memory store.
+ * - Last Will: `offline` on the retained status topic; after every connect a retained
+ *   `online` birth (version, readers, start time).
+ * - mqtt.js reconnects at a fixed period. Fleets of boards that lose the broker together would
+ *   then come back in lock step, so its reconnect is disabled and this module reconnects with
+ *   exponential backoff and jitter, using a fresh mqtt.js client per attempt (so nothing it
+ *   queued in memory is replayed behind the outbox's back).
+ * - mqtt.js parses a URL string with the deprecated `url.parse()` (a DeprecationWarning on every
+ *   start); the URL is parsed here with WHATWG `URL` and handed over as host/port/protocol,
+ *   which skips that path without muting other warnings.
+ */
+import { readFileSync } from "node:fs";
+import mqtt from "mqtt";
+import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
+import type { AgentConfig } from "./config.ts";
+import { Secret } from "./config.ts";
+import type { AgentTopics } from "./topics.ts";
+import { agentTopics } from "./topics.ts";
+
+export interface StatusOnline {
+  state: "online";
+  agentId: string;
+  version: string;
+  readers: string[];
+  startedAt: string;
+  connectedAt: string;
+}
+export interface StatusOffline {
+  state: "offline";
+  agentId: string;
+  /** "connection-lost" comes from the broker (Last Will); "shutdown" from a clean stop. */
+  reason: "connection-lost" | "shutdown";
+  startedAt: string;
+  at?: string;
+}
+export type StatusPayload = StatusOnline | StatusOffline;
+
+export interface MqttLinkOptions {
+  url: string;
+  clientId: string;
+  topics: AgentTopics;
+  version: string;
+  /** Current reader names, read at each birth. */
+  readers: () => string[];
+  /** PEM contents (not paths). */
+  tls?: { ca?: string; cert?: string; key?: string };
+  username?: string;
+  password?: Secret;
+  keepaliveS?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  connectTimeoutMs?: number;
+  /** Subscribe to this agent's cmd topics (default true). */
+  subscribeCommands?: boolean;
+  /** Randomness for the jitter (tests pass their own). */
+  random?: () => number;
+  now?: () => Date;
+}
+
+export interface PublishOptions {
+  qos?: 0 | 1;
+  retain?: boolean;
+  messageExpiryIntervalS?: number;
+  userProperties?: Record<string, string>;
+  correlationData?: Uint8Array;
+  responseTopic?: string;
+  contentType?: string;
+}
+
+export interface IncomingMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: number;
+  retain: boolean;
+  responseTopic?: string;
+  correlationData?: Uint8Array;
+  /** Seconds left before the message expires, as forwarded by the broker. */
+  messageExpiryIntervalS?: number;
+  userProperties?: Record<string, string | string[]>;
+  contentType?: string;
+  /** Local clock (ms) at arrival, for expiry arithmetic. */
+  receivedAt: number;
+}
+
+export interface LinkEvents {
+  connected: { attempt: number };
+  disconnected: { reason: string };
+  reconnecting: { attempt: number; delayMs: number };
+  message: IncomingMessage;
+  error: Error;
+}
+
+/** A publish that did not reach the broker, or was refused by it (MQTT 5 PUBACK reason code). */
+export class MqttLinkError extends Error {
+  readonly code: "OFFLINE" | "CONNECTION_LOST" | "REFUSED";
+  readonly reasonCode: number | undefined;
+  constructor(code: MqttLinkError["code"], message: string, reasonCode?: number) {
+    super(message);
+    this.name = "MqttLinkError";
+    this.code = code;
+    this.reasonCode = reasonCode;
+  }
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (1-based): exponential from minMs, capped at maxMs,
+ * with "equal jitter" (half fixed, half random) so it never drops below half the step.
+ */
+export function backoffDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const step = Math.min(maxMs, minMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+  return Math.round(step / 2 + random() * (step / 2));
+}
+
+type Listener<K extends keyof LinkEvents> = (value: LinkEvents[K]) => void;
+
+export class MqttLink {
+  readonly #opts: MqttLinkOptions;
+  readonly #startedAt: string;
+  readonly #listeners: { [K in keyof LinkEvents]: Set<Listener<K>> } = {
+    connected: new Set(),
+    disconnected: new Set(),
+    reconnecting: new Set(),
+    message: new Set(),
+    error: new Set(),
+  };
+  #client: MqttClient | undefined; // set only while connected and ready (subscribed, birth sent)
+  #attempt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+  #current: MqttClient | undefined; // the client of the current attempt
+  #pending = new Map<MqttClient, Set<(e: Error) => void>>();
+
+  constructor(opts: MqttLinkOptions) {
+    this.#opts = opts;
+    this.#startedAt = (opts.now?.() ?? new Date()).toISOString();
+  }
+
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  get startedAt(): string {
+    return this.#startedAt;
+  }
+
+  on<K extends keyof LinkEvents>(event: K, listener: Listener<K>): () => void {
+    this.#listeners[event].add(listener);
+    return () => this.#listeners[event].delete(listener);
+  }
+
+  /** Resolves on the next `connected` (immediately if connected now). */
+  waitConnected(timeoutMs = 30000): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        off();
+        reject(new MqttLinkError("OFFLINE", `not connected within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on("connected", () => {
+        clearTimeout(t);
+        off();
+        resolve();
+      });
+    });
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#connect();
+  }
+
+  /**
+   * Publishes; for QoS 1 resolves on PUBACK and rejects with the broker's reason code when it
+   * refuses (e.g. 0x87 not authorized). Rejects at once when offline: callers decide whether to
+   * keep the message (the outbox does) or drop it (health and metrics are republished anyway).
+   */
+  publish(topic: string, payload: string | Uint8Array, opts: PublishOptions = {}): Promise<void> {
+    const client = this.#client;
+    if (!client) return Promise.reject(new MqttLinkError("OFFLINE", "not connected to the broker"));
+    const properties: NonNullable<IPublishPacket["properties"]> = {};
+    if (opts.messageExpiryIntervalS !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil(opts.messageExpiryIntervalS));
+    if (opts.userProperties) properties.userProperties = opts.userProperties;
+    if (opts.correlationData) properties.correlationData = Buffer.from(opts.correlationData);
+    if (opts.responseTopic) properties.responseTopic = opts.responseTopic;
+    if (opts.contentType) properties.contentType = opts.contentType;
+    const body = typeof payload === "string" ? payload : Buffer.from(payload);
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const pending = this.#pending.get(client);
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        pending?.delete(fail);
+        reject(e);
+      };
+      pending?.add(fail);
+      client.publish(topic, body, { qos: opts.qos ?? 0, retain: opts.retain ?? false, properties }, (err) => {
+        if (settled) return;
+        settled = true;
+        pending?.delete(fail);
+        if (!err) return resolve();
+        const rc = (err as { code?: unknown }).code;
+        if (typeof rc === "number") reject(new MqttLinkError("REFUSED", `broker refused the publish (reason code 0x${rc.toString(16)})`, rc));
+        else reject(new MqttLinkError("CONNECTION_LOST", `publish not acknowledged: ${err.message}`));
+      });
+    });
+  }
+
+  /** Publishes `offline` (reason shutdown, retained) when connected, then disconnects cleanly (no will). */
+  async stop(opts: { publishOffline?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const client = this.#current;
+    this.#current = undefined;
+    if (!client) return;
+    const timeoutMs = opts.timeoutMs ?? 3000;
+    if (this.#client === client && opts.publishOffline !== false) {
+      const offline: StatusOffline = { state: "offline", agentId: this.#opts.clientId, reason: "shutdown", startedAt: this.#startedAt, at: this.#now() };
+      await withTimeout(this.publish(this.#opts.topics.status, JSON.stringify(offline), { qos: 1, retain: true }), timeoutMs).catch(() => {});
+    }
+    this.#client = undefined;
+    await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), timeoutMs).catch(() => client.end(true));
+  }
+
+  #emit<K extends keyof LinkEvents>(event: K, value: LinkEvents[K]): void {
+    for (const l of this.#listeners[event]) {
+      try {
+        l(value);
+      } catch (e) {
+        if (event !== "error") this.#emit("error", e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+  }
+
+  #now(): string {
+    return (this.#opts.now?.() ?? new Date()).toISOString();
+  }
+
+  #connect(): void {
+    if (!this.#running) return;
+    const o = this.#opts;
+    const url = new URL(o.url);
+    const secure = url.protocol === "mqtts:";
+    const will: StatusOffline = { state: "offline", agentId: o.clientId, reason: "connection-lost", startedAt: this.#startedAt };
+    const options: IClientOptions = {
+      protocol: secure ? "mqtts" : "mqtt",
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port ? Number(url.port) : secure ? 8883 : 1883,
+      protocolVersion: 5,
+      clientId: o.clientId,
+      clean: true,
+      keepalive: o.keepaliveS ?? 30,
+      reconnectPeriod: 0,
+      connectTimeout: o.connectTimeoutMs ?? 10000,
+      resubscribe: false,
+      queueQoSZero: false,
+      will: { topic: o.topics.status, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+    };
+    if (o.username !== undefined) options.username = o.username;
+    if (o.password !== undefined) options.password = o.password.reveal();
+    if (secure) {
+      options.rejectUnauthorized = true;
+      if (o.tls?.ca) options.ca = o.tls.ca;
+      if (o.tls?.cert) options.cert = o.tls.cert;
+      if (o.tls?.key) options.key = o.tls.key;
+    }
+    const client = mqtt.connect(options);
+    this.#current = client;
+    this.#pending.set(client, new Set());
+    let closed = false;
+
+    client.on("connect", () => {
+      void this.#ready(client);
+    });
+    client.on("message", (topic, payload, packet) => {
+      const p = packet.properties ?? {};
+      const msg: IncomingMessage = { topic, payload: new Uint8Array(payload), qos: packet.qos, retain: packet.retain, receivedAt: Date.now() };
+      if (p.responseTopic !== undefined) msg.responseTopic = p.responseTopic;
+      if (p.correlationData !== undefined) msg.correlationData = new Uint8Array(p.correlationData);
+      if (p.messageExpiryInterval !== undefined) msg.messageExpiryIntervalS = p.messageExpiryInterval;
+      if (p.userProperties !== undefined) msg.userProperties = p.userProperties;
+      if (p.contentType !== undefined) msg.contentType = p.contentType;
+      this.#emit("message", msg);
+    });
+    client.on("error", (e) => this.#emit("error", e));
+    client.on("close", () => {
+      if (closed) return;
+      closed = true;
+      const wasReady = this.#client === client;
+      if (wasReady) this.#client = undefined;
+      const pending = this.#pending.get(client);
+      this.#pending.delete(client);
+      for (const fail of pending ?? []) fail(new MqttLinkError("CONNECTION_LOST", "connection closed before PUBACK"));
+      client.end(true);
+      if (wasReady) this.#emit("disconnected", { reason: "connection closed" });
+      if (this.#running && this.#current === client) this.#schedule();
+    });
+  }
+
+  async #ready(client: MqttClient): Promise<void> {
+    const o = this.#opts;
+    try {
+      if (o.subscribeCommands !== false) {
+        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true });
+        const bad = granted.find((g) => g.qos > 2);
+        if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
+      }
+      if (this.#current !== client) return;
+      this.#client = client;
+      const birth: StatusOnline = {
+        state: "online",
+        agentId: o.clientId,
+        version: o.version,
+        readers: o.readers(),
+        startedAt: this.#startedAt,
+        connectedAt: this.#now(),
+      };
+      await this.publish(o.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
+      const attempt = this.#attempt;
+      this.#attempt = 0;
+      this.#emit("connected", { attempt });
+    } catch (e) {
+      this.#emit("error", e instanceof Error ? e : new Error(String(e)));
+      // Without a birth the fleet would see a stale status: drop this connection and retry.
+      client.end(true);
+    }
+  }
+
+  #schedule(): void {
+    this.#attempt++;
+    const o = this.#opts;
+    const delayMs = backoffDelayMs(this.#attempt, o.reconnectMinMs ?? 1000, o.reconnectMaxMs ?? 60000, o.random);
+    this.#emit("reconnecting", { attempt: this.#attempt, delayMs });
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#connect();
+    }, delayMs);
+  }
+}
+
+/** Builds link options from the validated configuration (reads the TLS files). */
+export function linkOptionsFromConfig(config: AgentConfig, extra: { version: string; readers: () => string[] }): MqttLinkOptions {
+  const m = config.mqtt;
+  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path, "utf8"));
+  const opts: MqttLinkOptions = {
+    url: m.url,
+    clientId: config.agent.id,
+    topics: agentTopics(m.prefix, config.agent.id),
+    version: extra.version,
+    readers: extra.readers,
+    keepaliveS: m.keepaliveS,
+    reconnectMinMs: m.reconnectMinMs,
+    reconnectMaxMs: m.reconnectMaxMs,
+    connectTimeoutMs: m.connectTimeoutMs,
+  };
+  const tls: NonNullable<MqttLinkOptions["tls"]> = {};
+  const ca = read(m.ca);
+  const cert = read(m.clientCert);
+  const key = read(m.clientKey);
+  if (ca !== undefined) tls.ca = ca;
+  if (cert !== undefined) tls.cert = cert;
+  if (key !== undefined) tls.key = key;
+  if (ca !== undefined || cert !== undefined) opts.tls = tls;
+  if (m.username !== undefined) opts.username = m.username;
+  if (m.password !== undefined) opts.password = m.password;
+  return opts;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * The one place MQTT topic names are built (documented in deploy/asyncapi.yaml; the broker
+ * ACL in deploy/mosquitto/acl relies on the same layout):
+ *
+ *   <prefix>/<agent>/status                    retained online/offline (birth and will)
+ *   <prefix>/<agent>/readers/<reader>/health   retained reader health
+ *   <prefix>/<agent>/metrics                   periodic metrics
+ *   <prefix>/<agent>/events                    QoS 1 events (from the outbox)
+ *   <prefix>/<agent>/cmd/<command>             requests to this agent (MQTT 5 request/response)
+ *   <prefix>/<agent>/reply/<requester>[/...]   where requesters point their response topic
+ *
+ * Reader names come from PC/SC ("ACS ACR122U PICC Interface 00 00") and are slugged so a
+ * topic level never holds `/`, `+`, `#` or spaces.
+ */
+import { topicPrefixProblem } from "./config.ts";
+
+export interface AgentTopics {
+  readonly prefix: string;
+  readonly agentId: string;
+  /** `<prefix>/<agent>` */
+  readonly base: string;
+  readonly status: string;
+  readonly metrics: string;
+  readonly events: string;
+  /** Subscription filter for every command of this agent. */
+  readonly cmdFilter: string;
+  /** Subscription filter for every reader health topic of this agent. */
+  readonly healthFilter: string;
+  health(readerName: string): string;
+  cmd(command: string): string;
+  /** A response topic a requester named `requester` may use (the ACL lets agents write only there). */
+  reply(requester: string): string;
+  /** The command name of a topic under this agent's cmd/, or undefined. */
+  commandOf(topic: string): string | undefined;
+}
+
+const LEVEL = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function agentTopics(prefix: string, agentId: string): AgentTopics {
+  const problem = topicPrefixProblem(prefix);
+  if (problem) throw new RangeError(`agentTopics: prefix ${problem}`);
+  if (!LEVEL.test(agentId)) throw new RangeError("agentTopics: agentId must be 1-64 of A-Z a-z 0-9 . _ -");
+  const base = `${prefix}/${agentId}`;
+  const cmdBase = `${base}/cmd/`;
+  return {
+    prefix,
+    agentId,
+    base,
+    status: `${base}/status`,
+    metrics: `${base}/metrics`,
+    events: `${base}/events`,
+    cmdFilter: `${cmdBase}+`,
+    healthFilter: `${base}/readers/+/health`,
+    health: (readerName) => `${base}/readers/${readerSlug(readerName)}/health`,
+    cmd: (command) => {
+      if (!LEVEL.test(command)) throw new RangeError("agentTopics.cmd: command must be one safe topic level");
+      return cmdBase + command;
+    },
+    reply: (requester) => {
+      if (!LEVEL.test(requester)) throw new RangeError("agentTopics.reply: requester must be one safe topic level");
+      return `${base}/reply/${requester}`;
+    },
+    commandOf: (topic) => {
+      if (!topic.startsWith(cmdBase)) return undefined;
+      const rest = topic.slice(cmdBase.length);
+      return rest !== "" && !rest.includes("/") ? rest : undefined;
+    },
+  };
+}
+
+/**
+ * A reader name as one topic level: lower case, runs of anything but a-z 0-9 . _ - become
+ * one "-", trimmed, at most 64 characters. A name with nothing usable gets a stable
+ * "reader-<hash>" so two such readers still differ.
+ */
+export function readerSlug(name: string): string {
+  const slug = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "") // drop combining accents: "Ü" -> "U"
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[-.]+|[-.]+$/g, "")
+    .slice(0, 64)
+    .replace(/[-.]+$/, "");
+  return slug !== "" ? slug : `reader-${fnv1a(name).toString(16).padStart(8, "0")}`;
+}
+
+/** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved). */
+export function isPublishableTopic(topic: string): boolean {
+  return topic.length > 0 && Buffer.byteLength(topic) <= 65535 && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../../agent/service/config.ts";
+import { CommandDispatcher } from "../../agent/service/commands.ts";
+import { MqttLink, linkOptionsFromConfig } from "../../agent/service/mqtt-link.ts";
+import { startMosquitto } from "../support/mosquitto.ts";
+import type { Mosquitto } from "../support/mosquitto.ts";
+import { observe } from "./fixtures/mqtt-observer.ts";
+import type { Observer } from "./fixtures/mqtt-observer.ts";
+
+// deploy/mosquitto/mosquitto.conf + acl as shipped, certificates from deploy/make-test-pki.sh.
+let broker: Mosquitto;
+let link: MqttLink;
+let operator: Observer;
+
+beforeAll(async () => {
+  broker = await startMosquitto({ config: "tls-acl", agents: ["agent-a", "agent-b"] });
+  const c = broker.certs!;
+  const dir = mkdtempSync(join(tmpdir(), "mrtd-acl-"));
+  const file = join(dir, "agent-a.toml");
+  writeFileSync(
+    file,
+    `[agent]\nid = "agent-a"\nstate_dir = "${dir}"\n[mqtt]\nurl = "${broker.url}"\nca = "${c.ca}"\nclient_cert = "${c.client("agent-a").cert}"\nclient_key = "${c.client("agent-a").key}"\nreconnect_min_ms = 100\n`,
+  );
+  const config = loadConfig(file, {});
+  link = new MqttLink(linkOptionsFromConfig(config, { version: "t", readers: () => [] }));
+  const dispatcher = new CommandDispatcher({ link, topics: linkOptionsFromConfig(config, { version: "t", readers: () => [] }).topics });
+  link.on("message", (m) => void dispatcher.handle(m));
+  operator = await observe(broker, "operator-test");
+  await operator.client.subscribeAsync("mrtd/v1/#", { qos: 1 });
+  link.start();
+  await link.waitConnected(10000);
+}, 30000);
+afterAll(async () => {
+  await link.stop();
+  await operator.close();
+  await broker.stop();
+});
+
+describe("TLS client certificates + pattern ACL (deploy/mosquitto)", () => {
+  test("the agent connects with its certificate and its birth reaches operators", async () => {
+    await operator.waitFor((m) => m.some((x) => x.topic === "mrtd/v1/agent-a/status"), 5000, "birth");
+    expect(operator.on("mrtd/v1/agent-a/status")[0]!.json).toMatchObject({ state: "online", agentId: "agent-a" });
+  });
+
+  test("an agent cannot publish under another agent's id: PUBACK 0x87 and nothing arrives", async () => {
+    await expect(link.publish("mrtd/v1/agent-b/status", JSON.stringify({ state: "online", agentId: "agent-b" }), { qos: 1, retain: true })).rejects.toMatchObject({ code: "REFUSED", reasonCode: 0x87 });
+    await expect(link.publish("mrtd/v1/agent-b/events", "{}", { qos: 1 })).rejects.toMatchObject({ reasonCode: 0x87 });
+    await link.publish("mrtd/v1/agent-a/events", JSON.stringify({ marker: "own" }), { qos: 1 });
+    await operator.waitFor((m) => m.some((x) => x.topic === "mrtd/v1/agent-a/events"), 5000, "own event");
+    expect(operator.messages.filter((m) => m.topic.startsWith("mrtd/v1/agent-b/"))).toEqual([]);
+  });
+
+  test("agents cannot send commands, to others or themselves; operators can", async () => {
+    await expect(link.publish("mrtd/v1/agent-b/cmd/ping", JSON.stringify({ id: "x" }), { qos: 1 })).rejects.toMatchObject({ reasonCode: 0x87 });
+    await expect(link.publish("mrtd/v1/agent-a/cmd/ping", JSON.stringify({ id: "x" }), { qos: 1 })).rejects.toMatchObject({ reasonCode: 0x87 });
+    await operator.client.publishAsync("mrtd/v1/agent-a/cmd/ping", JSON.stringify({ id: "op-1" }), {
+      qos: 1,
+      properties: { responseTopic: "mrtd/v1/agent-a/reply/operator-test", correlationData: Buffer.from("c1") },
+    });
+    await operator.waitFor((m) => m.some((x) => x.topic === "mrtd/v1/agent-a/reply/operator-test"), 5000, "ping reply");
+    expect(operator.on("mrtd/v1/agent-a/reply/operator-test")[0]!.json).toMatchObject({ id: "op-1", ok: true });
+  });
+
+  test("another agent cannot read this agent's commands or replies", async () => {
+    const b = await observe(broker, "agent-b");
+    await b.client.subscribeAsync(["mrtd/v1/agent-a/cmd/+", "mrtd/v1/agent-a/reply/#"], { qos: 1 });
+    await operator.client.publishAsync("mrtd/v1/agent-a/cmd/ping", JSON.stringify({ id: "op-2" }), {
+      qos: 1,
+      properties: { responseTopic: "mrtd/v1/agent-a/reply/operator-test", correlationData: Buffer.from("c2") },
+    });
+    await operator.waitFor((m) => m.some((x) => (x.json as { id?: string })?.id === "op-2" && x.topic.includes("/reply/")), 5000, "reply op-2");
+    await Bun.sleep(200);
+    expect(b.messages).toEqual([]);
+    await b.close();
+  });
+
+  test("a client without a certificate from the fleet CA is refused", async () => {
+    await expect(observe({ ...broker, certs: undefined }, "anonymous", { protocol: "mqtts", rejectUnauthorized: false, connectTimeout: 3000 })).rejects.toBeDefined();
+  });
+});

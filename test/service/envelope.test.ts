@@ -1,0 +1,112 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { ENVELOPE_ALG, EnvelopeError, b64, generateKeyPair, openSealed, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const CLI = resolve(import.meta.dir, "../../deploy/decrypt-reply.ts");
+
+describe("sealed envelope (X25519-HKDF-SHA256-ChaCha20Poly1305)", () => {
+  const { privateKey, publicKey } = generateKeyPair();
+  const info = replyInfo("board-7", "cmd-1");
+  const plaintext = enc.encode(JSON.stringify({ documentNumber: "L898902C3", surname: "ERIKSSON" }));
+
+  test("round trip; ciphertext hides the plaintext; fresh ephemeral key and nonce each time", () => {
+    const a = sealForRecipient(publicKey, plaintext, info);
+    const b = sealForRecipient(publicKey, plaintext, info);
+    expect(a.alg).toBe(ENVELOPE_ALG);
+    expect(dec.decode(openSealed(privateKey, a))).toBe(dec.decode(plaintext));
+    expect(dec.decode(openSealed(privateKey, b, info))).toBe(dec.decode(plaintext));
+    expect(a.epk).not.toBe(b.epk);
+    expect(a.ct).not.toBe(b.ct);
+    expect(Buffer.from(a.ct, "base64").length).toBe(plaintext.length + 16);
+    expect(JSON.stringify(a)).not.toContain("ERIKSSON");
+  });
+
+  test("same input and randomness give the same envelope (deterministic given its random source)", () => {
+    let n = 0;
+    const rnd = (len: number) => Uint8Array.from({ length: len }, () => (n++ * 37) & 0xff);
+    const a = sealForRecipient(publicKey, plaintext, info, rnd);
+    n = 0;
+    const b = sealForRecipient(publicKey, plaintext, info, rnd);
+    expect(a).toEqual(b);
+    // and the derivation is X25519(esk, pk): recompute the epk independently
+    n = 0;
+    expect(a.epk).toBe(b64(x25519.getPublicKey(rnd(32))));
+  });
+
+  test("tampering with ct, nonce, epk or info, or the wrong key, fails authentication", () => {
+    const env = sealForRecipient(publicKey, plaintext, info);
+    const flip = (s: string, i: number) => {
+      const bytes = Buffer.from(s, "base64");
+      bytes[i] = bytes[i]! ^ 1;
+      return bytes.toString("base64");
+    };
+    expect(() => openSealed(privateKey, { ...env, ct: flip(env.ct, 0) })).toThrow(EnvelopeError);
+    expect(() => openSealed(privateKey, { ...env, ct: flip(env.ct, Buffer.from(env.ct, "base64").length - 1) })).toThrow(/authentication failed/);
+    expect(() => openSealed(privateKey, { ...env, nonce: flip(env.nonce, 3) })).toThrow(/authentication failed/);
+    expect(() => openSealed(privateKey, { ...env, epk: flip(env.epk, 5) })).toThrow(EnvelopeError);
+    expect(() => openSealed(privateKey, { ...env, info: replyInfo("board-7", "cmd-2") })).toThrow(/authentication failed/);
+    expect(() => openSealed(privateKey, env, replyInfo("board-8", "cmd-1"))).toThrow(/another context/);
+    expect(() => openSealed(generateKeyPair().privateKey, env)).toThrow(/authentication failed/);
+  });
+
+  test("malformed envelopes and keys are refused with exact errors", () => {
+    const env = sealForRecipient(publicKey, plaintext, info);
+    expect(() => openSealed(privateKey, null)).toThrow(/not an object/);
+    expect(() => openSealed(privateKey, { ...env, alg: "AES" })).toThrow(/alg must be/);
+    expect(() => openSealed(privateKey, { ...env, nonce: "AAAA" })).toThrow(/nonce must be 12 bytes, got 3/);
+    expect(() => openSealed(privateKey, { ...env, epk: "not base64!" })).toThrow(/epk is not base64/);
+    expect(() => openSealed(privateKey, { ...env, ct: "AAAA" })).toThrow(/shorter than the authentication tag/);
+    expect(() => sealForRecipient(new Uint8Array(31), plaintext, info)).toThrow(/recipientPublicKey must be 32 bytes, got 31/);
+    // a low-order point (all zero) gives an all-zero shared secret: refused
+    expect(() => sealForRecipient(new Uint8Array(32), plaintext, info)).toThrow(/not a valid X25519 public key/);
+  });
+});
+
+describe("deploy/decrypt-reply.ts CLI", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mrtd-decrypt-"));
+  const run = (args: string[], stdin?: string) => {
+    const r = Bun.spawnSync([process.execPath, CLI, ...args], { stdin: stdin === undefined ? "ignore" : Buffer.from(stdin), stdout: "pipe", stderr: "pipe" });
+    return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+
+  test("--help", () => {
+    const r = run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("--gen-key");
+  });
+
+  test("gen-key, then decrypt a reply from a file and from stdin; wrong key fails", () => {
+    const keyFile = join(dir, "op.key");
+    const g = run(["--gen-key", keyFile]);
+    expect(g.code).toBe(0);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const pub = new Uint8Array(Buffer.from(g.out.trim(), "base64"));
+    expect(pub.length).toBe(32);
+    const personal = { documentNumber: "L898902C3", primaryIdentifier: "ERIKSSON" };
+    const reply = { id: "cmd-9", command: "read", kind: "result", ok: true, result: { outcome: "success", personalData: sealForRecipient(pub, enc.encode(JSON.stringify(personal)), replyInfo("board-7", "cmd-9")) } };
+    const replyFile = join(dir, "reply.json");
+    writeFileSync(replyFile, JSON.stringify(reply));
+    const fromFile = run(["--key", keyFile, replyFile]);
+    expect(fromFile.code).toBe(0);
+    expect(JSON.parse(fromFile.out).result.personalData).toEqual(personal);
+    const fromStdin = run(["--key", keyFile, "-"], readFileSync(replyFile, "utf8"));
+    expect(JSON.parse(fromStdin.out).result.personalData).toEqual(personal);
+    // an envelope bound to another command id is refused
+    const moved = run(["--key", keyFile, "-"], JSON.stringify({ ...reply, id: "cmd-10" }));
+    expect(moved.code).toBe(1);
+    expect(moved.err).toContain("another command id");
+    const other = join(dir, "other.key");
+    run(["--gen-key", other]);
+    const wrong = run(["--key", other, replyFile]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain("authentication failed");
+    expect(wrong.out).not.toContain("ERIKSSON");
+    // gen-key never overwrites
+    expect(run(["--gen-key", keyFile]).code).toBe(1);
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, test } from "bun:test";
+import { agentTopics, isPublishableTopic, readerSlug } from "../../agent/service/topics.ts";
+
+describe("topics", () => {
+  const t = agentTopics("mrtd/v1", "board-7");
+  test("layout under <prefix>/<agent>", () => {
+    expect(t.status).toBe("mrtd/v1/board-7/status");
+    expect(t.metrics).toBe("mrtd/v1/board-7/metrics");
+    expect(t.events).toBe("mrtd/v1/board-7/events");
+    expect(t.health("Virtual PCD 00 00")).toBe("mrtd/v1/board-7/readers/virtual-pcd-00-00/health");
+    expect(t.cmd("read")).toBe("mrtd/v1/board-7/cmd/read");
+    expect(t.cmdFilter).toBe("mrtd/v1/board-7/cmd/+");
+    expect(t.healthFilter).toBe("mrtd/v1/board-7/readers/+/health");
+    expect(t.reply("operator-test")).toBe("mrtd/v1/board-7/reply/operator-test");
+  });
+  test("commandOf recognises only this agent's single-level cmd topics", () => {
+    expect(t.commandOf("mrtd/v1/board-7/cmd/read")).toBe("read");
+    expect(t.commandOf("mrtd/v1/board-7/cmd/read/x")).toBeUndefined();
+    expect(t.commandOf("mrtd/v1/board-8/cmd/read")).toBeUndefined();
+    expect(t.commandOf("mrtd/v1/board-7/cmd/")).toBeUndefined();
+  });
+  test("reader slugs never hold topic specials", () => {
+    for (const name of ["ACS ACR122U PICC Interface 00 00", "a/b+c#d", "Reader #1 / slot +2", "  ", "###", "Ünïcödé Leser 01", "x".repeat(200)]) {
+      const s = readerSlug(name);
+      expect(s).toMatch(/^[a-z0-9._-]{1,64}$/);
+      expect(isPublishableTopic(t.health(name))).toBe(true);
+    }
+    expect(readerSlug("a/b+c#d")).toBe("a-b-c-d");
+    expect(readerSlug("Ünïcödé Leser 01")).toBe("unicode-leser-01");
+    expect(readerSlug("###")).not.toBe(readerSlug("+++"));
+    expect(readerSlug("###")).toBe(readerSlug("###"));
+  });
+  test("bad prefix, agent id or command level are refused", () => {
+    expect(() => agentTopics("mrtd/#", "a")).toThrow(RangeError);
+    expect(() => agentTopics("$SYS/x", "a")).toThrow(RangeError);
+    expect(() => agentTopics("mrtd/v1", "a/b")).toThrow(RangeError);
+    expect(() => t.cmd("read/+")).toThrow(RangeError);
+  });
+  test("publishable topic names", () => {
+    expect(isPublishableTopic("a/b")).toBe(true);
+    expect(isPublishableTopic("a/+")).toBe(false);
+    expect(isPublishableTopic("a/#")).toBe(false);
+    expect(isPublishableTopic("$SYS/x")).toBe(false);
+    expect(isPublishableTopic("")).toBe(false);
+  });
+});
