@@ -12,6 +12,8 @@ import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { Progress } from "./progress.ts";
+import { type DocumentVerdict, loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
+import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
 export const READ_OPTIONS: Record<string, OptionSpec> = {
   doc: { type: "string", arg: "<number>", help: "document number as printed in the MRZ" },
@@ -27,24 +29,32 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   "max-block": { type: "number", arg: "<bytes>", help: "largest short READ BINARY block to start with", default: 231 },
   "no-sfi": { type: "boolean", help: "select each file by identifier instead of reading by short EF identifier" },
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
+  trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
+  "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
   help: { type: "boolean", help: "show this help" },
 };
 
 export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> --expiry <YYMMDD> [options]
 
 Reads an ICAO 9303 passport or ID card through pcsc-lite with Basic Access Control:
-EF.COM, the data groups, EF.SOD; checks every MRZ check digit and the data-group
-hashes against EF.SOD.
+EF.COM, the data groups, EF.SOD; checks every MRZ check digit, then verifies the
+document: Passive Authentication (data-group hashes, the EF.SOD signature, the
+document signer's chain to a CSCA from --trust, validity, CRLs) and, when the chip
+has DG15, Active Authentication. The verdict is verified, failed or unverifiable
+(e.g. without --trust), with what was and was not proven.
 
 Options:
 ${formatOptions(READ_OPTIONS)}
 
-Exit codes: 0 read complete, 2 usage, 3 no reader or no card, 4 access denied,
-5 transport failure (card lost, reader error), 6 card or data error, 1 other.
+Exit codes: 0 read complete (verdict verified or unverifiable), 2 usage, 3 no reader
+or no card, 4 access denied, 5 transport failure (card lost, reader error), 6 card or
+data error, 7 read complete but the verdict is failed (altered data, bad signature,
+expired or revoked signer, failed Active Authentication), 1 other.
 (3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseOptions(argv, READ_OPTIONS);
+  const taken = takeTrustOption(argv);
+  const { options: o, positionals } = parseOptions(taken.argv, READ_OPTIONS);
   if (o.help) {
     console.log(READ_HELP);
     return EXIT.OK;
@@ -59,6 +69,9 @@ export async function readCommand(argv: string[]): Promise<number> {
   const waitMs = Number(o.wait) * 1000;
   if (!(waitMs >= 0)) throw new UsageError("--wait must be 0 or more seconds", "wait");
   const json = o.json === true;
+  const activeAuthentication = o["no-aa"] !== true;
+  // before the card: a wrong --trust path is a usage error, not a wasted read
+  const trust = loadTrust(taken.trust);
 
   const progress = new Progress(json ? undefined : process.stderr);
   const card = await openCard({
@@ -81,6 +94,7 @@ export async function readCommand(argv: string[]): Promise<number> {
         maxShortBlock: maxBlock,
         sfi: o["no-sfi"] !== true,
         trace: o.trace === true,
+        activeAuthentication,
         onProgress: (p: ReadProgress) => progress.update(p),
       },
       card.reconnect,
@@ -90,10 +104,22 @@ export async function readCommand(argv: string[]): Promise<number> {
     await card.close();
   }
 
-  if (typeof o.out === "string") writeOut(o.out, result);
-  if (json) console.log(JSON.stringify(toJson(result), null, 2));
-  else printHuman(result);
-  return EXIT.OK;
+  const verification = verifyDocument({
+    files: result.files,
+    comDataGroups: result.com?.dataGroups,
+    trust,
+    trustSources: taken.trust,
+    issuingState: result.mrz?.issuingState,
+    aa: result.aa,
+    aaAttempted: activeAuthentication,
+  });
+  if (typeof o.out === "string") writeOut(o.out, result, verification);
+  if (json) console.log(JSON.stringify(toJson(result, verification), null, 2));
+  else {
+    printHuman(result);
+    for (const line of verdictLines(verification)) console.log(line);
+  }
+  return verification.overall === "failed" ? EXIT.VERIFICATION_FAILED : EXIT.OK;
 }
 
 function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
@@ -120,7 +146,7 @@ function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
   return key;
 }
 
-export function toJson(r: DocumentRead): Record<string, unknown> {
+export function toJson(r: DocumentRead, verification?: DocumentVerdict): Record<string, unknown> {
   const s = r.summary;
   return {
     reader: s.reader,
@@ -150,6 +176,7 @@ export function toJson(r: DocumentRead): Record<string, unknown> {
     dg12: r.dg12,
     sod: r.sod ? { hashAlgorithm: r.sod.hashAlgorithm, dataGroups: r.sodHashes } : undefined,
     hashesMatchSod: s.hashesMatchSod,
+    verification,
     parseErrors: r.parseErrors,
     apdus: { count: s.apdus },
     durationMs: s.durationMs,
@@ -193,12 +220,12 @@ function printHuman(r: DocumentRead): void {
   }
 }
 
-function writeOut(dir: string, r: DocumentRead): void {
+function writeOut(dir: string, r: DocumentRead, verification: DocumentVerdict): void {
   mkdirSync(dir, { recursive: true });
   for (const [k, v] of r.files) writeFileSync(join(dir, `${k}.bin`), v);
   const face = r.dg2?.faces[0];
   if (face) writeFileSync(join(dir, face.format === "jpeg2000" ? "face.jp2" : face.format === "jpeg" ? "face.jpg" : "face.bin"), face.imageBytes);
-  writeFileSync(join(dir, "result.json"), JSON.stringify(toJson(r), null, 2) + "\n");
+  writeFileSync(join(dir, "result.json"), JSON.stringify(toJson(r, verification), null, 2) + "\n");
 }
 
 export function spaced(b: Uint8Array): string {

@@ -15,11 +15,29 @@ describe("virtual passport profiles", () => {
 
   test("the fixture PKI directory loads its CSCA and refuses the DS certificate as an anchor", () => {
     expect(trust.size).toBe(1);
+    expect(trust.crls.map((c) => c.verified)).toEqual([true]);
     expect(trust.anchors[0]!.cert.subject.country).toBe("UT");
     expect(trust.log.some((l) => l.status === "rejected" && l.detail === "not a CA certificate")).toBe(true);
   });
 
-  for (const name of PROFILE_NAMES) {
+  /** Passive Authentication verdict each profile is built to give (issue 3); the rest verify. */
+  const EXPECTED: Record<string, string> = {
+    "tampered-dg1": "failed DG_HASH_MISMATCH",
+    "bad-sod-signature": "failed SOD_SIGNATURE_BAD",
+    "expired-ds": "failed DS_EXPIRED",
+    "revoked-ds": "failed DS_REVOKED",
+    "unknown-csca": "unverifiable NO_CSCA",
+  };
+
+  for (const name of PROFILE_NAMES.filter((n) => EXPECTED[n])) {
+    test(`${name}: ${EXPECTED[name]}`, async () => {
+      const p = await loadProfile(name);
+      const v = verifyPassive({ sod: p.files.sod, files: p.files.dgs, trust, issuingState: "UTO", now: new Date(Date.UTC(2026, 5, 1)) });
+      expect(`${v.overall} ${v.reasons.join(",")}`).toBe(EXPECTED[name]!);
+    });
+  }
+
+  for (const name of PROFILE_NAMES.filter((n) => !EXPECTED[n])) {
     test(`${name}: parses and verifies`, async () => {
       const p = await loadProfile(name);
       const sod = parseSod(p.files.sod);

@@ -16,6 +16,7 @@ import {
   type KeyPair3des,
   type SmSession,
 } from "./card-sm.ts";
+import { aaSign, type AaPrivateKey } from "./card-aa.ts";
 import { EMRTD_AID, EmrtdFileSystem, type ElementaryFile, type PassportFiles } from "./file-system.ts";
 import { resolveCardOptions, type CardOptions, type CardOptionsInput } from "./options.ts";
 
@@ -43,10 +44,14 @@ export class VirtualPassport {
   /** After a failed EXTERNAL AUTHENTICATE the chip refuses until the next GET CHALLENGE. */
   private bacFailed = false;
   private session: SmSession | undefined;
+  /** Active Authentication private key (9303-11 §6.1); without it INTERNAL AUTHENTICATE is 6D00. */
+  private readonly aaKey: AaPrivateKey | undefined;
 
-  constructor(files: PassportFiles, opts: CardOptionsInput) {
+  /** `files.aaKey`: the chip's AA key (a profile's; a clone's key differs from DG15). */
+  constructor(files: PassportFiles & { aaKey?: AaPrivateKey }, opts: CardOptionsInput) {
     this.options = resolveCardOptions(opts);
     this.fs = new EmrtdFileSystem(files);
+    this.aaKey = files.aaKey;
     this.documentKeys = documentBacKeys(this.options.mrzKey);
   }
 
@@ -153,6 +158,8 @@ export class VirtualPassport {
         return this.getChallenge(cmd);
       case 0x82:
         return ctx.authenticated ? { sw: 0x6985 } : this.externalAuthenticate(cmd);
+      case 0x88:
+        return this.internalAuthenticate(cmd, ctx);
       default:
         return { sw: 0x6d00 };
     }
@@ -294,6 +301,17 @@ export class VirtualPassport {
     }
     this.session = result.session;
     return { data: result.response, sw: 0x9000 };
+  }
+
+  /** INTERNAL AUTHENTICATE (9303-11 §6.1): sign the 8-byte challenge with the AA key. */
+  private internalAuthenticate(cmd: CommandApdu, ctx: Context): Result {
+    if (!this.aaKey) return { sw: 0x6d00 };
+    if (!ctx.authenticated) return { sw: 0x6982 };
+    if (cmd.p1 !== 0 || cmd.p2 !== 0) return { sw: 0x6a86 };
+    if (cmd.data?.length !== 8 || cmd.ne === undefined) return { sw: 0x6700 };
+    const signature = aaSign(this.aaKey, cmd.data, (n) => Uint8Array.from(this.options.random(n)));
+    if (signature.length > ctx.limit || signature.length > cmd.ne) return { sw: 0x6700 };
+    return { data: signature, sw: 0x9000 };
   }
 
   private endSession(): void {

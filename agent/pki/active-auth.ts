@@ -1,0 +1,201 @@
+/**
+ * Active Authentication (ICAO 9303-11 §6.1): the inspection system sends a fresh 8-byte
+ * challenge with INTERNAL AUTHENTICATE; the chip signs it with the private key whose public key
+ * is DG15. RSA signatures use ISO/IEC 9796-2 digital signature scheme 1 with partial message
+ * recovery (M = M1 || challenge, trailer BC = SHA-1 implicit or hashID||CC explicit);
+ * ECDSA signatures (BSI TR-03111: plain r||s, or DER) use the hash DG14's
+ * ActiveAuthenticationInfo names. Proves the chip holds the key: a copied chip cannot.
+ * Verification is pure; activeAuthenticate() takes the (secure-messaging) send function.
+ */
+import { concat, equalBytes } from "../bytes.ts";
+import { MrtdError, ParseError } from "../errors.ts";
+import type { CommandApdu } from "../iso7816/apdu.ts";
+import { type ActiveAuthenticationInfo, type Dg14, parseDg14 } from "../lds/dg14.ts";
+import { type Dg15, parseDg15 } from "../lds/dg15.ts";
+import { digest, digestLength } from "./digest.ts";
+import { type EcPublicKey, verifyEcdsa } from "./ecdsa.ts";
+import type { HashName } from "./oids.ts";
+import type { RsaPublicKey } from "./rsa.ts";
+
+export type AaStatus = "ok" | "failed" | "not-supported" | "error";
+
+export interface AaResult {
+  status: AaStatus;
+  /** e.g. "RSA-1024 ISO/IEC 9796-2 SHA-1", "ECDSA P-256 SHA-256 (plain)". */
+  algorithm?: string;
+  /** Why it failed, errored or is not supported: structure and algorithm names only, never data. */
+  detail?: string;
+  /** The chip's status word when it refused INTERNAL AUTHENTICATE. */
+  sw?: number;
+}
+
+export const INS_INTERNAL_AUTHENTICATE = 0x88;
+export const AA_CHALLENGE_LENGTH = 8;
+
+/** ISO/IEC 10118-3 hash identifiers of the explicit 9796-2 trailer (hashID || CC). */
+export const ISO9796_HASH_ID: Record<number, HashName> = { 0x33: "sha1", 0x34: "sha256", 0x35: "sha512", 0x36: "sha384", 0x38: "sha224" };
+
+const HASH_LABEL: Record<HashName, string> = { sha1: "SHA-1", sha224: "SHA-224", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
+
+/**
+ * Largest signature a short-Le 3DES-protected response carries (DO'87' + DO'99' + DO'8E' within
+ * 256 bytes); longer ones (RSA-2048) ask for an extended Le.
+ */
+const SHORT_SM_SIGNATURE_MAX = 223;
+
+/** INTERNAL AUTHENTICATE 00 88 00 00 08 <challenge> Le (9303-11 §6.1). */
+export function internalAuthenticateCommand(challenge: Uint8Array, ne = 256): CommandApdu {
+  if (challenge.length !== AA_CHALLENGE_LENGTH) throw new RangeError(`challenge must be 8 bytes, got ${challenge.length}`);
+  return { cla: 0x00, ins: INS_INTERNAL_AUTHENTICATE, p1: 0x00, p2: 0x00, data: challenge, ne };
+}
+
+function toBig(b: Uint8Array): bigint {
+  let x = 0n;
+  for (const v of b) x = (x << 8n) | BigInt(v);
+  return x;
+}
+
+function toBytes(x: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let v = x;
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+function modPow(base: bigint, exp: bigint, m: bigint): bigint {
+  let r = 1n;
+  let b = base % m;
+  let e = exp;
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+    e >>= 1n;
+  }
+  return r;
+}
+
+/**
+ * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge.
+ * Returns the hash the trailer named, or why it does not verify.
+ */
+export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, signature: Uint8Array): { ok: true; hash: HashName } | { ok: false; detail: string; hash?: HashName } {
+  const k = Math.ceil(key.bits / 8);
+  if (signature.length === 0 || signature.length > k) return { ok: false, detail: `signature of ${signature.length} bytes for a ${k}-byte modulus` };
+  const s = toBig(signature);
+  if (s >= key.n) return { ok: false, detail: "signature not smaller than the modulus" };
+  let x = modPow(s, key.e, key.n);
+  // 9796-2 §B.6: the signer may have sent n - J^d; the representative always ends in nibble C
+  if ((x & 0xfn) !== 0xcn) x = key.n - x;
+  if ((x & 0xfn) !== 0xcn) return { ok: false, detail: "no 9796-2 trailer in the recovered block" };
+  const f = toBytes(x, k);
+  if ((f[0]! & 0xc0) !== 0x40) return { ok: false, detail: "no 9796-2 header in the recovered block" };
+  if ((f[0]! & 0x20) === 0) return { ok: false, detail: "9796-2 total recovery: the challenge is not part of the signature" };
+  let hash: HashName;
+  let t: number;
+  if (f[k - 1] === 0xbc) {
+    hash = "sha1";
+    t = 1;
+  } else if (f[k - 1] === 0xcc) {
+    const h = ISO9796_HASH_ID[f[k - 2]!];
+    if (!h) return { ok: false, detail: `unknown 9796-2 hash identifier ${f[k - 2]!.toString(16)}` };
+    hash = h;
+    t = 2;
+  } else {
+    return { ok: false, detail: "unknown 9796-2 trailer" };
+  }
+  // padding nibbles B..B then A end the header (9796-2 §8.1.1); M1 follows
+  let mStart = 0;
+  while (mStart < k && (f[mStart]! & 0x0f) !== 0x0a) mStart++;
+  mStart++;
+  const hLen = digestLength(hash);
+  const hStart = k - t - hLen;
+  if (hStart < mStart) return { ok: false, detail: "recovered block too short for the hash", hash };
+  const m1 = f.subarray(mStart, hStart);
+  const recovered = f.subarray(hStart, k - t);
+  return equalBytes(digest(hash, concat(m1, challenge)), recovered) ? { ok: true, hash } : { ok: false, detail: "hash of M1 || challenge differs", hash };
+}
+
+/**
+ * Verifies an ECDSA AA signature over the challenge. DG14 names the hash; without it every
+ * standard hash is tried (still unforgeable: each candidate needs the private key). Plain and
+ * DER signatures are both accepted, as chips differ from what their DG14 says.
+ */
+export function verifyEcdsaAa(key: EcPublicKey, info: ActiveAuthenticationInfo | undefined, challenge: Uint8Array, signature: Uint8Array): { ok: boolean; algorithm: string } {
+  // r||s of the field length twice is plain; anything else can only be DER
+  const formats: ("plain" | "der")[] = signature.length === key.curve.lengths.signature! ? ["plain", "der"] : ["der"];
+  const hashes: HashName[] = info?.hash ? [info.hash] : ["sha1", "sha224", "sha256", "sha384", "sha512"];
+  for (const h of hashes) {
+    for (const f of formats) {
+      if (verifyEcdsa(key, digest(h, challenge), signature, f)) return { ok: true, algorithm: `ECDSA ${key.curveName} ${HASH_LABEL[h]} (${f})` };
+    }
+  }
+  const named = info?.hash ? HASH_LABEL[info.hash] : "hash not named in DG14";
+  return { ok: false, algorithm: `ECDSA ${key.curveName} ${named}` };
+}
+
+/** Verifies the chip's answer to `challenge` with DG15's key (and DG14's algorithm for ECDSA). */
+export function verifyActiveAuthentication(dg15: Dg15, dg14: Dg14 | undefined, challenge: Uint8Array, signature: Uint8Array): AaResult {
+  const key = dg15.key;
+  if (key.kind === "rsa") {
+    const r = verifyIso9796Scheme1(key.rsa, challenge, signature);
+    const algorithm = `${dg15.label} ISO/IEC 9796-2${r.hash ? ` ${HASH_LABEL[r.hash]}` : ""}`;
+    return r.ok ? { status: "ok", algorithm } : { status: "failed", algorithm, detail: r.detail };
+  }
+  if (key.kind === "ec") {
+    const r = verifyEcdsaAa(key.ec, dg14?.activeAuthentication, challenge, signature);
+    return r.ok ? { status: "ok", algorithm: r.algorithm } : { status: "failed", algorithm: r.algorithm, detail: "ECDSA signature over the challenge does not verify" };
+  }
+  return { status: "error", algorithm: dg15.label, detail: `unsupported Active Authentication key: ${key.algorithm}` };
+}
+
+export type AaSend = (cmd: CommandApdu) => Promise<{ data: Uint8Array; sw: number }>;
+
+export interface AaInput {
+  /** DG15 as read (tag 6F). */
+  dg15: Uint8Array;
+  /** DG14 as read (tag 6E), when the chip has one. */
+  dg14?: Uint8Array;
+  random: (n: number) => Uint8Array;
+}
+
+/**
+ * Runs Active Authentication over `send` (the secure channel after BAC/PACE). Never throws for
+ * what the chip or the files do: a refusal or lost link is "error", a wrong signature "failed".
+ */
+export async function activeAuthenticate(send: AaSend, input: AaInput): Promise<AaResult> {
+  let dg15: Dg15;
+  let dg14: Dg14 | undefined;
+  try {
+    dg15 = parseDg15(input.dg15);
+  } catch (e) {
+    if (e instanceof ParseError) return { status: "error", detail: `DG15 is malformed: ${e.message}` };
+    throw e;
+  }
+  if (input.dg14) {
+    try {
+      dg14 = parseDg14(input.dg14);
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      // DG14 only matters for ECDSA: an RSA chip's AA still works without it
+      if (dg15.key.kind === "ec") return { status: "error", algorithm: dg15.label, detail: `DG14 is malformed: ${e.message}` };
+    }
+  }
+  if (dg15.key.kind === "unsupported") return { status: "error", algorithm: dg15.label, detail: `unsupported Active Authentication key: ${dg15.key.algorithm}` };
+  const challenge = input.random(AA_CHALLENGE_LENGTH);
+  if (challenge.length !== AA_CHALLENGE_LENGTH) throw new RangeError("activeAuthenticate: random(8) must return 8 bytes");
+  const expected = dg15.key.kind === "rsa" ? Math.ceil(dg15.key.rsa.bits / 8) : dg15.key.ec.curve.lengths.signature! + 8;
+  let response: { data: Uint8Array; sw: number };
+  try {
+    response = await send(internalAuthenticateCommand(challenge, expected > SHORT_SM_SIGNATURE_MAX ? 65536 : 256));
+  } catch (e) {
+    if (e instanceof MrtdError) return { status: "error", algorithm: dg15.label, detail: `INTERNAL AUTHENTICATE: ${e.message}` };
+    throw e;
+  }
+  if (response.sw !== 0x9000) {
+    return { status: "error", algorithm: dg15.label, sw: response.sw, detail: `INTERNAL AUTHENTICATE answered ${response.sw.toString(16).toUpperCase().padStart(4, "0")}` };
+  }
+  return verifyActiveAuthentication(dg15, dg14, challenge, response.data);
+}

@@ -1,0 +1,129 @@
+/**
+ * `read --trust` and `verify` as a user runs them: separate processes, real pcscd, exit codes
+ * 0 / 7, the `verification` object of --json, and offline `verify` of a saved --out directory.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PKI_DIR } from "../virtual-passport/fixtures/pki.ts";
+import type { PcscdHandle } from "../support/pcscd.ts";
+import { insertPassport, SPECIMEN_KEY, startPcscd, VIRTUAL_READER } from "../support/e2e.ts";
+
+const CLI = join(import.meta.dir, "../../agent/cli.ts");
+const PKI = fileURLToPath(PKI_DIR);
+const CSCA = join(PKI, "csca-ut-test-only.cert.pem");
+const CRL = join(PKI, "crl-ut-test-only.crl");
+const KEY_ARGS = ["--doc", SPECIMEN_KEY.documentNumber, "--dob", SPECIMEN_KEY.dateOfBirth, "--expiry", SPECIMEN_KEY.dateOfExpiry];
+
+async function run(args: string[]) {
+  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { stdout, stderr, code };
+}
+
+describe("mrtd-agent verify (usage, offline)", () => {
+  test("--help documents --trust and exit code 7; read --help too", async () => {
+    const v = await run(["verify", "--help"]);
+    expect(v.code).toBe(0);
+    for (const s of ["--trust", "--json", "7 failed"]) expect(v.stdout).toContain(s);
+    const r = await run(["read", "--help"]);
+    for (const s of ["--trust", "--no-aa", "7 read complete but the verdict is failed"]) expect(r.stdout).toContain(s);
+  });
+
+  test("no directory, a missing one, an empty one, a missing --trust path: exit 2", async () => {
+    expect((await run(["verify"])).code).toBe(2);
+    expect((await run(["verify", "/nonexistent/mrtd"])).code).toBe(2);
+    const empty = mkdtempSync(join(tmpdir(), "mrtd-empty-"));
+    try {
+      const r = await run(["verify", empty]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("no saved files");
+      const t = await run(["verify", empty, "--trust", "/nonexistent/csca"]);
+      expect(t.code).toBe(2);
+      expect(t.stderr).toContain("trust source not found");
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("read --trust and verify (through pcscd)", () => {
+  let pcscd: PcscdHandle;
+  let out: string;
+  beforeAll(async () => {
+    pcscd = await startPcscd();
+    out = mkdtempSync(join(tmpdir(), "mrtd-verify-"));
+  });
+  afterAll(async () => {
+    rmSync(out, { recursive: true, force: true });
+    await pcscd.stop();
+  });
+
+  async function readCli(profile: string, extra: string[]) {
+    const card = await insertPassport({ profile });
+    try {
+      return await run(["read", ...KEY_ARGS, "--reader", VIRTUAL_READER, ...extra]);
+    } finally {
+      await card.stop();
+    }
+  }
+
+  test("aa-rsa with --trust (two sources, comma-separated): exit 0, --json verification verified, AA ok; --out saved", async () => {
+    const r = await readCli("aa-rsa", ["--json", "--trust", `${CSCA},${CRL}`, "--out", out]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout).verification;
+    expect(v.overall).toBe("verified");
+    expect(v.aa).toBe("ok");
+    expect(v.activeAuthentication.algorithm).toBe("RSA-1024 ISO/IEC 9796-2 SHA-1");
+    expect(v.chain).toBe("trusted");
+    expect(v.trust).toEqual({ sources: [CSCA, CRL], cscas: 1, crls: 1 });
+    expect(JSON.parse(readFileSync(join(out, "result.json"), "utf8")).verification.overall).toBe("verified");
+  });
+
+  test("aa-clone (repeated --trust): exit 7, human report says the chip failed Active Authentication", async () => {
+    const r = await readCli("aa-clone", ["--trust", CSCA, "--trust", CRL]);
+    expect(r.code).toBe(7);
+    expect(r.stdout).toContain("Verdict   FAILED: the chip failed Active Authentication");
+    expect(r.stdout).toContain("NOT proven: the chip FAILED Active Authentication");
+  });
+
+  test("tampered-dg1 without trust: exit 7 (a hash mismatch fails whatever the trust)", async () => {
+    const r = await readCli("tampered-dg1", ["--json"]);
+    expect(r.code).toBe(7);
+    const v = JSON.parse(r.stdout).verification;
+    expect(v.overall).toBe("failed");
+    expect(v.reasons).toEqual(["DG_HASH_MISMATCH", "NO_TRUST_STORE"]);
+  });
+
+  test("td3 without trust: exit 0, UNVERIFIABLE, and what was and was not proven", async () => {
+    const r = await readCli("td3", []);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Verdict   UNVERIFIABLE: no trust store is configured");
+    expect(r.stdout).toMatch(/proven: +DG1, DG2, DG11, DG12 match their hashes in EF.SOD \(SHA-256\)/);
+    expect(r.stdout).toContain("NOT proven: that the document signer is genuine: no trust store");
+    expect(r.stdout).toContain("NOT proven: that the chip is not a copy: it offers no Active Authentication (no DG15)");
+  });
+
+  test("verify the saved directory: verified with the CSCA, unverifiable without, failed after flipping a DG1 byte", async () => {
+    const withTrust = await run(["verify", out, "--trust", PKI, "--json"]);
+    expect(withTrust.code).toBe(0);
+    const v = JSON.parse(withTrust.stdout).verification;
+    expect(`${v.overall} ${v.aa}`).toBe("verified not-checked");
+    expect(v.dgHashes.map((d: { dg: number }) => d.dg)).toEqual([1, 2, 15]);
+
+    const without = await run(["verify", out]);
+    expect(without.code).toBe(0);
+    expect(without.stdout).toContain("Verdict   UNVERIFIABLE: no trust store is configured");
+
+    const dg1 = readFileSync(join(out, "DG1.bin"));
+    dg1[dg1.length - 5]! ^= 0x01;
+    writeFileSync(join(out, "DG1.bin"), dg1);
+    const tampered = await run(["verify", out, "--trust", PKI]);
+    expect(tampered.code).toBe(7);
+    expect(tampered.stdout).toContain("Verdict   FAILED: DG1 does not match the SOD");
+    expect(tampered.stdout).toContain("NOT proven: DG1 does NOT match EF.SOD");
+  });
+});
