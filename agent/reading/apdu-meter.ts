@@ -3,8 +3,17 @@
  * redacted trace (header, lengths, status word, timing: never data or keys).
  * Also the place where host overhead is measured: wall time per exchange minus
  * the time the transport itself spent inside SCardTransmit, when it reports that.
+ *
+ * It also turns what is not an answer from the card into a link loss (TransportError,
+ * retryable): a reader-stack pseudo status word alone (6F00, 6F01, 6600, 6Fxx: no ICAO chip
+ * sends them; field notes) and a response without any status word (vsmartcard vpcd returns an
+ * empty answer when the card leaves mid-command). The elapsed time goes with the error.
  */
+import { TransportError } from "../errors.ts";
+import { commandName } from "../iso7816/apdu.ts";
+import { describeSw, isReaderStackSw } from "../iso7816/status-words.ts";
 import type { CardTransport } from "../transport/transport.ts";
+import { noteLinkElapsed } from "./failure-classes.ts";
 
 export interface TraceEntry {
   /** Milliseconds since the meter started. */
@@ -36,11 +45,14 @@ export class ApduMeter implements CardTransport {
   private readonly start = performance.now();
   private listeners: ((e: TraceEntry) => void)[] = [];
 
+  private readonly readerStackAsLoss: boolean;
+
   constructor(
     private inner: TimedTransport,
-    opts: { trace?: boolean } = {},
+    opts: { trace?: boolean; readerStackAsLoss?: boolean } = {},
   ) {
     this.trace = opts.trace ? [] : undefined;
+    this.readerStackAsLoss = opts.readerStackAsLoss ?? true;
   }
 
   /** Swap the underlying transport (after a reconnect) keeping the counters. */
@@ -58,10 +70,16 @@ export class ApduMeter implements CardTransport {
     let error: unknown;
     try {
       response = await this.inner.transmit(command);
+      if (this.readerStackAsLoss) checkAnswered(command, response, performance.now() - t0);
       return response;
     } catch (e) {
       error = e;
-      throw e;
+      // pcsc-lite 1.9.9: an SCardTransmit cut by a pcscd restart has returned
+      // SCARD_W_SECURITY_VIOLATION (1 run in 5 here); it is a lost link, not a refusal.
+      if (e instanceof TransportError && !e.retryable && TRANSMIT_LOSS_CODES.has(e.code)) {
+        error = new TransportError(e.code, `${e.message} (during SCardTransmit: treated as a lost link; pcscd may have restarted)`, { retryable: true, pcscCode: e.pcscCode, cause: e });
+      }
+      throw error;
     } finally {
       const ms = performance.now() - t0;
       this.count++;
@@ -89,5 +107,24 @@ export class ApduMeter implements CardTransport {
         for (const l of this.listeners) l(entry);
       }
     }
+  }
+}
+
+const TRANSMIT_LOSS_CODES = new Set(["SCARD_W_SECURITY_VIOLATION"]);
+
+/** Throws the link loss that a missing answer or a reader-stack pseudo status word stands for. */
+function checkAnswered(command: Uint8Array, response: Uint8Array, ms: number): void {
+  const name = commandName(command[1] ?? 0);
+  if (response.length < 2) {
+    const e = new TransportError("NO_RESPONSE", `${name}: the reader returned ${response.length} bytes, no status word (card lost mid-command) after ${Math.round(ms)} ms`, { retryable: true });
+    noteLinkElapsed(e, ms);
+    throw e;
+  }
+  const sw = (response[response.length - 2]! << 8) | response[response.length - 1]!;
+  if (response.length === 2 && isReaderStackSw(sw)) {
+    const code = sw.toString(16).toUpperCase().padStart(4, "0");
+    const e = new TransportError(`RF_${code}`, `${name}: ${code} from the reader stack after ${Math.round(ms)} ms: ${describeSw(sw).meaning}`, { retryable: true });
+    noteLinkElapsed(e, ms);
+    throw e;
   }
 }

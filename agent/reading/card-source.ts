@@ -26,8 +26,8 @@ export interface OpenedCard {
 }
 
 export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
-  const own = opts.client === undefined;
-  const client = opts.client ?? (await PcscClient.open());
+  let own = opts.client === undefined;
+  let client = opts.client ?? (await PcscClient.open());
   try {
     const readers = await selectReaders(client, opts.reader);
     const state = await waitForCard(client, readers, opts.waitMs, opts.onWaiting);
@@ -37,11 +37,35 @@ export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
       get connection() {
         return current;
       },
-      client,
+      get client() {
+        return client;
+      },
       reconnect: async (waitMs: number) => {
-        await waitForCard(client, [reader], waitMs);
-        current = await client.connect(reader);
-        return current;
+        const deadline = performance.now() + waitMs;
+        for (;;) {
+          try {
+            await waitForCard(client, [reader], Math.max(0, deadline - performance.now()));
+            current = await client.connect(reader);
+            return current;
+          } catch (e) {
+            // An unknown reader may be pcscd still starting up: retry it within the window too.
+            const retry = e instanceof TransportError && !["CLOSED", "PCSC_WORKER", "PCSC_LIBRARY", "NO_READER"].includes(e.code);
+            if (!retry || performance.now() >= deadline) throw e;
+            if (SERVICE_LOST.has(e.code)) {
+              // pcscd restarted: this client's contexts are dead. Open a fresh client (ours to close).
+              try {
+                const fresh = await PcscClient.open();
+                if (own) await client.close().catch(() => undefined);
+                client = fresh;
+                own = true;
+              } catch {
+                // pcscd not back yet
+              }
+            }
+            // pcscd polls readers (~400 ms for vpcd): a card it still lists may already be gone.
+            await Bun.sleep(Math.min(50, Math.max(0, deadline - performance.now())));
+          }
+        }
       },
       close: async () => {
         await current.disconnect("leave").catch(() => undefined);
@@ -53,6 +77,9 @@ export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
     throw e;
   }
 }
+
+/** Codes meaning the client's connection to pcscd is gone (daemon stopped or restarted). */
+const SERVICE_LOST = new Set(["SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED", "SCARD_F_COMM_ERROR", "SCARD_E_INVALID_HANDLE", "SCARD_E_UNKNOWN_READER"]);
 
 export async function selectReaders(client: PcscClient, namePart: string | undefined): Promise<string[]> {
   const all = await client.listReaders();

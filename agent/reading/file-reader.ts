@@ -73,7 +73,7 @@ export async function readFile(
       continue;
     }
 
-    const useExtended = remaining !== undefined && remaining > state.blockSize && state.extended !== "no";
+    const useExtended = remaining !== undefined && remaining > state.blockSize && state.extendedNow;
     const bySfi = !selected;
     const odd = !bySfi && offset > MAX_EVEN_OFFSET;
     const budget = useExtended ? state.extendedBlock : state.blockSize;
@@ -96,6 +96,7 @@ export async function readFile(
     }
     if (r === "recovered") {
       if (useExtended && state.extended === "unknown") state.extended = "no";
+      else state.noteLoss();
       selected = false;
       continue;
     }
@@ -114,6 +115,7 @@ export async function readFile(
         if (state.sfi === "unknown") state.sfi = "yes";
       }
       if (useExtended) state.extended = "yes";
+      state.noteSuccess();
       chunks.push(data);
       offset += data.length;
       lengthRetries = 0;

@@ -20,10 +20,12 @@ import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
 import { parseDg12, type Dg12 } from "../lds/dg12.ts";
 import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
+import { activeAuthenticate, type AaResult } from "../pki/active-auth.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
 import { isFileAbsent, readFile, type FileProgress, type ProtectedLink, type SmResponse } from "./file-reader.ts";
 import { LinkState } from "./link-state.ts";
+import { classifyFailure, DEFAULT_READER_TIMEOUT_MS, type ClassifiedFailure } from "./failure-classes.ts";
 import type { FileKey, ReadSummary, Recovery, StepTiming } from "./read-result.ts";
 
 /** Data groups behind Extended Access Control (fingerprints, iris): not readable after BAC alone. */
@@ -44,18 +46,52 @@ export interface ReadOptions {
   random?: (n: number) => Uint8Array;
   onProgress?: (p: ReadProgress) => void;
   recovery?: RecoveryOptions;
+  /** Run Active Authentication (9303-11 §6.1) after the files when DG15 was read (default false). */
+  activeAuthentication?: boolean;
 }
 
 export interface RecoveryOptions {
-  /** Recoveries allowed in one read. */
+  /** Recoveries allowed in one read (each handled failure counts one). */
   maxRecoveries: number;
-  /** How long to wait for the card to come back after a link loss. */
+  /** How long to wait for the card (and pcscd) to come back after a link loss. */
   cardWaitMs: number;
-  /** First backoff delay after a link loss; doubles per consecutive loss, capped at 1 s. */
+  /**
+   * Backoff base: the first retry after progress is immediate, then base × 2^(k-2) for the
+   * k-th failure in a row without a verified block, capped at 1 s.
+   */
   backoffMs: number;
+  /** Failures in a row without any verified block before giving up (default 16). */
+  maxConsecutive?: number;
+  /** The reader's response timeout, to put the elapsed time of a lost exchange in context (default 3000). */
+  readerTimeoutMs?: number;
 }
 
-export const DEFAULT_RECOVERY: RecoveryOptions = { maxRecoveries: 8, cardWaitMs: 10_000, backoffMs: 25 };
+/**
+ * Sized for a flaky link: at a 20% per-APDU loss rate a 100-APDU read meets ~30 losses, and one
+ * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read) needs 4 exchanges in a row
+ * to pass; 16 failures in a row without progress bounds a dead link.
+ */
+export const DEFAULT_RECOVERY: RecoveryOptions = { maxRecoveries: 200, cardWaitMs: 10_000, backoffMs: 25, maxConsecutive: 16, readerTimeoutMs: DEFAULT_READER_TIMEOUT_MS };
+
+/** What the read had done when it failed for good: for the CLI's --json and for telemetry. */
+export interface ReadFailureReport {
+  failure: ClassifiedFailure;
+  step: string;
+  file?: FileKey;
+  offset?: number;
+  recoveries: Recovery[];
+  apdus: number;
+  ms: number;
+  /** Why recovery stopped, when it was tried. */
+  stoppedBecause?: string;
+}
+
+const FAILURE_REPORTS = new WeakMap<object, ReadFailureReport>();
+
+/** The classified failure and recovery history of an error thrown by readDocument. */
+export function readFailureReport(e: unknown): ReadFailureReport | undefined {
+  return typeof e === "object" && e !== null ? FAILURE_REPORTS.get(e) : undefined;
+}
 
 export type ReadProgress =
   | { kind: "step"; step: string }
@@ -86,6 +122,8 @@ export interface DocumentRead {
   /** Files that were read but did not parse (message only; never content). */
   parseErrors: { key: FileKey; message: string }[];
   trace?: TraceEntry[];
+  /** Active Authentication result, when requested and DG15 was read. */
+  aa?: AaResult;
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
@@ -133,12 +171,26 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   const authenticate = async (): Promise<void> => {
     channel?.close();
     try {
+      try {
       await plain(SELECT_APPLET, "SELECT eMRTD application");
+    } catch (e) {
+      // 9303-11 §9.8: a plain command ends a live SM session and some chips answer it 6982
+      // (the card still had the session we gave up on): the second SELECT goes through.
+      if (!(e instanceof CardStatusError && e.sw === 0x6982)) throw e;
+      await plain(SELECT_APPLET, "SELECT eMRTD application");
+    }
     } catch (e) {
       // A chip still in a secure session (a previous read on this connection) refuses a
       // plain command with 6982/6988 and drops the session: the repeated SELECT then works.
       if (!(e instanceof CardStatusError && (e.sw === 0x6982 || e.sw === 0x6988))) throw e;
+      try {
       await plain(SELECT_APPLET, "SELECT eMRTD application");
+    } catch (e) {
+      // 9303-11 §9.8: a plain command ends a live SM session and some chips answer it 6982
+      // (the card still had the session we gave up on): the second SELECT goes through.
+      if (!(e instanceof CardStatusError && e.sw === 0x6982)) throw e;
+      await plain(SELECT_APPLET, "SELECT eMRTD application");
+    }
     }
     const session = await performBac(meter, keySeed, random);
     const cipher = tdesSmCipher(session.ksEnc, session.ksMac);
@@ -149,56 +201,161 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   };
 
   let currentStep = "";
+  let where: { file?: FileKey; offset?: number } = {};
+  const maxConsecutive = recovery.maxConsecutive ?? DEFAULT_RECOVERY.maxConsecutive!;
+  const readerTimeoutMs = recovery.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS;
+
   const link: ProtectedLink = {
     send: async (cmd: CommandApdu): Promise<SmResponse> => {
       if (!channel) throw new SecureMessagingError("no-channel", "no secure channel");
       const r = await channel.send(cmd);
-      consecutiveLosses = 0;
+      if (r.protected) consecutiveLosses = 0;
       return r;
     },
-    recover: async (cause: unknown, where: { file: LdsFileInfo; offset: number }): Promise<void> => {
-      if (!(cause instanceof MrtdError) || !cause.retryable) throw cause;
-      if (recoveries.length >= recovery.maxRecoveries) throw cause;
-      const r0 = performance.now();
-      const a0 = meter.count;
-      let action: string;
-      if (cause instanceof TransportError) {
-        consecutiveLosses++;
-        await sleep(Math.min(1000, recovery.backoffMs * 2 ** (consecutiveLosses - 1)));
-        action = await relink();
-      } else {
-        action = "re-authenticate";
-      }
-      await authenticate();
-      recordRecovery({
-        step: currentStep,
-        file: where.file.key,
-        offset: where.offset,
-        cause: failureCode(cause),
-        action,
-        apdus: meter.count - a0,
-        ms: round(performance.now() - r0),
-      });
+    recover: async (cause: unknown, at: { file: LdsFileInfo; offset: number }): Promise<void> => {
+      where = { file: at.file.key, offset: at.offset };
+      await restore(cause);
     },
   };
 
-  const recordRecovery = (rec: Recovery): void => {
+  /** Why no further recovery is attempted for `cause`, or undefined to go on. */
+  const stopReason = (cause: unknown): string | undefined => {
+    if (!(cause instanceof MrtdError) || !cause.retryable) return "not recoverable";
+    if (FINAL.has(cause)) return `the card did not come back within ${recovery.cardWaitMs} ms`;
+    if (recoveries.length >= recovery.maxRecoveries) return `recovery budget of ${recovery.maxRecoveries} spent`;
+    if (consecutiveLosses >= maxConsecutive) return `${consecutiveLosses} failures in a row without progress`;
+    return undefined;
+  };
+
+  /**
+   * Brings the secure channel back after `first`: backoff, reconnect (reset) or wait for the
+   * card when the link is lost, SELECT the applet and run BAC again. A failure during recovery
+   * is recovered in turn, within the same budget. Every attempt is listed.
+   */
+  const restore = async (first: unknown): Promise<void> => {
+    let cause = first;
+    for (;;) {
+      const stop = stopReason(cause);
+      if (stop !== undefined) throw fail(cause, stop);
+      consecutiveLosses++;
+      const r0 = performance.now();
+      const a0 = meter.count;
+      const cls = classifyFailure(cause, { readerTimeoutMs });
+      let action = "re-authenticate";
+      const wait = consecutiveLosses <= 1 ? 0 : Math.min(1000, recovery.backoffMs * 2 ** (consecutiveLosses - 2));
+      try {
+        if (wait > 0) await sleep(wait);
+        if (cause instanceof TransportError) action = await relink();
+        await authenticate();
+        recordRecovery(cls, action, wait, r0, a0, true);
+        return;
+      } catch (e) {
+        recordRecovery(cls, action, wait, r0, a0, false);
+        cause = e;
+      }
+    }
+  };
+
+  const recordRecovery = (cls: ClassifiedFailure, action: string, backoffMs: number, r0: number, a0: number, ok: boolean): void => {
+    const rec: Recovery = {
+      step: currentStep,
+      ...(where.file !== undefined ? { file: where.file, offset: where.offset } : {}),
+      cause: cls.code,
+      layer: cls.layer,
+      observed: cls.observed,
+      ...(cls.elapsedMs !== undefined ? { failedAfterMs: cls.elapsedMs } : {}),
+      action: ok ? action : `${action}: failed`,
+      backoffMs,
+      apdus: meter.count - a0,
+      ms: round(performance.now() - r0),
+      blockSize: state.extendedNow && state.extended === "yes" ? state.extendedBlock : state.blockSize,
+      ok,
+    };
     recoveries.push(rec);
     opts.onProgress?.({ kind: "recovery", recovery: rec });
   };
 
-  /** Get a working card link back: SCardReconnect first, then wait for the card. */
-  const relink = async (): Promise<string> => {
-    try {
-      await conn.reconnect("reset");
-      return "reconnect (reset) and re-authenticate";
-    } catch (e) {
-      if (!reconnect) throw e;
+  /** Adds the classification and history to the error that ends the read. */
+  const fail = (e: unknown, stoppedBecause?: string): unknown => {
+    if (typeof e === "object" && e !== null && !FAILURE_REPORTS.has(e)) {
+      const failure = classifyFailure(e, { readerTimeoutMs });
+      FAILURE_REPORTS.set(e, {
+        failure,
+        step: currentStep,
+        ...(where.file !== undefined ? { file: where.file, offset: where.offset } : {}),
+        recoveries: [...recoveries],
+        apdus: meter.count,
+        ms: round(performance.now() - t0),
+        ...(stoppedBecause && stoppedBecause !== "not recoverable" ? { stoppedBecause } : {}),
+      });
+      if (e instanceof MrtdError && stoppedBecause && stoppedBecause !== "not recoverable") {
+        e.message += ` [gave up after ${recoveries.length} recoveries in ${currentStep}${where.offset !== undefined ? ` at offset ${where.offset}` : ""}: ${stoppedBecause}]`;
+      }
     }
-    await conn.disconnect("leave").catch(() => {});
-    conn = await reconnect(recovery.cardWaitMs);
-    meter.setTransport(conn);
-    return "wait for card, connect and re-authenticate";
+    return e;
+  };
+
+  /**
+   * Gets a working card link back within cardWaitMs: SCardReconnect with a warm reset (the
+   * chip's session is gone anyway), a cold reset when the card does not answer the warm one,
+   * then, until the window closes, alternately SCardReconnect on the same handle and a wait for
+   * the card with a fresh connection (card left the field, pcscd restarted).
+   *
+   * Quirk (pcsc-lite 1.9.9 + vsmartcard vpcd, measured): when the card is back before pcscd's
+   * next presence poll (~400 ms), a failed SCardReconnect leaves the reader state EMPTY for good,
+   * so waiting for presence never ends and SCardConnect fails with SCARD_E_NO_SMARTCARD; a later
+   * SCardReconnect on the old handle does work. Hence the old handle is kept and retried.
+   */
+  const relink = async (): Promise<string> => {
+    const w0 = performance.now();
+    const deadline = w0 + recovery.cardWaitMs;
+    let last: unknown;
+    for (const mode of ["reset", "unpower"] as const) {
+      try {
+        await conn.reconnect(mode);
+        return `reconnect (${mode}) and re-authenticate`;
+      } catch (e) {
+        last = e;
+        // Only an unresponsive card is worth a cold reset; a removed card or dead pcscd is not.
+        if (!(e instanceof TransportError && COLD_RESET_HELPS.has(e.code))) break;
+      }
+    }
+    if (!(last instanceof MrtdError && last.retryable) && !reconnect) throw last;
+    for (let round = 1; ; round++) {
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        const service = last instanceof TransportError && SERVICE_CODES.has(last.code);
+        const lost = new TransportError(
+          service ? (last as TransportError).code : "CARD_LOST",
+          service
+            ? `pcscd did not come back within ${recovery.cardWaitMs} ms (${(last as TransportError).code})`
+            : `the document left the reader mid-read and did not come back within ${recovery.cardWaitMs} ms`,
+          { retryable: false, cause: last },
+        );
+        FINAL.add(lost);
+        throw lost;
+      }
+      await sleep(Math.min(round === 1 ? 20 : 100, left));
+      try {
+        await conn.reconnect("reset");
+        return `reconnect (reset) after ${Math.round(performance.now() - w0)} ms and re-authenticate`;
+      } catch (e) {
+        last = e;
+      }
+      if (!reconnect) continue;
+      try {
+        const fresh = await reconnect(Math.max(0, Math.min(300, deadline - performance.now())));
+        await conn.disconnect("leave").catch(() => undefined);
+        conn = fresh;
+        meter.setTransport(conn);
+        return `wait for the card (${Math.round(performance.now() - w0)} ms), connect and re-authenticate`;
+      } catch (e) {
+        // Within the window any link-level answer may be transient (an absent card has made
+        // pcscd answer SCARD_E_PROTO_MISMATCH here); only non-link errors end the wait early.
+        if (!(e instanceof TransportError) || LOCAL_FAILURES.has(e.code)) throw e;
+        last = e;
+      }
+    }
   };
 
   const out: DocumentRead = {
@@ -212,6 +369,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
 
   const readOne = async (info: LdsFileInfo): Promise<Uint8Array | undefined> => {
     currentStep = `read ${info.key}`;
+    where = { file: info.key, offset: 0 };
     return step(currentStep, async () => {
       const f0 = performance.now();
       const a0 = meter.count;
@@ -241,19 +399,12 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   try {
     currentStep = "authenticate";
     await step("select applet + BAC", async () => {
-      for (;;) {
-        try {
-          return await authenticate();
-        } catch (e) {
-          // A link that drops during the first exchanges is recovered like one mid-file.
-          if (!(e instanceof TransportError && e.retryable) || recoveries.length >= recovery.maxRecoveries) throw e;
-          const r0 = performance.now();
-          const a0 = meter.count;
-          consecutiveLosses++;
-          await sleep(Math.min(1000, recovery.backoffMs * 2 ** (consecutiveLosses - 1)));
-          const action = await relink();
-          recordRecovery({ step: currentStep, cause: failureCode(e), action, apdus: meter.count - a0, ms: round(performance.now() - r0) });
-        }
+      try {
+        await authenticate();
+      } catch (e) {
+        // A link that drops during the first exchanges is recovered like one mid-file.
+        if (e instanceof AccessDeniedError) throw e;
+        await restore(e);
       }
     });
 
@@ -284,6 +435,14 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
         }
       }
     });
+
+    // INTERNAL AUTHENTICATE inside the secure channel, while it is still open
+    const dg15 = out.files.get("DG15");
+    if (opts.activeAuthentication && dg15) {
+      out.aa = await step("active authentication", () => activeAuthenticate(link.send, { dg15, dg14: out.files.get("DG14"), random }));
+    }
+  } catch (e) {
+    throw fail(e);
   } finally {
     channel?.close();
     keySeed.fill(0);
@@ -304,6 +463,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     steps,
     recoveries,
     link: state.facts(),
+    blockChanges: [...state.adaptations],
   };
   if (meter.trace) out.trace = meter.trace;
   out.timing = { exchangeMs: round(meter.totalMs), nativeMs: meter.nativeReported ? round(meter.nativeMs) : undefined };
@@ -331,12 +491,17 @@ function tryParse<T>(out: DocumentRead, key: FileKey, fn: () => T): T | undefine
   }
 }
 
-function failureCode(e: unknown): string {
-  if (e instanceof TransportError) return e.code;
-  if (e instanceof SecureMessagingError) return `SM_${e.reason.toUpperCase().replace(/-/g, "_")}`;
-  if (e instanceof AccessDeniedError) return "ACCESS_DENIED";
-  return (e as Error)?.name ?? "UNKNOWN";
-}
+/** Errors that end recovery at once (the wait window is spent). */
+const FINAL = new WeakSet<object>();
+
+/** Codes after which a cold reset (unpower) may help where a warm reset did not. */
+const COLD_RESET_HELPS = new Set(["SCARD_W_UNRESPONSIVE_CARD", "SCARD_W_UNPOWERED_CARD", "SCARD_E_NOT_TRANSACTED", "SCARD_E_COMM_DATA_LOST", "SCARD_E_TIMEOUT"]);
+
+/** Failures of this process, not of the link: waiting does not help. */
+const LOCAL_FAILURES = new Set(["CLOSED", "PCSC_WORKER", "PCSC_LIBRARY"]);
+
+/** pcscd itself is gone: waiting for the card means waiting for the daemon. */
+const SERVICE_CODES = new Set(["SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED", "SCARD_F_COMM_ERROR", "SCARD_E_INVALID_HANDLE"]);
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

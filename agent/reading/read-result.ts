@@ -25,11 +25,24 @@ export interface Recovery {
   step: string;
   file?: FileKey;
   offset?: number;
-  /** Failure class code (see reading/failure-classes.ts). */
+  /** Failure class code (see reading/failure-classes.ts), e.g. "RF_TIMEOUT". */
   cause: string;
+  /** Layer of the failure class (service, reader, rf-link, secure-messaging, ...). */
+  layer?: string;
+  /** What was seen: PC/SC code name, status word or SM reason. */
+  observed?: string;
+  /** How long the failed exchange took before it failed (link losses). */
+  failedAfterMs?: number;
   action: string;
+  /** Backoff slept before this attempt. */
+  backoffMs?: number;
+  /** Cost of the recovery: APDUs and wall time (backoff, reconnect, wait, SELECT + BAC). */
   apdus: number;
   ms: number;
+  /** READ BINARY block size after the recovery (the link adapts it). */
+  blockSize?: number;
+  /** false when this attempt failed in turn (the next entry handles that failure). */
+  ok?: boolean;
 }
 
 export interface FaceSummary {
@@ -59,4 +72,6 @@ export interface ReadSummary {
   steps: StepTiming[];
   recoveries: Recovery[];
   link: LinkFacts;
+  /** Block-size changes the RF adaptation made (shrunk after losses, grown back after successes). */
+  blockChanges?: { from: number | "extended"; to: number | "extended"; why: "losses" | "successes" }[];
 }
