@@ -16,6 +16,7 @@ import { digest, digestLength } from "./digest.ts";
 import { type EcPublicKey, verifyEcdsa } from "./ecdsa.ts";
 import type { HashName } from "./oids.ts";
 import type { RsaPublicKey } from "./rsa.ts";
+import { fromBig, modPow, toBig } from "./bigint.ts";
 
 export type AaStatus = "ok" | "failed" | "not-supported" | "error";
 
@@ -49,34 +50,6 @@ export function internalAuthenticateCommand(challenge: Uint8Array, ne = 256): Co
   return { cla: 0x00, ins: INS_INTERNAL_AUTHENTICATE, p1: 0x00, p2: 0x00, data: challenge, ne };
 }
 
-function toBig(b: Uint8Array): bigint {
-  let x = 0n;
-  for (const v of b) x = (x << 8n) | BigInt(v);
-  return x;
-}
-
-function toBytes(x: bigint, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let v = x;
-  for (let i = len - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  let r = 1n;
-  let b = base % m;
-  let e = exp;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
-
 /**
  * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge.
  * Returns the hash the trailer named, or why it does not verify.
@@ -90,7 +63,7 @@ export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, s
   // 9796-2 §B.6: the signer may have sent n - J^d; the representative always ends in nibble C
   if ((x & 0xfn) !== 0xcn) x = key.n - x;
   if ((x & 0xfn) !== 0xcn) return { ok: false, detail: "no 9796-2 trailer in the recovered block" };
-  const f = toBytes(x, k);
+  const f = fromBig(x, k);
   if ((f[0]! & 0xc0) !== 0x40) return { ok: false, detail: "no 9796-2 header in the recovered block" };
   if ((f[0]! & 0x20) === 0) return { ok: false, detail: "9796-2 total recovery: the challenge is not part of the signature" };
   let hash: HashName;

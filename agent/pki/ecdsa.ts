@@ -10,6 +10,7 @@ import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { ParseError } from "../errors.ts";
 import { type Asn1, expectSequence, parseAsn1, readBigInt, readOctetString, readOid } from "./asn1.ts";
 import { OID } from "./oids.ts";
+import { fromBig, toBig } from "./bigint.ts";
 
 type NobleEcdsa = typeof p256;
 
@@ -128,18 +129,3 @@ export function verifyEcdsa(key: EcPublicKey, hash: Uint8Array, signature: Uint8
   }
 }
 
-function toBig(b: Uint8Array): bigint {
-  let x = 0n;
-  for (const v of b) x = (x << 8n) | BigInt(v);
-  return x;
-}
-
-function fromBig(x: bigint, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let v = x;
-  for (let i = len - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}

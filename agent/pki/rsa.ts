@@ -7,6 +7,7 @@ import { ParseError } from "../errors.ts";
 import { der, expectSequence, parseAsn1, readBigInt } from "./asn1.ts";
 import { digest, digestLength } from "./digest.ts";
 import { HASH_OID, type HashName } from "./oids.ts";
+import { fromBig, modPow, toBig } from "./bigint.ts";
 
 export interface RsaPublicKey {
   n: bigint;
@@ -114,29 +115,3 @@ function rsavp1(key: RsaPublicKey, signature: Uint8Array, k: number): Uint8Array
   return fromBig(modPow(s, key.e, key.n), k);
 }
 
-export function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
-  let r = 1n;
-  let b = base % mod;
-  let e = exp;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % mod;
-    b = (b * b) % mod;
-    e >>= 1n;
-  }
-  return r;
-}
-
-function toBig(b: Uint8Array): bigint {
-  if (b.length === 0) return 0n;
-  let hex = "";
-  for (const x of b) hex += x.toString(16).padStart(2, "0");
-  return BigInt("0x" + hex);
-}
-
-function fromBig(x: bigint, len: number): Uint8Array {
-  const hex = x.toString(16).padStart(len * 2, "0");
-  if (hex.length > len * 2) throw new RangeError("integer too large");
-  const out = new Uint8Array(len);
-  for (let i = 0; i < len; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}

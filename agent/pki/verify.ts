@@ -102,22 +102,8 @@ export const REASONS: Record<string, { fails: boolean; text: string }> = {
 export function verifyPassive(input: PassiveInput): PaVerdict {
   const now = input.now ?? new Date();
   const policy = { validityAt: "both", checkCountry: true, checkKeyUsage: true, ...input.policy } as Required<PaPolicy>;
-  const reasons: string[] = [];
-  const warnings: string[] = [];
-  const v: PaVerdict = {
-    overall: "unverifiable",
-    reasons,
-    warnings,
-    summary: "",
-    dgHashes: [],
-    hashAlgorithm: undefined,
-    sodSignature: "not-checked",
-    chain: "not-checked",
-    signer: undefined,
-    csca: undefined,
-    signingTime: undefined,
-    aa: "not-checked",
-  };
+  const v = uncheckedVerdict();
+  const { reasons } = v;
   try {
     check(input, now, policy, v);
   } catch (e) {
@@ -129,7 +115,7 @@ export function verifyPassive(input: PassiveInput): PaVerdict {
 }
 
 function check(input: PassiveInput, now: Date, policy: Required<PaPolicy>, v: PaVerdict): void {
-  const { reasons, warnings } = v;
+  const { reasons } = v;
   const sod = parseSod(input.sod);
   v.hashAlgorithm = sod.hashAlgorithm;
   v.dgHashes = compareHashes(sod, input.files);
@@ -187,7 +173,7 @@ function checkChain(
   issuingState: string | undefined,
   v: PaVerdict,
 ): ChainStatus {
-  const { reasons, warnings } = v;
+  const { reasons } = v;
   const found = new Set<ChainStatus>();
   const times: Date[] =
     policy.validityAt === "none" ? [] : policy.validityAt === "now" ? [now] : policy.validityAt === "signing-time" ? [signedAt] : [signedAt, now];
@@ -284,4 +270,22 @@ function finish(v: PaVerdict): PaVerdict {
     v.summary = `${v.overall}: ${text}` + (v.reasons.length > 1 ? ` (+${v.reasons.length - 1} more: ${v.reasons.slice(1).join(", ")})` : "");
   }
   return v;
+}
+
+/** A verdict before any check has run: unverifiable, nothing checked. */
+export function uncheckedVerdict(): PaVerdict {
+  return {
+    overall: "unverifiable",
+    reasons: [],
+    warnings: [],
+    summary: "",
+    dgHashes: [],
+    hashAlgorithm: undefined,
+    sodSignature: "not-checked",
+    chain: "not-checked",
+    signer: undefined,
+    csca: undefined,
+    signingTime: undefined,
+    aa: "not-checked",
+  };
 }

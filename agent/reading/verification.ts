@@ -8,7 +8,7 @@ import type { AaResult } from "../pki/active-auth.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { loadTrustSources } from "../pki/trust-files.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
-import { type PaPolicy, type PaVerdict, REASONS, verifyPassive } from "../pki/verify.ts";
+import { type PaPolicy, type PaVerdict, REASONS, uncheckedVerdict, verifyPassive } from "../pki/verify.ts";
 
 export type AaVerdict = "ok" | "failed" | "not-supported" | "error" | "not-checked";
 
@@ -56,20 +56,7 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
   const sod = input.files.get("SOD");
   const pa: PaVerdict = sod
     ? verifyPassive({ sod, files: dgs, trust: input.trust, issuingState: input.issuingState, now: input.now, policy: input.policy })
-    : {
-        overall: "unverifiable",
-        reasons: ["NO_SOD"],
-        warnings: [],
-        summary: `unverifiable: ${AA_REASONS.NO_SOD!.text}`,
-        dgHashes: [],
-        hashAlgorithm: undefined,
-        sodSignature: "not-checked",
-        chain: "not-checked",
-        signer: undefined,
-        csca: undefined,
-        signingTime: undefined,
-        aa: "not-checked",
-      };
+    : { ...uncheckedVerdict(), reasons: ["NO_SOD"], summary: `unverifiable: ${AA_REASONS.NO_SOD!.text}` };
 
   const hasDg15 = dgs.has(15);
   const comHas15 = input.comDataGroups?.includes(15);
