@@ -115,7 +115,7 @@ export function verifyPassive(input: PassiveInput): PaVerdict {
 }
 
 function check(input: PassiveInput, now: Date, policy: Required<PaPolicy>, v: PaVerdict): void {
-  const { reasons } = v;
+  const { reasons, warnings } = v;
   const sod = parseSod(input.sod);
   v.hashAlgorithm = sod.hashAlgorithm;
   v.dgHashes = compareHashes(sod, input.files);
@@ -173,7 +173,7 @@ function checkChain(
   issuingState: string | undefined,
   v: PaVerdict,
 ): ChainStatus {
-  const { reasons } = v;
+  const { reasons, warnings } = v;
   const found = new Set<ChainStatus>();
   const times: Date[] =
     policy.validityAt === "none" ? [] : policy.validityAt === "now" ? [now] : policy.validityAt === "signing-time" ? [signedAt] : [signedAt, now];
