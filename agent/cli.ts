@@ -4,6 +4,7 @@
  */
 import { readCommand } from "./cli/read-command.ts";
 import { readersCommand } from "./cli/readers-command.ts";
+import { diagnoseCommand } from "./cli/diagnose-command.ts";
 import { verifyCommand } from "./cli/verify-command.ts";
 import { exitCodeFor, EXIT } from "./cli/exit-codes.ts";
 import { MrtdError } from "./errors.ts";
@@ -13,6 +14,7 @@ export const VERSION = "0.1.0";
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
   read: { help: "read a passport or ID card in a reader (BAC, secure messaging, EF.SOD hash check)", run: readCommand },
   readers: { help: "list PC/SC readers and whether a card is present", run: readersCommand },
+  diagnose: { help: "test the reader and the link to the document: attributes, ATR/ATS, extended APDUs, stability, advice", run: diagnoseCommand },
   verify: { help: "verify files saved by read --out, offline (Passive Authentication against --trust)", run: verifyCommand },
 };
 

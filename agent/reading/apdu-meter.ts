@@ -75,7 +75,8 @@ export class ApduMeter implements CardTransport {
     } catch (e) {
       error = e;
       // pcsc-lite 1.9.9: an SCardTransmit cut by a pcscd restart has returned
-      // SCARD_W_SECURITY_VIOLATION (1 run in 5 here); it is a lost link, not a refusal.
+      // SCARD_W_SECURITY_VIOLATION (1 run in 5 here), and one to a card that left and came back
+      // within a presence poll SCARD_E_PROTO_MISMATCH (vpcd): lost links, not refusals.
       if (e instanceof TransportError && !e.retryable && TRANSMIT_LOSS_CODES.has(e.code)) {
         error = new TransportError(e.code, `${e.message} (during SCardTransmit: treated as a lost link; pcscd may have restarted)`, { retryable: true, pcscCode: e.pcscCode, cause: e });
       }
@@ -110,7 +111,7 @@ export class ApduMeter implements CardTransport {
   }
 }
 
-const TRANSMIT_LOSS_CODES = new Set(["SCARD_W_SECURITY_VIOLATION"]);
+const TRANSMIT_LOSS_CODES = new Set(["SCARD_W_SECURITY_VIOLATION", "SCARD_E_PROTO_MISMATCH"]);
 
 /** Throws the link loss that a missing answer or a reader-stack pseudo status word stands for. */
 function checkAnswered(command: Uint8Array, response: Uint8Array, ms: number): void {

@@ -112,6 +112,8 @@ const PCSC_TO_CLASS: Record<string, string> = {
   SCARD_F_COMM_ERROR: "PCSC_COMM_ERROR",
   // SCardTransmit cut by a pcscd restart (pcsc-lite 1.9.9, measured); see apdu-meter.ts
   SCARD_W_SECURITY_VIOLATION: "PCSC_COMM_ERROR",
+  // SCardTransmit/SCardConnect to a card that left and came back within one presence poll (vpcd, measured)
+  SCARD_E_PROTO_MISMATCH: "CARD_REMOVED",
   SCARD_E_INVALID_HANDLE: "PCSC_INVALID_HANDLE",
   SCARD_E_SHARING_VIOLATION: "PCSC_SHARING_VIOLATION",
   SCARD_E_NO_READERS_AVAILABLE: "NO_READER",

@@ -25,6 +25,7 @@ import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
 import { isFileAbsent, readFile, type FileProgress, type ProtectedLink, type SmResponse } from "./file-reader.ts";
 import { LinkState } from "./link-state.ts";
+import { relinkCard, relinkWindowSpent, type Reconnector } from "./relink.ts";
 import { classifyFailure, DEFAULT_READER_TIMEOUT_MS, type ClassifiedFailure } from "./failure-classes.ts";
 import type { FileKey, ReadSummary, Recovery, StepTiming } from "./read-result.ts";
 
@@ -104,7 +105,7 @@ export type ReadProgress =
  * How to get the card back after the link is lost: the caller (CLI, service) waits for a
  * card in the same reader and connects again. Without it only SCardReconnect is tried.
  */
-export type Reconnector = (waitMs: number) => Promise<CardConnection>;
+export type { Reconnector } from "./relink.ts";
 
 export interface DocumentRead {
   summary: ReadSummary;
@@ -221,7 +222,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   /** Why no further recovery is attempted for `cause`, or undefined to go on. */
   const stopReason = (cause: unknown): string | undefined => {
     if (!(cause instanceof MrtdError) || !cause.retryable) return "not recoverable";
-    if (FINAL.has(cause)) return `the card did not come back within ${recovery.cardWaitMs} ms`;
+    if (relinkWindowSpent(cause)) return `the card did not come back within ${recovery.cardWaitMs} ms`;
     if (recoveries.length >= recovery.maxRecoveries) return `recovery budget of ${recovery.maxRecoveries} spent`;
     if (consecutiveLosses >= maxConsecutive) return `${consecutiveLosses} failures in a row without progress`;
     return undefined;
@@ -295,67 +296,13 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     return e;
   };
 
-  /**
-   * Gets a working card link back within cardWaitMs: SCardReconnect with a warm reset (the
-   * chip's session is gone anyway), a cold reset when the card does not answer the warm one,
-   * then, until the window closes, alternately SCardReconnect on the same handle and a wait for
-   * the card with a fresh connection (card left the field, pcscd restarted).
-   *
-   * Quirk (pcsc-lite 1.9.9 + vsmartcard vpcd, measured): when the card is back before pcscd's
-   * next presence poll (~400 ms), a failed SCardReconnect leaves the reader state EMPTY for good,
-   * so waiting for presence never ends and SCardConnect fails with SCARD_E_NO_SMARTCARD; a later
-   * SCardReconnect on the old handle does work. Hence the old handle is kept and retried.
-   */
   const relink = async (): Promise<string> => {
-    const w0 = performance.now();
-    const deadline = w0 + recovery.cardWaitMs;
-    let last: unknown;
-    for (const mode of ["reset", "unpower"] as const) {
-      try {
-        await conn.reconnect(mode);
-        return `reconnect (${mode}) and re-authenticate`;
-      } catch (e) {
-        last = e;
-        // Only an unresponsive card is worth a cold reset; a removed card or dead pcscd is not.
-        if (!(e instanceof TransportError && COLD_RESET_HELPS.has(e.code))) break;
-      }
+    const r = await relinkCard(conn, reconnect, recovery.cardWaitMs);
+    if (r.conn !== conn) {
+      conn = r.conn;
+      meter.setTransport(conn);
     }
-    if (!(last instanceof MrtdError && last.retryable) && !reconnect) throw last;
-    for (let round = 1; ; round++) {
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        const service = last instanceof TransportError && SERVICE_CODES.has(last.code);
-        const lost = new TransportError(
-          service ? (last as TransportError).code : "CARD_LOST",
-          service
-            ? `pcscd did not come back within ${recovery.cardWaitMs} ms (${(last as TransportError).code})`
-            : `the document left the reader mid-read and did not come back within ${recovery.cardWaitMs} ms`,
-          { retryable: false, cause: last },
-        );
-        FINAL.add(lost);
-        throw lost;
-      }
-      await sleep(Math.min(round === 1 ? 20 : 100, left));
-      try {
-        await conn.reconnect("reset");
-        return `reconnect (reset) after ${Math.round(performance.now() - w0)} ms and re-authenticate`;
-      } catch (e) {
-        last = e;
-      }
-      if (!reconnect) continue;
-      try {
-        const fresh = await reconnect(Math.max(0, Math.min(300, deadline - performance.now())));
-        await conn.disconnect("leave").catch(() => undefined);
-        conn = fresh;
-        meter.setTransport(conn);
-        return `wait for the card (${Math.round(performance.now() - w0)} ms), connect and re-authenticate`;
-      } catch (e) {
-        // Within the window any link-level answer may be transient (an absent card has made
-        // pcscd answer SCARD_E_PROTO_MISMATCH here); only non-link errors end the wait early.
-        if (!(e instanceof TransportError) || LOCAL_FAILURES.has(e.code)) throw e;
-        last = e;
-      }
-    }
+    return r.action;
   };
 
   const out: DocumentRead = {
@@ -490,18 +437,6 @@ function tryParse<T>(out: DocumentRead, key: FileKey, fn: () => T): T | undefine
     return undefined;
   }
 }
-
-/** Errors that end recovery at once (the wait window is spent). */
-const FINAL = new WeakSet<object>();
-
-/** Codes after which a cold reset (unpower) may help where a warm reset did not. */
-const COLD_RESET_HELPS = new Set(["SCARD_W_UNRESPONSIVE_CARD", "SCARD_W_UNPOWERED_CARD", "SCARD_E_NOT_TRANSACTED", "SCARD_E_COMM_DATA_LOST", "SCARD_E_TIMEOUT"]);
-
-/** Failures of this process, not of the link: waiting does not help. */
-const LOCAL_FAILURES = new Set(["CLOSED", "PCSC_WORKER", "PCSC_LIBRARY"]);
-
-/** pcscd itself is gone: waiting for the card means waiting for the daemon. */
-const SERVICE_CODES = new Set(["SCARD_E_NO_SERVICE", "SCARD_E_SERVICE_STOPPED", "SCARD_F_COMM_ERROR", "SCARD_E_INVALID_HANDLE"]);
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;
