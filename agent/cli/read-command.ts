@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { normalizeAccessKey, validateAccessKey, type BacAccessKey } from "../icao/mrz-key.ts";
 import { parseFileList } from "../lds/lds-files.ts";
-import { readDocument, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
+import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
+import { classifyFailure } from "../reading/failure-classes.ts";
 import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -99,6 +100,10 @@ export async function readCommand(argv: string[]): Promise<number> {
       },
       card.reconnect,
     );
+  } catch (e) {
+    progress.done();
+    reportFailure(e, json);
+    throw e;
   } finally {
     progress.done();
     await card.close();
@@ -234,4 +239,27 @@ export function spaced(b: Uint8Array): string {
 
 export function fmt(n: number): string {
   return n.toLocaleString("en-US");
+}
+
+/**
+ * Explains a failed read: the failure class (layer, plain explanation, likely causes, what to
+ * do, timing against the reader's timeout) and every recovery tried. With --json it is one
+ * object on stdout ({ ok: false, ... }); otherwise lines on stderr before the error line.
+ * Never carries data or keys: the classes hold codes and status words only.
+ */
+function reportFailure(e: unknown, json: boolean): void {
+  const report = readFailureReport(e);
+  const failure = report?.failure ?? classifyFailure(e);
+  if (json) {
+    console.log(JSON.stringify({ ok: false, ...report, failure }, null, 2));
+    return;
+  }
+  const where = report ? ` during ${report.step}${report.file ? ` (${report.file} at offset ${report.offset ?? 0})` : ""}` : "";
+  console.error(`Failure   ${failure.code} [${failure.layer}]${where}: ${failure.explanation}`);
+  if (failure.timing) console.error(`          ${failure.timing}`);
+  if (failure.likelyCauses.length) console.error(`          likely: ${failure.likelyCauses.join("; ")}`);
+  console.error(`          do: ${failure.action}`);
+  if (report?.recoveries.length) {
+    console.error(`          ${report.recoveries.length} recoveries tried${report.stoppedBecause ? `, stopped: ${report.stoppedBecause}` : ""}`);
+  }
 }

@@ -109,3 +109,30 @@ describe("mrtd-agent read (through pcscd)", () => {
     expect(r.stderr).toContain("no card");
   });
 });
+
+describe("mrtd-agent read failure report", () => {
+  let pcscd: PcscdHandle;
+  beforeAll(async () => {
+    pcscd = await startPcscd();
+  });
+  afterAll(async () => {
+    await pcscd.stop();
+  });
+
+  test("--json on a wrong key prints the classified failure, no key material", async () => {
+    const card = await insertPassport({ profile: "td3" });
+    try {
+      const r = await run(["read", "--doc", "X1234567<", "--dob", "010101", "--expiry", "300101", "--reader", VIRTUAL_READER, "--json"]);
+      expect(r.code).toBe(4);
+      const j = JSON.parse(r.stdout);
+      expect(j.ok).toBe(false);
+      expect(j.failure.code).toBe("ACCESS_DENIED");
+      expect(j.failure.layer).toBe("access");
+      expect(j.failure.action.length).toBeGreaterThan(10);
+      expect(j.apdus).toBe(3);
+      for (const secret of ["X1234567", "010101", "300101"]) expect(r.stdout + r.stderr).not.toContain(secret);
+    } finally {
+      await card.stop();
+    }
+  });
+});
