@@ -6,6 +6,7 @@
  */
 import { brainpoolP256r1, brainpoolP384r1, brainpoolP512r1 } from "@noble/curves/misc.js";
 import { concat } from "../../agent/bytes.ts";
+import { fromBig as bigToBytes, modPow, toBig as bytesToBig } from "../../agent/pki/bigint.ts";
 import { der, derTlv } from "../../agent/pki/asn1.ts";
 import { digest } from "../../agent/pki/digest.ts";
 import { HASH_OID, type HashName, OID } from "../../agent/pki/oids.ts";
@@ -353,37 +354,12 @@ export function rawToDerSig(raw: Uint8Array): Uint8Array {
   return der.seq(der.int(bytesToBig(raw.subarray(0, half))), der.int(bytesToBig(raw.subarray(half))));
 }
 
-export function bytesToBig(b: Uint8Array): bigint {
-  let x = 0n;
-  for (const v of b) x = (x << 8n) | BigInt(v);
-  return x;
-}
-
-export function bigToBytes(x: bigint, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let v = x;
-  for (let i = len - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
+export { bytesToBig, bigToBytes };
 
 function b64uToBig(s: string): bigint {
   return bytesToBig(Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)));
 }
 
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  let x = b % m;
-  let y = e;
-  while (y > 0n) {
-    if (y & 1n) r = (r * x) % m;
-    x = (x * x) % m;
-    y >>= 1n;
-  }
-  return r;
-}
 
 // ---------------------------------------------------------------------------------------------
 
