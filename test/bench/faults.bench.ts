@@ -136,9 +136,16 @@ interface Row {
   extraPerFault: number;
   ms: number;
   faults: number;
+  /**
+   * Wall time of the whole batch divided by the reads that succeeded: what a user waits per
+   * successful read, failed attempts included. Reads run CONCURRENCY at a time on one JS
+   * thread, so a single read's own wall time also holds the others' CPU; the batch time at
+   * equal concurrency compares strategies (and the fault-free baseline) fairly.
+   */
+  msPerSuccess: number;
 }
 
-function summarize(outs: Outcome[], baseApdus: number): Row {
+function summarize(outs: Outcome[], baseApdus: number, batchMs: number): Row {
   const ok = outs.filter((o) => o.ok);
   const perFault = ok.filter((o) => o.faults > 0).map((o) => (o.apdus - baseApdus) / o.faults);
   return {
@@ -147,7 +154,15 @@ function summarize(outs: Outcome[], baseApdus: number): Row {
     extraPerFault: median(perFault),
     ms: median(outs.map((o) => o.ms)),
     faults: median(outs.map((o) => o.faults)),
+    msPerSuccess: ok.length ? batchMs / ok.length : Infinity,
   };
+}
+
+/** Runs a batch and returns its outcomes with the batch's wall time. */
+async function batch(n: number, fn: (i: number) => Promise<Outcome>): Promise<{ outs: Outcome[]; ms: number }> {
+  const t0 = performance.now();
+  const outs = await pool(n, fn);
+  return { outs, ms: performance.now() - t0 };
 }
 
 console.log(`fault benchmark: TD3, DG2 ${profile.files.dgs.get(2)!.length} B, short Le; ${READS} reads per rate and strategy, ${CONCURRENCY} at a time`);
@@ -156,20 +171,24 @@ console.log("mixed kinds: no-answer, 6F00, 6F01, 6600, card leaves, latency spik
 
 const PCSCD_ONLY = process.argv.includes("--pcscd-only");
 await pool(Math.min(READS, 50), (i) => inProcess(0, i, resumeRead)); // warm-up (JIT), not measured
-const base = await pool(PCSCD_ONLY ? 20 : READS, (i) => inProcess(0, i, resumeRead));
+const baseBatch = await batch(PCSCD_ONLY ? 20 : READS, (i) => inProcess(0, i, resumeRead));
+const base = baseBatch.outs;
 const baseApdus = median(base.map((o) => o.apdus));
-const baseMs = median(base.map((o) => o.ms));
-console.log(`fault-free: ${summarize(base, baseApdus).success}% success, ${baseApdus} APDUs, median ${f1(baseMs)} ms\n`);
-console.log("rate  strategy  success  wrong  faults/read  extra APDUs/fault  median ms  vs fault-free");
+const baseRow = summarize(base, baseApdus, baseBatch.ms);
+const baseMs = baseRow.msPerSuccess;
+console.log(`fault-free: ${baseRow.success}% success, ${baseApdus} APDUs, ${f1(baseMs)} ms per successful read (batch wall time / successes)\n`);
+console.log("rate  strategy  success  wrong  faults/read  extra APDUs/fault  median ms  ms/success  vs fault-free");
 const results: Record<string, { resume: Row; naive: Row }> = {};
 for (const [ri, rate] of (PCSCD_ONLY ? [] : RATES).entries()) {
   const seeds = (i: number) => 10_000 * (ri + 1) + i;
-  const resume = summarize(await pool(READS, (i) => inProcess(rate, seeds(i), resumeRead)), baseApdus);
-  const naive = summarize(await pool(READS, (i) => inProcess(rate, seeds(i), naiveRead)), baseApdus);
+  const rb = await batch(READS, (i) => inProcess(rate, seeds(i), resumeRead));
+  const nb = await batch(READS, (i) => inProcess(rate, seeds(i), naiveRead));
+  const resume = summarize(rb.outs, baseApdus, rb.ms);
+  const naive = summarize(nb.outs, baseApdus, nb.ms);
   results[rate] = { resume, naive };
   for (const [name, r] of [["resume", resume], ["naive", naive]] as const) {
     console.log(
-      `${String(rate * 100).padStart(3)}%  ${name.padEnd(8)}  ${f1(r.success).padStart(6)}%  ${String(r.wrong).padStart(5)}  ${f1(r.faults).padStart(11)}  ${f1(r.extraPerFault).padStart(17)}  ${f1(r.ms).padStart(9)}  ${f1(r.ms / baseMs).padStart(12)}x`,
+      `${String(rate * 100).padStart(3)}%  ${name.padEnd(8)}  ${f1(r.success).padStart(6)}%  ${String(r.wrong).padStart(5)}  ${f1(r.faults).padStart(11)}  ${f1(r.extraPerFault).padStart(17)}  ${f1(r.ms).padStart(9)}  ${f1(r.msPerSuccess).padStart(10)}  ${f1(r.msPerSuccess / baseMs).padStart(12)}x`,
     );
   }
 }
@@ -177,13 +196,16 @@ for (const [ri, rate] of (PCSCD_ONLY ? [] : RATES).entries()) {
 if (!PCSCD_ONLY) {
 const r10 = results[0.1]!;
 const r20 = results[0.2]!;
-const wrongTotal = Object.values(results).reduce((n, r) => n + r.resume.wrong + r.naive.wrong, 0) + summarize(base, baseApdus).wrong;
+const wrongTotal = Object.values(results).reduce((n, r) => n + r.resume.wrong + r.naive.wrong, 0) + baseRow.wrong;
 const checks = [
   [`100% success up to 10%`, RATES.filter((r) => r <= 0.1).every((r) => results[r]!.resume.success === 100)],
   [`>= 95% success at 20% (${f1(r20.resume.success)}%)`, r20.resume.success >= 95],
   [`zero wrong data (${wrongTotal})`, wrongTotal === 0],
   [`<= 8 extra APDUs per fault, median (${RATES.map((r) => f1(results[r]!.resume.extraPerFault)).join(" / ")})`, RATES.every((r) => results[r]!.resume.extraPerFault <= 8)],
-  [`read time at 10% <= half the naive strategy's (${f1(r10.resume.ms)} vs ${f1(r10.naive.ms)} ms; naive success ${f1(r10.naive.success)}%)`, r10.resume.ms <= r10.naive.ms / 2],
+  [
+    `read time at 10% <= half the naive strategy's, per successful read (${f1(r10.resume.msPerSuccess)} vs ${f1(r10.naive.msPerSuccess)} ms; naive success ${f1(r10.naive.success)}%)`,
+    r10.resume.msPerSuccess <= r10.naive.msPerSuccess / 2,
+  ],
 ] as const;
 console.log("\ntargets:");
 for (const [what, ok] of checks) console.log(`  ${ok ? "MET " : "MISS"} ${what}`);
@@ -214,9 +236,10 @@ if (!process.argv.includes("--no-pcscd")) {
           await card.stop();
         }
       }
-      const clean = summarize(outs, baseApdus);
+      // Reads here run one at a time: the time spent per success is the sum of their times.
+      const clean = summarize(outs, baseApdus, outs.reduce((n, o) => n + o.ms, 0));
       console.log(
-        `  ${name.padEnd(8)} success ${f1(clean.success)}%, wrong data ${clean.wrong}, faults/read ${f1(clean.faults)}, extra APDUs/fault ${f1(clean.extraPerFault)}, median ${f1(clean.ms)} ms${outs.some((o) => !o.ok) ? ` (failures: ${[...new Set(outs.filter((o) => !o.ok).map((o) => o.error))].join(", ")})` : ""}`,
+        `  ${name.padEnd(8)} success ${f1(clean.success)}%, wrong data ${clean.wrong}, faults/read ${f1(clean.faults)}, extra APDUs/fault ${f1(clean.extraPerFault)}, median ${f1(clean.ms)} ms, ${f1(clean.msPerSuccess)} ms per successful read${outs.some((o) => !o.ok) ? ` (failures: ${[...new Set(outs.filter((o) => !o.ok).map((o) => o.error))].join(", ")})` : ""}`,
       );
     }
   } finally {
