@@ -6,6 +6,7 @@ import { readCommand } from "./cli/read-command.ts";
 import { readersCommand } from "./cli/readers-command.ts";
 import { diagnoseCommand } from "./cli/diagnose-command.ts";
 import { verifyCommand } from "./cli/verify-command.ts";
+import { runCommand } from "./cli/run-command.ts";
 import { exitCodeFor, EXIT } from "./cli/exit-codes.ts";
 import { MrtdError } from "./errors.ts";
 
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   readers: { help: "list PC/SC readers and whether a card is present", run: readersCommand },
   diagnose: { help: "test the reader and the link to the document: attributes, ATR/ATS, extended APDUs, stability, advice", run: diagnoseCommand },
   verify: { help: "verify files saved by read --out, offline (Passive Authentication against --trust)", run: verifyCommand },
+  run: { help: "run the edge agent service: watch readers, speak MQTT 5, answer remote commands (--config <file>)", run: runCommand },
 };
 
 export const MAIN_HELP = `mrtd-agent ${VERSION}: reads ICAO 9303 eMRTDs through pcsc-lite

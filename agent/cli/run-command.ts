@@ -1,0 +1,67 @@
+/**
+ * `mrtd-agent run`: the long-running edge service (agent/service/service.ts). Reads and
+ * validates the TOML configuration, starts the service, and on SIGTERM/SIGINT stops it
+ * cleanly (the read in progress finishes or is aborted at a deadline, `offline` is
+ * published, the outbox is closed) and exits 0. Logs are JSON lines on stdout.
+ */
+// The version from package.json (agent/cli.ts repeats it; importing cli.ts here would be a cycle
+// with its top-level await).
+import pkg from "../../package.json" with { type: "json" };
+import { UsageError } from "../errors.ts";
+import { DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from "../service/config.ts";
+import { createLogger } from "../service/logger.ts";
+import { AgentService } from "../service/service.ts";
+import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
+import { EXIT } from "./exit-codes.ts";
+
+export const RUN_OPTIONS: Record<string, OptionSpec> = {
+  config: { type: "string", arg: "<file>", help: `configuration file (TOML)`, default: DEFAULT_CONFIG_FILE },
+  check: { type: "boolean", help: "validate the configuration, print it with secrets redacted, and exit" },
+  help: { type: "boolean", help: "show this help" },
+};
+
+export const RUN_HELP = `Usage: mrtd-agent run [--config <file>] [--check]
+
+Runs the edge agent: watches the PC/SC readers and cards, publishes status, reader health,
+metrics and events to the MQTT 5 broker, and answers remote read/diagnose/ping commands.
+The configuration reference is deploy/config.example.toml (and the README).
+Stops cleanly on SIGTERM or SIGINT. With NOTIFY_SOCKET set (systemd Type=notify) it
+reports READY=1, WATCHDOG=1 and STOPPING=1.
+
+Options:
+${formatOptions(RUN_OPTIONS)}
+
+Exit codes: 0 stopped by a signal (or --check passed), 2 configuration or usage error, 1 other.`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseOptions(argv, RUN_OPTIONS);
+  if (o.help) {
+    console.log(RUN_HELP);
+    return EXIT.OK;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent run --help`);
+  const config = loadConfig(String(o.config));
+  if (o.check) {
+    console.log(JSON.stringify(redactedConfig(config), null, 2));
+    return EXIT.OK;
+  }
+  const log = createLogger({ level: config.agent.logLevel, base: { agentId: config.agent.id } });
+  const service = new AgentService({ config, version: pkg.version, log });
+  let resolveStop!: (signal: string) => void;
+  const stopped = new Promise<string>((r) => (resolveStop = r));
+  const onSignal = (signal: NodeJS.Signals) => resolveStop(signal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await service.start();
+    const signal = await stopped;
+    await service.stop(signal);
+  } catch (e) {
+    await service.stop("error").catch(() => undefined);
+    throw e;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+  return EXIT.OK;
+}
