@@ -2,22 +2,34 @@
  * mrtd-agent command line. Every failure ends as one clear line on stderr and a
  * documented exit code; no access key or personal data is ever part of an error.
  */
-import { readCommand } from "./cli/read-command.ts";
-import { readersCommand } from "./cli/readers-command.ts";
-import { diagnoseCommand } from "./cli/diagnose-command.ts";
-import { verifyCommand } from "./cli/verify-command.ts";
-import { runCommand } from "./cli/run-command.ts";
 import { exitCodeFor, EXIT } from "./cli/exit-codes.ts";
 import { MrtdError } from "./errors.ts";
 
 export const VERSION = "0.1.0";
 
+// Each command's modules load only when it runs: `run` on a board must not carry what only
+// `read`/`verify` use, and `--help` starts faster.
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
-  read: { help: "read a passport or ID card in a reader (BAC, secure messaging, EF.SOD hash check)", run: readCommand },
-  readers: { help: "list PC/SC readers and whether a card is present", run: readersCommand },
-  diagnose: { help: "test the reader and the link to the document: attributes, ATR/ATS, extended APDUs, stability, advice", run: diagnoseCommand },
-  verify: { help: "verify files saved by read --out, offline (Passive Authentication against --trust)", run: verifyCommand },
-  run: { help: "run the edge agent service: watch readers, speak MQTT 5, answer remote commands (--config <file>)", run: runCommand },
+  read: {
+    help: "read a passport or ID card in a reader (BAC, secure messaging, EF.SOD hash check)",
+    run: async (argv) => (await import("./cli/read-command.ts")).readCommand(argv),
+  },
+  readers: {
+    help: "list PC/SC readers and whether a card is present",
+    run: async (argv) => (await import("./cli/readers-command.ts")).readersCommand(argv),
+  },
+  diagnose: {
+    help: "test the reader and the link to the document: attributes, ATR/ATS, extended APDUs, stability, advice",
+    run: async (argv) => (await import("./cli/diagnose-command.ts")).diagnoseCommand(argv),
+  },
+  verify: {
+    help: "verify files saved by read --out, offline (Passive Authentication against --trust)",
+    run: async (argv) => (await import("./cli/verify-command.ts")).verifyCommand(argv),
+  },
+  run: {
+    help: "run the edge agent service: watch readers, speak MQTT 5, answer remote commands (--config <file>)",
+    run: async (argv) => (await import("./cli/run-command.ts")).runCommand(argv),
+  },
 };
 
 export const MAIN_HELP = `mrtd-agent ${VERSION}: reads ICAO 9303 eMRTDs through pcsc-lite

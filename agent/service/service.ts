@@ -29,7 +29,7 @@ import type { CardConnection } from "../transport/transport.ts";
 import { loadTestAccessKey, type AccessKey } from "./access-key.ts";
 import { CommandDispatcher, CommandError, type DiagnoseCommand, type HandlerContext, type ReadCommand } from "./commands.ts";
 import { readerSelected, type AgentConfig } from "./config.ts";
-import { b64, replyInfo, sealForRecipient } from "./envelope.ts";
+import { b64 } from "./envelope.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { APDU_BUCKETS_S, commandLabel, LAG_BUCKETS_S, MetricsRegistry, READ_BUCKETS_S } from "./metrics.ts";
@@ -57,7 +57,7 @@ export type DiagnoseFn = (opts: { reader?: string; count: number; waitMs: number
 export interface ReadReplyResult extends Omit<ReadEvent, "agentId" | "at" | "type"> {
   eventId: string;
   /** Sealed to the command's replyPublicKey (envelope.ts), only when includePersonalData. */
-  personalData?: ReturnType<typeof sealForRecipient>;
+  personalData?: ReturnType<typeof import("./envelope.ts").sealForRecipient>;
 }
 
 interface ReadOutcome {
@@ -425,6 +425,8 @@ export class AgentService {
         const result: ReadReplyResult = { eventId: outcome.eventId, ...rest };
         if (cmd.includePersonalData && cmd.replyPublicKey && outcome.doc) {
           const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(outcome.doc)));
+          // Loaded at first use: the X25519 code is only needed for replies with personal data.
+          const { replyInfo, sealForRecipient } = await import("./envelope.ts");
           result.personalData = sealForRecipient(cmd.replyPublicKey, plain, replyInfo(this.config.agent.id, cmd.id));
           plain.fill(0);
         }
