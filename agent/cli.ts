@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// No top-level await: `bun build --compile --bytecode` (deploy/build-binary.sh) refuses it.
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -304,7 +304,11 @@ export class AgentService {
       } finally {
         await conn?.disconnect("leave").catch(() => undefined);
       }
-      return this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
+      const outcome = this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
+      // A read leaves its file buffers and crypto temporaries behind: collect them now rather
+      // than let the heap grow on a board with little memory (reads are rare; a GC costs ms).
+      setTimeout(() => Bun.gc(true), 0);
+      return outcome;
     })();
     this.#currentRead = { done: run, abort };
     try {
