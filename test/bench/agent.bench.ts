@@ -35,7 +35,10 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const statusKb = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+const rssMb = (pid: number) => statusKb(pid, "VmRSS");
+/** RSS = RssAnon (heap, stacks: the agent's own memory) + RssFile (pages of the executable and libraries, shared and evictable) + RssShmem. */
+const rssParts = (pid: number) => ({ anon: statusKb(pid, "RssAnon"), file: statusKb(pid, "RssFile") });
 const cpuTicks = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
@@ -64,6 +67,7 @@ try {
   await Bun.sleep(IDLE_S * 1000);
   const idleCpu = ((cpuTicks(pid) - c0) / TICK / ((performance.now() - w0) / 1000)) * 100;
   const idleRss = rssMb(pid);
+  const idleParts = rssParts(pid);
 
   // --- remote reads (sealed personal data requested, as an operator would)
   const keys = generateKeyPair();
@@ -124,6 +128,7 @@ try {
   console.log(`agent benchmark: td3 profile (${FILES.join(", ")}), ${RUNS} remote reads, ${cliWall.length} CLI reads, idle ${IDLE_S} s`);
   console.log(`RSS idle                      ${f(idleRss)} MB              target < 60 MB: ${verdict(idleRss < 60)}`);
   console.log(`RSS peak during reads         ${f(peakRss)} MB              target < 60 MB: ${verdict(peakRss < 60)}`);
+  console.log(`  idle RSS parts: RssAnon ${f(idleParts.anon)} MB (heap, stacks), RssFile ${f(idleParts.file)} MB (executable and library pages, shared)`);
   console.log(`CPU idle                      ${f(idleCpu, 2)} %               target < 1%: ${verdict(idleCpu < 1)}`);
   console.log(
     `event-loop lag during reads   p50 <= ${lagP50 === undefined ? "n/a" : f(lagP50 * 1000)} ms, p99 <= ${lagP99 === undefined ? "n/a" : f(lagP99 * 1000)} ms (${lag?.count ?? 0} samples)   target p99 < 20 ms: ${verdict(lagP99 !== undefined && lagP99 < 0.02)}`,
