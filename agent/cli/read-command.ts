@@ -202,7 +202,9 @@ function printHuman(r: DocumentRead): void {
     console.log(`MRZ       ${m.valid ? "all check digits valid" : `check digits WRONG: ${bad.join(", ")}`}`);
   }
   if (s.face) console.log(`Face      ${s.face.format.toUpperCase()} ${s.face.width}x${s.face.height}, ${fmt(s.face.bytes)} bytes`);
-  if (r.dg11?.fullName) console.log(`DG11      full name ${r.dg11.fullName}${r.dg11.placeOfBirth ? `; place of birth ${r.dg11.placeOfBirth}` : ""}`);
+  if (r.dg11?.fullName) {
+    console.log(`DG11      full name ${fillers(r.dg11.fullName)}${r.dg11.placeOfBirth ? `; place of birth ${fillers(r.dg11.placeOfBirth)}` : ""}`);
+  }
   if (r.dg12?.issuingAuthority) console.log(`DG12      issued by ${r.dg12.issuingAuthority}${r.dg12.dateOfIssue ? ` on ${r.dg12.dateOfIssue}` : ""}`);
   if (r.sodHashes) {
     const list = r.sodHashes.map((h) => `DG${h.dg} ${h.status}`).join(", ");
@@ -262,4 +264,9 @@ function reportFailure(e: unknown, json: boolean): void {
   if (report?.recoveries.length) {
     console.error(`          ${report.recoveries.length} recoveries tried${report.stoppedBecause ? `, stopped: ${report.stoppedBecause}` : ""}`);
   }
+}
+
+/** ICAO 9303-10 DG11 text uses '<<' between name parts or place components and '<' for a space. */
+function fillers(text: string): string {
+  return text.replace(/<</g, ", ").replace(/</g, " ").trim();
 }
