@@ -172,26 +172,13 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   const authenticate = async (): Promise<void> => {
     channel?.close();
     try {
-      try {
       await plain(SELECT_APPLET, "SELECT eMRTD application");
     } catch (e) {
-      // 9303-11 §9.8: a plain command ends a live SM session and some chips answer it 6982
-      // (the card still had the session we gave up on): the second SELECT goes through.
-      if (!(e instanceof CardStatusError && e.sw === 0x6982)) throw e;
-      await plain(SELECT_APPLET, "SELECT eMRTD application");
-    }
-    } catch (e) {
-      // A chip still in a secure session (a previous read on this connection) refuses a
-      // plain command with 6982/6988 and drops the session: the repeated SELECT then works.
+      // 9303-11 §9.8: a plain command ends a live secure session. A chip still holding one (a
+      // previous read on this connection, or the session we gave up on) may answer the plain
+      // SELECT with 6982/6988 while dropping the session: the repeated SELECT then goes through.
       if (!(e instanceof CardStatusError && (e.sw === 0x6982 || e.sw === 0x6988))) throw e;
-      try {
       await plain(SELECT_APPLET, "SELECT eMRTD application");
-    } catch (e) {
-      // 9303-11 §9.8: a plain command ends a live SM session and some chips answer it 6982
-      // (the card still had the session we gave up on): the second SELECT goes through.
-      if (!(e instanceof CardStatusError && e.sw === 0x6982)) throw e;
-      await plain(SELECT_APPLET, "SELECT eMRTD application");
-    }
     }
     const session = await performBac(meter, keySeed, random);
     const cipher = tdesSmCipher(session.ksEnc, session.ksMac);
