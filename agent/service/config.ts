@@ -30,6 +30,7 @@ export const DEFAULTS = {
   telemetry: { healthIntervalS: 60, metricsIntervalS: 60, includePersonalData: false },
   readers: { include: [] as string[], exclude: [] as string[], readOnInsert: false },
   outbox: { maxEvents: 10000, fileName: "outbox.sqlite" },
+  verification: { trust: [] as string[], activeAuthentication: true },
 } as const;
 
 /** A secret value: shows as "[redacted]" when logged, stringified or inspected. */
@@ -72,6 +73,8 @@ export interface AgentConfig {
   telemetry: { healthIntervalS: number; metricsIntervalS: number; includePersonalData: boolean };
   readers: { include: string[]; exclude: string[]; readOnInsert: boolean; testKeyFile?: string };
   outbox: { maxEvents: number; path: string };
+  /** Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs) and whether reads run Active Authentication. */
+  verification: { trust: string[]; activeAuthentication: boolean };
 }
 
 type Kind = "string" | "integer" | "boolean" | "string[]";
@@ -119,6 +122,10 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
   outbox: {
     max_events: { kind: "integer", min: 1, max: 10_000_000 },
     path: { kind: "string" },
+  },
+  verification: {
+    trust: { kind: "string[]" },
+    active_authentication: { kind: "boolean" },
   },
 };
 
@@ -270,6 +277,10 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     outbox: {
       maxEvents: get<number>("outbox", "max_events") ?? DEFAULTS.outbox.maxEvents,
       path: get<string>("outbox", "path") ?? join(stateDir, DEFAULTS.outbox.fileName),
+    },
+    verification: {
+      trust: get<string[]>("verification", "trust") ?? [...DEFAULTS.verification.trust],
+      activeAuthentication: get<boolean>("verification", "active_authentication") ?? DEFAULTS.verification.activeAuthentication,
     },
   };
 }

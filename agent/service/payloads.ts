@@ -56,7 +56,7 @@ export interface ReadEvent extends EventBase {
   failureClass?: string;
   documentType?: string;
   issuingState?: string;
-  verification?: { hashesMatchSod?: boolean; verdict?: string };
+  verification?: { hashesMatchSod?: boolean; verdict?: string; reasons?: string[] };
   files: Partial<Record<FileKey, { bytes: number; apdus: number; ms: number }>>;
   steps: StepTiming[];
   apdus: number;
@@ -80,7 +80,7 @@ export type AgentEvent = ReadEvent | ReaderEvent | CardEvent;
 export function readEvent(
   agentId: string,
   summary: ReadSummary,
-  opts: { trigger: "command" | "insert"; commandId?: string; failureClass?: string; verdict?: string; at?: Date },
+  opts: { trigger: "command" | "insert"; commandId?: string; failureClass?: string; verdict?: string; reasons?: string[]; at?: Date },
 ): ReadEvent {
   const files: ReadEvent["files"] = {};
   for (const [k, f] of Object.entries(summary.files) as Array<[FileKey, NonNullable<ReadSummary["files"][FileKey]>]>) {
@@ -107,6 +107,8 @@ export function readEvent(
     e.verification = {};
     if (summary.hashesMatchSod !== undefined) e.verification.hashesMatchSod = summary.hashesMatchSod;
     if (opts.verdict !== undefined) e.verification.verdict = opts.verdict;
+    // Reason codes only (e.g. DG_HASH_MISMATCH, NO_CSCA, AA_FAILED): no personal data.
+    if (opts.reasons !== undefined) e.verification.reasons = opts.reasons;
   }
   return e;
 }

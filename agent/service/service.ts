@@ -17,11 +17,12 @@
  * it at its next APDU), answers waiting commands, publishes the retained `offline`, closes the
  * link, the PC/SC client and the outbox.
  */
-import { MrtdError, TransportError } from "../errors.ts";
+import { ConfigError, MrtdError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
 import { byKey, type LdsFileInfo } from "../lds/lds-files.ts";
-import { verifyPassive } from "../pki/verify.ts";
+import type { TrustStore } from "../pki/trust-store.ts";
+import { loadTrust, verifyDocument } from "../reading/verification.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
@@ -72,6 +73,8 @@ const INSERT_READ_CARD_WAIT_MS = 10_000;
 
 export class AgentService {
   readonly config: AgentConfig;
+  /** CSCA certificates, master lists and CRLs from [verification] trust; undefined when none. */
+  readonly #trust: TrustStore | undefined;
   readonly topics: AgentTopics;
   readonly link: MqttLink;
   readonly outbox: Outbox;
@@ -101,6 +104,13 @@ export class AgentService {
     const c = opts.config;
     this.topics = agentTopics(c.mqtt.prefix, c.agent.id);
     if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = bacKeyOf(loadTestAccessKey(c.readers.testKeyFile), "readers.test_key_file");
+    // Loaded once at start: a path that does not exist is a ConfigError before anything runs.
+    try {
+      this.#trust = loadTrust(c.verification.trust);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(`${c.file}: verification.trust: ${e.message}`, { file: c.file, key: "verification.trust" });
+      throw e;
+    }
     this.outbox = new Outbox(c.outbox.path, { maxEvents: c.outbox.maxEvents });
     this.watcher = new ReaderWatcher({ select: (name) => readerSelected(c.readers, name), log: this.#log });
     this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers }));
@@ -296,6 +306,7 @@ export class AgentService {
             ...(p.files ? { files: p.files } : {}),
             ...(p.onProgress ? { onProgress: p.onProgress } : {}),
             recovery: { maxRecoveries: 200, cardWaitMs: p.cardWaitMs, backoffMs: 25, maxConsecutive: 16 },
+            activeAuthentication: this.config.verification.activeAuthentication,
           },
           reconnect,
         );
@@ -343,8 +354,12 @@ export class AgentService {
     let event: ReadEvent;
     let failureClass: string | undefined;
     if (doc) {
-      const verdict = verdictOf(doc);
-      event = readEvent(id, doc.summary, { trigger: p.trigger, ...(p.commandId ? { commandId: p.commandId } : {}), ...(verdict ? { verdict } : {}) });
+      const v = verdictOf(doc, this.#trust, this.config.verification.activeAuthentication);
+      event = readEvent(id, doc.summary, {
+        trigger: p.trigger,
+        ...(p.commandId ? { commandId: p.commandId } : {}),
+        ...(v ? { verdict: v.verdict, reasons: v.reasons } : {}),
+      });
     } else {
       const report = readFailureReport(error);
       failureClass = report?.failure.code ?? classifyFailure(error).code;
@@ -548,17 +563,24 @@ function bacKeyOf(k: AccessKey, field: string): BacAccessKey {
   return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
 }
 
-/** Passive Authentication verdict without trust anchors (hashes and SOD signature; chain unchecked). */
-function verdictOf(doc: DocumentRead): string | undefined {
-  const sod = doc.files.get("SOD");
-  if (!sod) return undefined;
-  const dgs = new Map<number, Uint8Array>();
-  for (const [k, v] of doc.files) if (k.startsWith("DG")) dgs.set(Number(k.slice(2)), v);
+/**
+ * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
+ * against the configured trust sources merged with the Active Authentication result.
+ */
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[] } | undefined {
+  if (!doc.files.has("SOD")) return undefined;
   try {
-    const v = verifyPassive({ sod, files: dgs, ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}) });
-    return doc.aa?.status === "failed" ? "failed" : v.overall;
+    const v = verifyDocument({
+      files: doc.files,
+      comDataGroups: doc.com?.dataGroups,
+      trust,
+      ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),
+      ...(doc.aa ? { aa: doc.aa } : {}),
+      aaAttempted,
+    });
+    return { verdict: v.overall, reasons: v.reasons };
   } catch {
-    return "unverifiable";
+    return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };
   }
 }
 

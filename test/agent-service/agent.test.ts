@@ -26,6 +26,7 @@ const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../d
 const schemaErrors = (name: string, v: unknown) => validate({ $ref: `#/components/schemas/${name}` }, v, asyncapi);
 
 const AGENT = "e2e-agent";
+const TRUST_DIR = resolve(import.meta.dir, "../fixtures/pki");
 const BASE = `mrtd/v1/${AGENT}`;
 const REPLY = `${BASE}/reply/operator-e2e`;
 const HEALTH = `${BASE}/readers/virtual-pcd-00-00/health`;
@@ -43,7 +44,8 @@ beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
   op = await observe(broker, "operator-e2e");
   await op.client.subscribeAsync("mrtd/v1/#", { qos: 1 });
-  const { file } = writeAgentConfig({ agentId: AGENT, broker, healthIntervalS: 2, metricsIntervalS: 1 });
+  // The test CSCA (and its CRL) as the trust store: read verdicts are complete.
+  const { file } = writeAgentConfig({ agentId: AGENT, broker, healthIntervalS: 2, metricsIntervalS: 1, trust: [TRUST_DIR] });
   agent = new AgentProcess(file);
   await agent.waitForLog((l) => l.msg === "agent started", 15_000, "agent start");
 }, 30_000);
@@ -113,7 +115,7 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     expect(steps).toContain("file-done");
     const result = r.final.result as Record<string, unknown>;
     expect(result).toMatchObject({ outcome: "success", reader: VIRTUAL_READER, trigger: "command", commandId: "read-1", documentType: "P", issuingState: "UTO" });
-    expect((result.verification as Record<string, unknown>).hashesMatchSod).toBe(true);
+    expect(result.verification).toEqual({ hashesMatchSod: true, verdict: "verified", reasons: [] });
     expect(Object.keys(result.files as object).sort()).toEqual(["COM", "DG1", "DG2", "SOD"]);
     // the clear part of the reply holds nothing personal
     const { personalData, ...clear } = result;
@@ -142,6 +144,27 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     const kinds = metrics.histograms.filter((h) => h.name === "mrtd_apdu_duration_seconds").map((h) => h.labels.command).sort();
     expect(kinds).toEqual(expect.arrayContaining(["external_authenticate", "get_challenge", "read_binary", "select"]));
     expect(metrics.counters.find((c) => c.name === "mrtd_apdu_status_total" && c.labels.sw === "9000")!.value).toBeGreaterThan(5);
+  }, 30_000);
+
+  test("a document altered after signing: the read succeeds, its verdict is failed (DG_HASH_MISMATCH)", async () => {
+    await card?.stop();
+    card = await insertPassport({ profile: "tampered-dg1" });
+    try {
+      const r = await command("read", { id: "read-tampered", accessKey: card.mrzKey, timeoutS: 20 });
+      expect(r.final).toMatchObject({ id: "read-tampered", kind: "result", ok: true });
+      const v = (r.final.result as Record<string, unknown>).verification as { hashesMatchSod: boolean; verdict: string; reasons: string[] };
+      expect(v.hashesMatchSod).toBe(false);
+      expect(v.verdict).toBe("failed");
+      expect(v.reasons).toContain("DG_HASH_MISMATCH");
+      await op.waitFor((m) => m.some((x) => x.topic === `${BASE}/events` && json(x).commandId === "read-tampered"), 5000, "tampered read event");
+      const ev = json(op.on(`${BASE}/events`).find((x) => json(x).commandId === "read-tampered")!);
+      expect(schemaErrors("ReadEvent", ev)).toEqual([]);
+      expect((ev.verification as { verdict: string }).verdict).toBe("failed");
+    } finally {
+      // the next tests expect the specimen passport in the reader
+      await card.stop();
+      card = await insertPassport({ profile: "td3" });
+    }
   }, 30_000);
 
   test("read failures answer with the right code and stay free of personal data", async () => {

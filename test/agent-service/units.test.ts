@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolve } from "node:path";
@@ -223,5 +223,19 @@ describe("deploy files and docs", () => {
       const problems = r.stderr.toString().split("\n").filter((l) => l.includes("mrtd-agent.service") && !/Documentation|not executable/.test(l));
       expect(problems).toEqual([]);
     }
+  });
+});
+
+describe("run: [verification] trust", () => {
+  test("a trust source that does not exist stops the agent at start: exit 2 naming file and key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mrtd-trust-"));
+    const file = join(dir, "c.toml");
+    writeFileSync(file, `[agent]\nid = "trust-check"\nstate_dir = "${dir}/state"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n[verification]\ntrust = ["${dir}/no-such-csca"]\n`);
+    const p = Bun.spawn([process.execPath, join(import.meta.dir, "../../agent/cli.ts"), "run", "--config", file], { stdout: "pipe", stderr: "pipe" });
+    const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    expect(code).toBe(2);
+    expect(err).toContain(`${file}: verification.trust:`);
+    expect(err).toContain("no-such-csca");
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -94,7 +94,7 @@ describe("deploy/asyncapi.yaml", () => {
 
   test("events from the outbox, as delivered", async () => {
     const outbox = new Outbox(":memory:", { maxEvents: 10 });
-    outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "command", commandId: "c-1", verdict: "valid" }) });
+    outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "command", commandId: "c-1", verdict: "verified" }) });
     outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "insert", failureClass: "rf-lost" }) });
     outbox.append(topics.events, { ...readerEvent(AGENT, "Virtual PCD 00 00", "detached") });
     outbox.append(topics.events, { ...cardEvent(AGENT, "Virtual PCD 00 00", "inserted", SUMMARY.atr) });
