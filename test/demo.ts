@@ -22,6 +22,9 @@ import { startVirtualPassport } from "./virtual-passport/index.ts";
 import { describeProfiles } from "./virtual-passport/fixtures/index.ts";
 
 const VIRTUAL_READER = "Virtual PCD 00 00";
+/** The project's TEST-ONLY CSCA (and CRL) that signs the virtual passport's EF.SOD. */
+const TEST_TRUST = resolve(import.meta.dir, "fixtures/pki");
+let trust: string | undefined;
 const SPECIMEN = { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" };
 const args = process.argv.slice(2);
 
@@ -81,10 +84,13 @@ try {
     console.error(`demo: virtual passport "${profile}" (ICAO specimen ERIKSSON ANNA MARIA) is in ${VIRTUAL_READER}`);
     if (hasKey) key = { documentNumber: valueOf("--doc") ?? "", dateOfBirth: valueOf("--dob") ?? "", dateOfExpiry: valueOf("--expiry") ?? "" };
     const keyArgs = hasKey ? [] : ["--doc", SPECIMEN.documentNumber, "--dob", SPECIMEN.dateOfBirth, "--expiry", SPECIMEN.dateOfExpiry];
-    code = await cli(["read", "--reader", VIRTUAL_READER, ...keyArgs, ...args]);
+    // The virtual passport is signed under the project's TEST-ONLY CSCA: trusting it here shows
+    // a complete verdict (a real document would need its country's CSCA or a master list).
+    if (!args.includes("--trust")) trust = TEST_TRUST;
+    code = await cli(["read", "--reader", VIRTUAL_READER, ...keyArgs, ...(trust ? ["--trust", trust] : []), ...args]);
   }
   if (!noService && (code === 0 || code === 7)) {
-    const serviceCode = await remoteReadDemo(reader, key);
+    const serviceCode = await remoteReadDemo(reader, key, trust);
     if (serviceCode !== 0) code = serviceCode;
   }
 } finally {
@@ -95,7 +101,7 @@ try {
 process.exit(code);
 
 /** Mosquitto + `mrtd-agent run` + an operator's remote read with a sealed reply. */
-async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN): Promise<number> {
+async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, trustDir: string | undefined): Promise<number> {
   console.error("\ndemo: --- the fleet view: Mosquitto on loopback, the agent service, a remote read over MQTT 5 ---");
   const dir = mkdtempSync(join(tmpdir(), "mrtd-demo-"));
   let broker: Mosquitto | undefined;
@@ -108,7 +114,7 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN): P
     const config = join(dir, "config.toml");
     writeFileSync(
       config,
-      `[agent]\nid = "${agentId}"\nstate_dir = "${dir}/state"\n[mqtt]\nurl = "${broker.url}"\nreconnect_min_ms = 200\n[telemetry]\nhealth_interval_s = 30\nmetrics_interval_s = 30\n[readers]\ninclude = [${JSON.stringify(readerName)}]\n`,
+      `[agent]\nid = "${agentId}"\nstate_dir = "${dir}/state"\n[mqtt]\nurl = "${broker.url}"\nreconnect_min_ms = 200\n[telemetry]\nhealth_interval_s = 30\nmetrics_interval_s = 30\n[readers]\ninclude = [${JSON.stringify(readerName)}]\n${trustDir ? `[verification]\ntrust = [${JSON.stringify(trustDir)}]\n` : ""}`,
     );
     const root = resolve(import.meta.dir, "..");
     agent = Bun.spawn([process.execPath, join(root, "agent/cli.ts"), "run", "--config", config], { cwd: root, stdin: "ignore", stdout: "pipe", stderr: "inherit" });
