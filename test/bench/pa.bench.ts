@@ -17,6 +17,7 @@ import {
   type TestKey,
   brainpoolKey,
   makeCert,
+  makeSelfSignedCa,
   makeCrl,
   makeScenario,
   makeSignedData,
@@ -82,7 +83,7 @@ for (let i = 0; i < 500; i++) {
   const key = i % 10 === 0 ? rsaPool[(i / 10) % 5]! : await nistKey("P-256");
   const n = name({ C: "UT", O: `State ${i}`, CN: `CSCA ${i}` });
   certs.push(
-    await makeCert({ subject: n, issuer: n, serial: BigInt(i + 1), notBefore: new Date(NOW.getTime() - 1000 * DAY), notAfter: new Date(NOW.getTime() + 3000 * DAY), subjectKey: key, issuerKey: key, ca: true }),
+    await makeSelfSignedCa({ subject: n, serial: BigInt(i + 1), notBefore: new Date(NOW.getTime() - 1000 * DAY), notAfter: new Date(NOW.getTime() + 3000 * DAY), subjectKey: key }),
   );
   firstKey ??= key;
   firstName ??= n;

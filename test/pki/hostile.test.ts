@@ -19,6 +19,7 @@ import {
   type TestKey,
   keyId,
   makeCert,
+  makeSelfSignedCa,
   makeCrl,
   makeScenario,
   makeSignedData,
@@ -197,15 +198,12 @@ describe("certificate loops and absurd chains", () => {
     const trust = new TrustStore();
     const wrong: TestKey = await rsaKey();
     for (let i = 0; i < 500; i++) {
-      const cert = await makeCert({
+      const cert = await makeSelfSignedCa({
         subject: s.cscaName,
-        issuer: s.cscaName,
         serial: BigInt(1000 + i),
         notBefore: new Date(s.now.getTime() - DAY),
         notAfter: new Date(s.now.getTime() + DAY),
         subjectKey: wrong,
-        issuerKey: wrong,
-        ca: true,
         skid: keyId(s.csca), // the genuine CSCA's key id, so every one is a candidate
       });
       trust.addCertificate(cert, `c${i}`);

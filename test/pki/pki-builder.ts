@@ -180,6 +180,11 @@ export interface CertSpec {
   extKeyUsage?: string[];
 }
 
+/** A self-signed CA certificate (a CSCA): issuer = subject, signed by its own key. */
+export function makeSelfSignedCa(spec: Omit<CertSpec, "issuer" | "issuerKey" | "ca">): Promise<Uint8Array> {
+  return makeCert({ ...spec, issuer: spec.subject, issuerKey: spec.subjectKey, ca: true });
+}
+
 export function keyId(key: TestKey): Uint8Array {
   return digest("sha1", key.spki).subarray(0, 20);
 }
@@ -415,15 +420,12 @@ export async function makeScenario(o: ScenarioOptions = {}): Promise<Scenario> {
   const cscaName = o.cscaName ?? name({ C: country, O: "Utopia", CN: "CSCA Utopia" });
   const cscaCert =
     o.cscaCert ??
-    (await makeCert({
+    (await makeSelfSignedCa({
       subject: cscaName,
-      issuer: cscaName,
       serial: 1n,
       notBefore: new Date(now.getTime() - 3650 * DAY),
       notAfter: new Date(now.getTime() + 3650 * DAY),
       subjectKey: csca,
-      issuerKey: csca,
-      ca: true,
     }));
   const ds = o.ds ?? (await rsaKey({ bits: 2048 }));
   const dsSerial = 0x1234n;

@@ -14,6 +14,7 @@ import {
   type TestKey,
   brainpoolKey,
   makeCert,
+  makeSelfSignedCa,
   makeCrl,
   makeScenario,
   makeSignedData,
@@ -33,15 +34,12 @@ interface Csca {
 async function makeCsca(country: string, key?: TestKey): Promise<Csca> {
   const k = key ?? (await rsaKey());
   const n = name({ C: country, O: `State ${country}`, CN: `CSCA ${country}` });
-  const cert = await makeCert({
+  const cert = await makeSelfSignedCa({
     subject: n,
-    issuer: n,
     serial: 1n,
     notBefore: new Date(NOW.getTime() - 1000 * DAY),
     notAfter: new Date(NOW.getTime() + 3000 * DAY),
     subjectKey: k,
-    issuerKey: k,
-    ca: true,
   });
   return { key: k, name: n, cert };
 }

@@ -12,6 +12,7 @@ import {
   brainpoolKey,
   keyId,
   makeCert,
+  makeSelfSignedCa,
   makeCrl,
   makeScenario,
   name,
@@ -115,15 +116,12 @@ describe("verified documents", () => {
 
   test("CSCA key rollover: the DS's authority key identifier picks the right one of two same-named CSCAs", async () => {
     const newKey = await rsaKey();
-    const newCscaCert = await makeCert({
+    const newCscaCert = await makeSelfSignedCa({
       subject: base.cscaName,
-      issuer: base.cscaName,
       serial: 2n,
       notBefore: new Date(base.now.getTime() - 100 * DAY),
       notAfter: new Date(base.now.getTime() + 3650 * DAY),
       subjectKey: newKey,
-      issuerKey: newKey,
-      ca: true,
     });
     const s = await makeScenario({ csca: newKey, ds, cscaCert: newCscaCert });
     const v = verifyPassive({ sod: s.sod, files: s.files, trust: storeWith(base.cscaCert, newCscaCert), issuingState: "UTO", now: s.now });
