@@ -38,6 +38,7 @@ export type ErrorCode =
   | "BAD_FIELD"
   | "BAD_CHECK_DIGIT"
   | "BUSY"
+  | "DUPLICATE"
   | "EXPIRED"
   | "NOT_SUPPORTED"
   | "TIMEOUT"
@@ -249,51 +250,81 @@ export type FinalReply = ResultReply | ErrorReply;
 
 interface CacheEntry {
   at: number;
-  reply?: FinalReply;
-  waiters: Array<(reply: FinalReply) => void>;
+  /** The final reply as sent (JSON), while it is held. */
+  reply?: string;
+  /** How the command ended (kept when the reply is dropped). */
+  outcome?: { ok: boolean; code?: ErrorCode };
+  waiters: Array<(reply: string) => void>;
 }
 
-/** Remembers command ids (running or answered) for `ttlMs`, at most `maxEntries` (oldest evicted). */
+/**
+ * Remembers command ids (running or answered) for `ttlMs`, at most `maxEntries` (oldest
+ * evicted), so a repeated id never runs twice. The replies themselves are held within
+ * `maxReplyBytes` in all: a read reply with a sealed face image is tens of kilobytes, and
+ * 512 of them would be a board's memory. Past the budget the oldest replies are dropped and
+ * only their id and outcome remain; a repeat of such an id is answered DUPLICATE, not run.
+ */
 export class IdempotencyCache {
   readonly #entries = new Map<string, CacheEntry>();
   readonly #maxEntries: number;
+  readonly #maxReplyBytes: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
-  constructor(opts: { maxEntries?: number; ttlMs?: number; now?: () => number } = {}) {
+  #replyBytes = 0;
+  constructor(opts: { maxEntries?: number; maxReplyBytes?: number; ttlMs?: number; now?: () => number } = {}) {
     this.#maxEntries = opts.maxEntries ?? 512;
+    this.#maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
     this.#ttlMs = opts.ttlMs ?? 10 * 60_000;
     this.#now = opts.now ?? Date.now;
   }
   get size(): number {
     return this.#entries.size;
   }
+  /** Bytes of the replies held (UTF-16 code units of their JSON, which is ASCII). */
+  get replyBytes(): number {
+    return this.#replyBytes;
+  }
   /** The live entry for `id`, or undefined (expired entries are forgotten). */
   get(id: string): CacheEntry | undefined {
     const e = this.#entries.get(id);
-    if (e && e.reply && this.#now() - e.at > this.#ttlMs) {
-      this.#entries.delete(id);
+    if (e?.outcome && this.#now() - e.at > this.#ttlMs) {
+      this.#delete(id);
       return undefined;
     }
     return e;
   }
   /** Marks `id` as running. */
   begin(id: string): void {
+    this.#delete(id);
     this.#entries.set(id, { at: this.#now(), waiters: [] });
-    while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-    }
+    while (this.#entries.size > this.#maxEntries) this.#delete(this.#entries.keys().next().value as string);
   }
-  /** Records the final reply and returns the callers that waited on the running command. */
-  finish(id: string, reply: FinalReply): Array<(reply: FinalReply) => void> {
-    const e = this.#entries.get(id);
-    const waiters = e?.waiters ?? [];
-    this.#entries.delete(id); // re-insert at the end: eviction order follows completion
-    this.#entries.set(id, { at: this.#now(), reply, waiters: [] });
+  /** Records the final reply (its JSON) and returns the callers that waited on the running command. */
+  finish(id: string, reply: string, outcome: { ok: boolean; code?: ErrorCode }): Array<(reply: string) => void> {
+    const waiters = this.#entries.get(id)?.waiters ?? [];
+    this.#delete(id); // re-insert at the end: eviction order follows completion
+    const entry: CacheEntry = { at: this.#now(), outcome, waiters: [] };
+    if (reply.length <= this.#maxReplyBytes) {
+      entry.reply = reply;
+      this.#replyBytes += reply.length;
+    }
+    this.#entries.set(id, entry);
+    // Over budget: drop the oldest held replies (never the one just added, which fits).
+    for (const [oldId, e] of this.#entries) {
+      if (this.#replyBytes <= this.#maxReplyBytes) break;
+      if (oldId === id || e.reply === undefined) continue;
+      this.#replyBytes -= e.reply.length;
+      delete e.reply;
+    }
     return waiters;
   }
   /** Forgets `id` (for answers that must not be replayed, e.g. BUSY). */
   forget(id: string): void {
+    this.#delete(id);
+  }
+  #delete(id: string): void {
+    const e = this.#entries.get(id);
+    if (e?.reply !== undefined) this.#replyBytes -= e.reply.length;
     this.#entries.delete(id);
   }
 }
@@ -435,9 +466,14 @@ export class CommandDispatcher {
     const cached = this.#cache.get(cmd.id);
     if (cached) {
       this.#stats.duplicates++;
-      this.#log("info", "duplicate command id", { id: cmd.id, command: cmd.command, answered: cached.reply !== undefined });
-      if (cached.reply) await this.#send(to, cached.reply);
-      else await new Promise<void>((resolve) => cached.waiters.push((r) => void this.#send(to, r).then(resolve)));
+      this.#log("info", "duplicate command id", { id: cmd.id, command: cmd.command, answered: cached.outcome !== undefined, replyHeld: cached.reply !== undefined });
+      if (cached.reply !== undefined) await this.#send(to, cached.reply);
+      else if (cached.outcome) {
+        // Answered, but the reply was dropped to bound memory: say so rather than run it again.
+        const how = cached.outcome.ok ? "succeeded" : `failed ${cached.outcome.code}`;
+        this.#count("DUPLICATE");
+        await this.#send(to, errorReply(cmd, "DUPLICATE", `command ${cmd.id} already ran (${how}) at ${new Date(cached.at).toISOString()}; its reply is no longer held`));
+      } else await new Promise<void>((resolve) => cached.waiters.push((r) => void this.#send(to, r).then(resolve)));
       return;
     }
 
@@ -486,16 +522,17 @@ export class CommandDispatcher {
       this.#stop.signal.removeEventListener("abort", onStop);
     }
     this.#log("info", "command finished", { id: cmd.id, command: cmd.command, ok: reply.ok, code: reply.ok ? undefined : reply.error.code });
-    const waiters = this.#cache.finish(cmd.id, reply);
-    await this.#send(to, reply);
-    for (const w of waiters) w(reply);
+    const json = JSON.stringify(reply);
+    const waiters = this.#cache.finish(cmd.id, json, reply.ok ? { ok: true } : { ok: false, code: reply.error.code });
+    await this.#send(to, json);
+    for (const w of waiters) w(json);
   }
 
   #count(code: ErrorCode): void {
     this.#stats.rejected[code] = (this.#stats.rejected[code] ?? 0) + 1;
   }
 
-  async #send(to: { topic: string; correlationData: Uint8Array | undefined; deadline: number | undefined }, reply: ProgressReply | FinalReply): Promise<void> {
+  async #send(to: { topic: string; correlationData: Uint8Array | undefined; deadline: number | undefined }, reply: ProgressReply | FinalReply | string): Promise<void> {
     const opts: PublishOptions = { qos: 1, contentType: "application/json" };
     if (to.correlationData) opts.correlationData = to.correlationData;
     if (to.deadline !== undefined) {
@@ -508,7 +545,7 @@ export class CommandDispatcher {
       opts.messageExpiryIntervalS = left;
     }
     try {
-      await this.#link.publish(to.topic, JSON.stringify(reply), opts);
+      await this.#link.publish(to.topic, typeof reply === "string" ? reply : JSON.stringify(reply), opts);
     } catch (e) {
       this.#stats.replyFailures++;
       this.#log("warn", "could not send a command reply", { error: e instanceof Error ? e.message : "unknown" });

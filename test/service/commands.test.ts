@@ -54,18 +54,49 @@ describe("command validation", () => {
 });
 
 describe("idempotency cache", () => {
+  const ok = { ok: true };
   test("bounded and expiring", () => {
     let now = 0;
     const c = new IdempotencyCache({ maxEntries: 3, ttlMs: 1000, now: () => now });
     for (const id of ["a", "b", "c", "d"]) {
       c.begin(id);
-      c.finish(id, { id, command: "ping", kind: "result", ok: true, result: null });
+      c.finish(id, JSON.stringify({ id, command: "ping", kind: "result", ok: true, result: null }), ok);
     }
     expect(c.size).toBe(3);
     expect(c.get("a")).toBeUndefined();
     expect(c.get("d")?.reply).toBeDefined();
     now = 2000;
     expect(c.get("d")).toBeUndefined();
+  });
+
+  test("replies are held within a byte budget; past it the oldest keep only their outcome", () => {
+    const c = new IdempotencyCache({ maxReplyBytes: 250 });
+    const reply = (n: number) => "x".repeat(n);
+    c.begin("a");
+    c.finish("a", reply(100), ok);
+    c.begin("b");
+    c.finish("b", reply(100), { ok: false, code: "TIMEOUT" });
+    expect(c.replyBytes).toBe(200);
+    c.begin("c");
+    c.finish("c", reply(100), ok); // 300 > 250: a's reply goes
+    expect(c.replyBytes).toBe(200);
+    expect(c.get("a")).toMatchObject({ outcome: { ok: true } });
+    expect(c.get("a")!.reply).toBeUndefined();
+    expect(c.get("b")).toMatchObject({ reply: reply(100), outcome: { ok: false, code: "TIMEOUT" } });
+    // a reply bigger than the whole budget is never held, and evicts nothing
+    c.begin("huge");
+    c.finish("huge", reply(251), ok);
+    expect(c.get("huge")!.reply).toBeUndefined();
+    expect(c.get("c")!.reply).toBe(reply(100));
+    expect(c.replyBytes).toBe(200);
+    // forgetting and evicting give the bytes back
+    c.forget("b");
+    expect(c.replyBytes).toBe(100);
+    const small = new IdempotencyCache({ maxEntries: 1 });
+    small.begin("p");
+    small.finish("p", reply(10), ok);
+    small.begin("q");
+    expect(small.replyBytes).toBe(0);
   });
 });
 
@@ -86,7 +117,9 @@ let readCalls = 0;
 beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
   link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "t", readers: () => [] });
-  dispatcher = new CommandDispatcher({ link, topics });
+  // A small reply budget, so that a test can push a reply out (see "DUPLICATE" below).
+  dispatcher = new CommandDispatcher({ link, topics, cache: new IdempotencyCache({ maxReplyBytes: 5000 }) });
+
   dispatcher.register("read", async (cmd, ctx) => {
     readCalls++;
     await ctx.progress("waiting-for-card");
@@ -94,7 +127,8 @@ beforeAll(async () => {
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "999999") throw new CommandError("NO_READER", "no reader matches");
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "111111") throw new Error("boom with L898902C3 inside");
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "222222") await new Promise<void>((r) => (releaseRead = r));
-    return { outcome: "success", files: cmd.files };
+    // reader "big": a reply of some 3 KB, like a read with a sealed face image
+    return { outcome: "success", files: cmd.files, ...(cmd.reader === "big" ? { pad: "p".repeat(3000) } : {}) };
   });
   link.on("message", (m) => void dispatcher.handle(m));
   link.start();
@@ -206,6 +240,21 @@ describe("dispatcher through Mosquitto", () => {
     expect(b!.final).toEqual(a!.final);
     expect(readCalls).toBe(before + 1);
     expect(dispatcher.stats().duplicates).toBeGreaterThanOrEqual(1);
+  });
+
+  test("a repeated id whose reply was dropped (reply budget) is answered DUPLICATE, never run again", async () => {
+    const before = readCalls;
+    const cmd = (id: string) => JSON.stringify({ id, accessKey: SPECIMEN, reader: "big" });
+    const first = await send("read", cmd("dup-1"));
+    expect(first!.final).toMatchObject({ id: "dup-1", ok: true, result: { outcome: "success" } });
+    const second = await send("read", cmd("dup-2")); // pushes dup-1's reply out of the 5,000-byte budget
+    expect(second!.final).toMatchObject({ ok: true });
+    const again1 = await send("read", cmd("dup-1"));
+    expect(again1!.final).toMatchObject({ id: "dup-1", command: "read", ok: false, error: { code: "DUPLICATE" } });
+    expect((again1!.final.error as { message: string }).message).toMatch(/^command dup-1 already ran \(succeeded\) at \d{4}-.*; its reply is no longer held$/);
+    const again2 = await send("read", cmd("dup-2"));
+    expect(again2!.final).toEqual(second!.final);
+    expect(readCalls).toBe(before + 2);
   });
 
   test("a second card command while one runs is refused BUSY; the same id joins the running one", async () => {
