@@ -38,19 +38,31 @@ export class EnvelopeError extends Error {
   }
 }
 
+/** The X25519 base point u = 9 (RFC 7748 section 4.1), little-endian. */
+const BASE_U = Uint8Array.of(9, ...new Uint8Array(31));
+
+/**
+ * The public key of `privateKey`, X25519(k, 9), by the Montgomery ladder. noble's getPublicKey
+ * takes a faster path through Ed25519 base-point tables that it builds on first use and keeps:
+ * some 6,000 BigInts and 9 MB of heap growth in the agent, for one key per sealed reply.
+ */
+function ladderPublicKey(privateKey: Uint8Array): Uint8Array {
+  return x25519.scalarMult(privateKey, BASE_U);
+}
+
 export interface X25519KeyPair {
   privateKey: Uint8Array;
   publicKey: Uint8Array;
 }
 
 export function generateKeyPair(): X25519KeyPair {
-  const k = x25519.keygen();
-  return { privateKey: k.secretKey, publicKey: k.publicKey };
+  const privateKey = x25519.utils.randomSecretKey();
+  return { privateKey, publicKey: ladderPublicKey(privateKey) };
 }
 
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
   checkKey("privateKey", privateKey);
-  return x25519.getPublicKey(privateKey);
+  return ladderPublicKey(privateKey);
 }
 
 export function sealForRecipient(
@@ -62,7 +74,7 @@ export function sealForRecipient(
   checkKey("recipientPublicKey", recipientPublicKey);
   if (!(plaintext instanceof Uint8Array)) throw new TypeError("sealForRecipient: plaintext must be a Uint8Array");
   const esk = random(32);
-  const epk = x25519.getPublicKey(esk);
+  const epk = ladderPublicKey(esk);
   let shared: Uint8Array;
   try {
     shared = x25519.getSharedSecret(esk, recipientPublicKey);

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { ENVELOPE_ALG, EnvelopeError, b64, generateKeyPair, openSealed, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
+import { ENVELOPE_ALG, EnvelopeError, b64, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -13,6 +13,18 @@ describe("sealed envelope (X25519-HKDF-SHA256-ChaCha20Poly1305)", () => {
   const { privateKey, publicKey } = generateKeyPair();
   const info = replyInfo("board-7", "cmd-1");
   const plaintext = enc.encode(JSON.stringify({ documentNumber: "L898902C3", surname: "ERIKSSON" }));
+
+  test("RFC 7748 section 6.1: public keys by the ladder (X25519(k, 9)) match the RFC and noble's table path", () => {
+    const hex = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
+    const alice = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+    const bob = hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+    expect(Buffer.from(publicKeyOf(alice)).toString("hex")).toBe("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+    expect(Buffer.from(publicKeyOf(bob)).toString("hex")).toBe("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    for (let i = 0; i < 8; i++) {
+      const k = generateKeyPair();
+      expect(Buffer.from(k.publicKey).toString("hex")).toBe(Buffer.from(x25519.getPublicKey(k.privateKey)).toString("hex"));
+    }
+  });
 
   test("round trip; ciphertext hides the plaintext; fresh ephemeral key and nonce each time", () => {
     const a = sealForRecipient(publicKey, plaintext, info);
