@@ -31,6 +31,7 @@ export const DEFAULTS = {
   readers: { include: [] as string[], exclude: [] as string[], readOnInsert: false },
   outbox: { maxEvents: 10000, fileName: "outbox.sqlite" },
   verification: { trust: [] as string[], activeAuthentication: true },
+  memory: { trimExecutablePages: true, jitThresholdScale: 1000 },
 } as const;
 
 /** A secret value: shows as "[redacted]" when logged, stringified or inspected. */
@@ -75,6 +76,12 @@ export interface AgentConfig {
   outbox: { maxEvents: number; path: string };
   /** Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs) and whether reads run Active Authentication. */
   verification: { trust: string[]; activeAuthentication: boolean };
+  /**
+   * Memory settings for small boards: release the executable's start-up pages
+   * (memory-trim.ts), and JavaScriptCore's JIT tier-up thresholds times jitThresholdScale
+   * (1 = its normal policy).
+   */
+  memory: { trimExecutablePages: boolean; jitThresholdScale: number };
 }
 
 type Kind = "string" | "integer" | "boolean" | "string[]";
@@ -126,6 +133,10 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
   verification: {
     trust: { kind: "string[]" },
     active_authentication: { kind: "boolean" },
+  },
+  memory: {
+    trim_executable_pages: { kind: "boolean" },
+    jit_threshold_scale: { kind: "integer", min: 1, max: 100000 },
   },
 };
 
@@ -281,6 +292,10 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     verification: {
       trust: get<string[]>("verification", "trust") ?? [...DEFAULTS.verification.trust],
       activeAuthentication: get<boolean>("verification", "active_authentication") ?? DEFAULTS.verification.activeAuthentication,
+    },
+    memory: {
+      trimExecutablePages: get<boolean>("memory", "trim_executable_pages") ?? DEFAULTS.memory.trimExecutablePages,
+      jitThresholdScale: get<number>("memory", "jit_threshold_scale") ?? DEFAULTS.memory.jitThresholdScale,
     },
   };
 }

@@ -17,6 +17,7 @@
  * it at its next APDU), answers waiting commands, publishes the retained `offline`, closes the
  * link, the PC/SC client and the outbox.
  */
+import { residentMemory, trimExecutablePages } from "./memory-trim.ts";
 import { ConfigError, MrtdError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
@@ -94,6 +95,7 @@ export class AgentService {
   #stopping = false;
   #started = false;
   #readsInFlight = new Set<Promise<unknown>>();
+  #trimmedBytes = 0;
 
   constructor(opts: AgentServiceOptions) {
     this.config = opts.config;
@@ -127,12 +129,18 @@ export class AgentService {
     this.metrics.gauge("mrtd_outbox_delivered_total", () => this.#outboxStat("delivered"));
     this.metrics.gauge("mrtd_commands_received_total", () => this.dispatcher.stats().received);
     this.metrics.gauge("mrtd_pcscd_reconnects_total", () => this.watcher.reopens);
+    this.metrics.gauge("mrtd_process_resident_bytes", () => residentMemory()?.residentBytes ?? NaN);
+    this.metrics.gauge("mrtd_process_resident_anon_bytes", () => residentMemory()?.anonBytes ?? NaN);
+    this.metrics.gauge("mrtd_memory_trimmed_bytes_total", () => this.#trimmedBytes);
   }
 
   async start(): Promise<void> {
     if (this.#started) throw new Error("AgentService: already started");
     this.#started = true;
+    // Before anything runs hot: the optimising JITs' code and working memory are most of what
+    // a read adds to the agent's RSS (test/bench/agent.bench.ts measures both settings).
     const c = this.config;
+    Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
     this.watcher.on((e) => this.#onWatcher(e));
     this.link.on("connected", ({ attempt }) => {
       this.#log.info("broker connected", { url: c.mqtt.url, attempt, pendingEvents: this.#outboxStat("pending") });
@@ -158,6 +166,10 @@ export class AgentService {
       readOnInsert: c.readers.readOnInsert,
       outboxPending: this.#outboxStat("pending"),
     });
+    // Once start-up is over (broker connected, outbox drained, first telemetry sent).
+    const trimTimer = setTimeout(() => this.#trimMemory(), 5000);
+    trimTimer.unref();
+    this.#timers.push(trimTimer);
     this.#notifier.ready(`watching ${this.watcher.readers.length} reader(s)`);
   }
 
@@ -184,6 +196,17 @@ export class AgentService {
     await this.watcher.stop();
     this.outbox.close();
     this.#log.info("agent stopped", { reason });
+  }
+
+  /** Releases the executable's pages the agent stopped touching ([memory] trim_executable_pages). */
+  #trimMemory(): void {
+    if (!this.config.memory.trimExecutablePages || this.#stopping) return;
+    try {
+      this.#trimmedBytes += trimExecutablePages().releasedBytes;
+    } catch (e) {
+      // Never worth stopping for: the pages stay resident, as without the setting.
+      this.#log.debug("memory trim failed", { error: e instanceof Error ? e.message : "unknown" });
+    }
   }
 
   health(reader: string): ReaderHealthTracker {
@@ -318,7 +341,10 @@ export class AgentService {
       const outcome = this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
       // A read leaves its file buffers and crypto temporaries behind: collect them now rather
       // than let the heap grow on a board with little memory (reads are rare; a GC costs ms).
-      setTimeout(() => Bun.gc(true), 0);
+      setTimeout(() => {
+        Bun.gc(true);
+        this.#trimMemory();
+      }, 0);
       return outcome;
     })();
     this.#currentRead = { done: run, abort };
@@ -459,6 +485,12 @@ export class AgentService {
   async #remoteDiagnose(cmd: DiagnoseCommand, ctx: HandlerContext): Promise<unknown> {
     const diagnose = this.#diagnose ?? (await loadDiagnose());
     if (!diagnose) throw new CommandError("NOT_SUPPORTED", "NOT_AVAILABLE: reader diagnostics are not part of this agent build");
+    const afterwards = () =>
+      // Its own PC/SC client (two workers) has come and gone: collect, then trim as after a read.
+      setTimeout(() => {
+        Bun.gc(true);
+        this.#trimMemory();
+      }, 0);
     return this.#withCard(
       async () => {
         let lastPct = -1;
@@ -475,7 +507,7 @@ export class AgentService {
               void ctx.progress("exchanges", { done, total });
             }
           },
-        });
+        }).finally(afterwards);
       },
       30_000,
       ctx.signal,

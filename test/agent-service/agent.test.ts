@@ -144,6 +144,11 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     const kinds = metrics.histograms.filter((h) => h.name === "mrtd_apdu_duration_seconds").map((h) => h.labels.command).sort();
     expect(kinds).toEqual(expect.arrayContaining(["external_authenticate", "get_challenge", "read_binary", "select"]));
     expect(metrics.counters.find((c) => c.name === "mrtd_apdu_status_total" && c.labels.sw === "9000")!.value).toBeGreaterThan(5);
+    // the agent's memory, and the executable pages released after the read ([memory] defaults)
+    const counter = (name: string) => metrics.counters.find((c) => c.name === name)?.value;
+    expect(counter("mrtd_process_resident_bytes")).toBeGreaterThan(counter("mrtd_process_resident_anon_bytes")!);
+    expect(counter("mrtd_process_resident_anon_bytes")).toBeGreaterThan(1024 * 1024);
+    await op.waitFor(() => ((op.on(`${BASE}/metrics`).at(-1)?.json as typeof metrics).counters.find((c) => c.name === "mrtd_memory_trimmed_bytes_total")?.value ?? 0) > 1024 * 1024, 5000, "trimmed pages after the read");
   }, 30_000);
 
   test("a document altered after signing: the read succeeds, its verdict is failed (DG_HASH_MISMATCH)", async () => {

@@ -44,6 +44,8 @@ describe("config: errors name file, key and problem", () => {
     ["password without username", "[mqtt]\npassword_env = \"MRTD_PW\"", "mqtt.username", /required/],
     ["both password sources", "[mqtt]\nusername = \"u\"\npassword_env = \"A\"\npassword_file = \"/x\"", "mqtt.password_env", /not both/],
     ["section not a table", "agent = 3", "agent", /must be a table/],
+    ["jit scale below 1", "[memory]\njit_threshold_scale = 0", "memory.jit_threshold_scale", /at least 1/],
+    ["trim not a bool", "[memory]\ntrim_executable_pages = 1", "memory.trim_executable_pages", /true or false/],
   ];
   for (const [title, text, key, problem] of cases) {
     test(title, () => {
@@ -95,6 +97,7 @@ describe("config: values and defaults", () => {
     expect(c.agent.logLevel).toBe(DEFAULTS.agent.logLevel);
     expect(c.mqtt.url).toBe(DEFAULTS.mqtt.url);
     expect(c.verification).toEqual({ trust: [], activeAuthentication: true });
+    expect(c.memory).toEqual(DEFAULTS.memory);
     // and the example as shipped (all commented) parses too
     expect(() => parseConfig(text, path, {})).not.toThrow();
   });

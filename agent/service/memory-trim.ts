@@ -1,0 +1,114 @@
+/**
+ * Releases the resident pages of the agent's own executable that it no longer touches.
+ *
+ * A compiled Bun program maps its 100 MB executable; start-up (module loading, parsing, TLS
+ * and SQLite initialisation, the first JIT compilations) touches some 20 MB of code and
+ * constants there that a long-running, mostly idle agent never runs again, yet they stay in
+ * its resident set (RssFile) until the kernel reclaims them under memory pressure. After
+ * start-up and after each read the agent drops its page-table entries for those pages with
+ * madvise(MADV_DONTNEED): what it runs again is faulted back from the page cache (a minor
+ * fault, no disk read), so the resident set shows the working set rather than the start-up
+ * peak.
+ *
+ * Only mappings of the executable file that are not writable and hold no private
+ * (copy-on-write) pages are touched: for those, MADV_DONTNEED is content-preserving (the
+ * next access sees the same bytes from the file). Writable mappings, anonymous memory (the
+ * heap, JIT code, stacks) and shared libraries are never touched.
+ */
+import { readFileSync, readlinkSync } from "node:fs";
+import { dlopen, FFIType } from "bun:ffi";
+
+/** madvise(2) advice: drop the page-table entries; file pages refault from the page cache. */
+const MADV_DONTNEED = 4;
+
+export interface FileMapping {
+  start: number;
+  end: number;
+  perms: string;
+  path: string;
+  /** Resident kB (smaps Rss). */
+  rssKb: number;
+  /** Private copy-on-write kB (smaps Anonymous): a mapping with any is never trimmed. */
+  anonKb: number;
+}
+
+/** The mappings listed in a /proc/<pid>/smaps text. */
+export function parseSmaps(text: string): FileMapping[] {
+  const out: FileMapping[] = [];
+  let cur: FileMapping | undefined;
+  for (const line of text.split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      cur = { start: parseInt(head[1]!, 16), end: parseInt(head[2]!, 16), perms: head[3]!, path: head[4] ?? "", rssKb: 0, anonKb: 0 };
+      out.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    const field = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (field) cur[field[1] === "Rss" ? "rssKb" : "anonKb"] = Number(field[2]);
+  }
+  return out;
+}
+
+/** The mappings that may be trimmed: the executable's, read-only, no private pages, resident. */
+export function trimmable(mappings: readonly FileMapping[], executable: string): FileMapping[] {
+  return mappings.filter((m) => m.path === executable && m.perms[1] !== "w" && m.anonKb === 0 && m.rssKb > 0);
+}
+
+export interface TrimResult {
+  /** Mappings advised. */
+  mappings: number;
+  /** Resident bytes of those mappings before the advice. */
+  releasedBytes: number;
+}
+
+let madvise: ((addr: number, length: number, advice: number) => number) | undefined;
+
+/**
+ * Drops the executable's clean, read-only resident pages (see the module comment). Linux
+ * only; elsewhere, or when /proc is not mounted, it does nothing and reports 0.
+ */
+export function trimExecutablePages(): TrimResult {
+  if (process.platform !== "linux") return { mappings: 0, releasedBytes: 0 };
+  let executable: string;
+  let smaps: string;
+  try {
+    executable = readlinkSync("/proc/self/exe");
+    smaps = readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return { mappings: 0, releasedBytes: 0 };
+  }
+  madvise ??= dlopen("libc.so.6", {
+    madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+  }).symbols.madvise as unknown as typeof madvise;
+  let mappings = 0;
+  let releasedBytes = 0;
+  for (const m of trimmable(parseSmaps(smaps), executable)) {
+    if (madvise!(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
+      mappings++;
+      releasedBytes += m.rssKb * 1024;
+    }
+  }
+  return { mappings, releasedBytes };
+}
+
+export interface ResidentMemory {
+  /** VmRSS: all resident pages. */
+  residentBytes: number;
+  /** RssAnon: heap, stacks, JIT code: the agent's own memory, which only exiting gives back. */
+  anonBytes: number;
+  /** RssFile: resident pages of the executable and libraries (shared, reclaimable). */
+  fileBytes: number;
+}
+
+/** The resident set from /proc/self/status (Linux); undefined elsewhere. */
+export function residentMemory(): ResidentMemory | undefined {
+  let status: string;
+  try {
+    status = readFileSync("/proc/self/status", "utf8");
+  } catch {
+    return undefined;
+  }
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
+  return { residentBytes: kb("VmRSS"), anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") };
+}
