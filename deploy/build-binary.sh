@@ -12,7 +12,7 @@ bun_version=$(node -p 'require("./package.json").devDependencies.bun')
 mkdir -p "$(dirname "$out")"
 case "$arch" in
   x64)
-    ./node_modules/.bin/bun build --compile --minify --sourcemap=none --target=bun-linux-x64 agent/cli.ts agent/transport/pcsc-worker.ts --outfile "$out" >&2
+    ./node_modules/.bin/bun build --compile --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none --target=bun-linux-x64 agent/cli.ts agent/transport/pcsc-worker.ts --outfile "$out" >&2
     ;;
   arm64)
     cache="dist/.bun-linux-aarch64-$bun_version"
@@ -20,7 +20,7 @@ case "$arch" in
       mkdir -p "$cache"
       (cd "$cache" && npm pack --silent "@oven/bun-linux-aarch64@$bun_version" >/dev/null && tar xzf oven-bun-linux-aarch64-"$bun_version".tgz)
     fi
-    ./node_modules/.bin/bun build --compile --minify --sourcemap=none --target=bun-linux-arm64 \
+    ./node_modules/.bin/bun build --compile --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none --target=bun-linux-arm64 \
       --compile-executable-path="$cache/package/bin/bun" agent/cli.ts agent/transport/pcsc-worker.ts --outfile "$out" >&2
     ;;
   *) echo "usage: $0 [x64|arm64] [outfile]" >&2; exit 2 ;;
