@@ -11,7 +11,8 @@
  * The `info` string names the context (e.g. "mrtd-agent reply v1 <agent> <command id>") and is
  * bound into both the key and the AAD: an envelope moved to another context does not open.
  */
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { poly1305 } from "@noble/ciphers/_poly1305.js";
+import { chacha20, chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -71,6 +72,35 @@ export function sealForRecipient(
   info: string,
   random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
 ): SealedEnvelope {
+  const { key, nonce, epk } = ephemeralKey(recipientPublicKey, plaintext, info, random);
+  const ct = chacha20poly1305(key, nonce, aad(info)).encrypt(plaintext);
+  wipe(key);
+  return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
+}
+
+/**
+ * sealForRecipient that encrypts `sliceBytes` at a time and lets the event loop run between
+ * slices: a 60 KB face image is tens of milliseconds of ChaCha20-Poly1305 on a board, too long
+ * to hold the agent's loop. Same envelope, byte for byte, given the same randomness.
+ */
+export async function sealForRecipientInSlices(
+  recipientPublicKey: Uint8Array,
+  plaintext: Uint8Array,
+  info: string,
+  sliceBytes = 4096,
+  random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
+): Promise<SealedEnvelope> {
+  const { key, nonce, epk } = ephemeralKey(recipientPublicKey, plaintext, info, random);
+  try {
+    const ct = await chacha20Poly1305InSlices(key, nonce, aad(info), plaintext, sliceBytes);
+    return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
+  } finally {
+    wipe(key);
+  }
+}
+
+/** The ephemeral key pair, the derived AEAD key and a fresh nonce for one envelope. */
+function ephemeralKey(recipientPublicKey: Uint8Array, plaintext: Uint8Array, info: string, random: (n: number) => Uint8Array): { key: Uint8Array; nonce: Uint8Array; epk: Uint8Array } {
   checkKey("recipientPublicKey", recipientPublicKey);
   if (!(plaintext instanceof Uint8Array)) throw new TypeError("sealForRecipient: plaintext must be a Uint8Array");
   const esk = random(32);
@@ -85,9 +115,37 @@ export function sealForRecipient(
   }
   const key = deriveKey(shared, epk, recipientPublicKey, info);
   const nonce = random(12);
-  const ct = chacha20poly1305(key, nonce, aad(info)).encrypt(plaintext);
-  wipe(esk, shared, key);
-  return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
+  wipe(esk, shared);
+  return { key, nonce, epk };
+}
+
+/**
+ * The ChaCha20-Poly1305 AEAD of RFC 8439 section 2.8, computed in slices of `sliceBytes`
+ * (a multiple of the 64-byte ChaCha20 block) with a macrotask between them:
+ *   one-time Poly1305 key = ChaCha20(key, nonce, counter 0) first 32 bytes
+ *   ciphertext            = ChaCha20(key, nonce, counter 1 + offset / 64) per slice
+ *   tag = Poly1305(aad | pad16 | ciphertext | pad16 | le64(aad length) | le64(ciphertext length))
+ * Returns ciphertext || tag, as noble's one-shot chacha20poly1305 does.
+ */
+export async function chacha20Poly1305InSlices(key: Uint8Array, nonce: Uint8Array, aadBytes: Uint8Array, plaintext: Uint8Array, sliceBytes: number): Promise<Uint8Array> {
+  if (!Number.isInteger(sliceBytes) || sliceBytes < 64 || sliceBytes % 64 !== 0) throw new RangeError(`sliceBytes must be a positive multiple of 64, got ${sliceBytes}`);
+  const polyKey = chacha20(key, nonce, new Uint8Array(32), undefined, 0);
+  const mac = poly1305.create(polyKey);
+  const pad16 = (n: number) => new Uint8Array((16 - (n % 16)) % 16);
+  mac.update(aadBytes).update(pad16(aadBytes.length));
+  const out = new Uint8Array(plaintext.length + 16);
+  for (let offset = 0; offset < plaintext.length; offset += sliceBytes) {
+    if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const end = Math.min(plaintext.length, offset + sliceBytes);
+    mac.update(chacha20(key, nonce, plaintext.subarray(offset, end), out.subarray(offset, end), 1 + offset / 64));
+  }
+  const lengths = new DataView(new ArrayBuffer(16));
+  lengths.setBigUint64(0, BigInt(aadBytes.length), true);
+  lengths.setBigUint64(8, BigInt(plaintext.length), true);
+  mac.update(pad16(plaintext.length)).update(new Uint8Array(lengths.buffer));
+  out.set(mac.digest(), plaintext.length);
+  wipe(polyKey);
+  return out;
 }
 
 /** Decrypts an envelope; throws EnvelopeError if it is malformed, for another key or tampered with. */

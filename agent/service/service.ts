@@ -471,8 +471,9 @@ export class AgentService {
         if (cmd.includePersonalData && cmd.replyPublicKey && outcome.doc) {
           const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(outcome.doc)));
           // Loaded at first use: the X25519 code is only needed for replies with personal data.
-          const { replyInfo, sealForRecipient } = await import("./envelope.ts");
-          result.personalData = sealForRecipient(cmd.replyPublicKey, plain, replyInfo(this.config.agent.id, cmd.id));
+          const { replyInfo, sealForRecipientInSlices } = await import("./envelope.ts");
+          // In slices: a face image is milliseconds of cipher work the event loop should not wait out.
+          result.personalData = await sealForRecipientInSlices(cmd.replyPublicKey, plain, replyInfo(this.config.agent.id, cmd.id));
           plain.fill(0);
         }
         return result;

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { ENVELOPE_ALG, EnvelopeError, b64, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { ENVELOPE_ALG, EnvelopeError, b64, chacha20Poly1305InSlices, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient, sealForRecipientInSlices } from "../../agent/service/envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -24,6 +25,41 @@ describe("sealed envelope (X25519-HKDF-SHA256-ChaCha20Poly1305)", () => {
       const k = generateKeyPair();
       expect(Buffer.from(k.publicKey).toString("hex")).toBe(Buffer.from(x25519.getPublicKey(k.privateKey)).toString("hex"));
     }
+  });
+
+  test("RFC 8439 section 2.8.2: the sliced AEAD gives the RFC's tag and noble's one-shot bytes", async () => {
+    const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/\s/g, ""), "hex"));
+    const key = hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+    const nonce = hex("070000004041424344454647");
+    const aadBytes = hex("50515253c0c1c2c3c4c5c6c7");
+    const pt = enc.encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+    const sealed = await chacha20Poly1305InSlices(key, nonce, aadBytes, pt, 64);
+    expect(Buffer.from(sealed.subarray(pt.length)).toString("hex")).toBe("1ae10b594f09e26a7e902ecbd0600691");
+    expect(Buffer.from(sealed.subarray(0, 16)).toString("hex")).toBe("d31a8d34648e60db7b86afbc53ef7ec2");
+    expect(sealed).toEqual(chacha20poly1305(key, nonce, aadBytes).encrypt(pt));
+    // every length around block and slice boundaries, every slice size, against the one-shot
+    for (const n of [0, 1, 15, 16, 63, 64, 65, 127, 4095, 4096, 4097, 30_001]) {
+      const data = Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff);
+      const oneShot = chacha20poly1305(key, nonce, aadBytes.subarray(0, n % 13)).encrypt(data);
+      for (const slice of [64, 128, 4096]) expect(await chacha20Poly1305InSlices(key, nonce, aadBytes.subarray(0, n % 13), data, slice)).toEqual(oneShot);
+    }
+    await expect(chacha20Poly1305InSlices(key, nonce, aadBytes, pt, 100)).rejects.toThrow("sliceBytes must be a positive multiple of 64, got 100");
+  });
+
+  test("sealing in slices lets the event loop run and gives the same envelope as the one-shot", async () => {
+    let n = 0;
+    const fixed = (len: number) => Uint8Array.from({ length: len }, () => ++n & 0xff);
+    const big = Uint8Array.from({ length: 40_000 }, (_, i) => i & 0xff);
+    n = 0;
+    const oneShot = sealForRecipient(publicKey, big, info, fixed);
+    n = 0;
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    const sliced = await sealForRecipientInSlices(publicKey, big, info, 1024, fixed);
+    clearInterval(ticker);
+    expect(sliced).toEqual(oneShot);
+    expect(openSealed(privateKey, sliced, info)).toEqual(big);
+    expect(ticks).toBeGreaterThan(0); // timers ran between the 40 slices
   });
 
   test("round trip; ciphertext hides the plaintext; fresh ephemeral key and nonce each time", () => {
