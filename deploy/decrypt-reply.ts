@@ -1,7 +1,7 @@
 /**
  * Operator tool for sealed command replies (agent/service/envelope.ts: X25519 + HKDF-SHA256 +
- * ChaCha20-Poly1305). Makes the operator's key pair, and opens replies whose personal data
- * the agent sealed to the operator's public key.
+ * ChaCha20-Poly1305). Makes the operator's key pair, and opens replies (and read events, with
+ * telemetry.include_personal_data) whose personal data the agent sealed to that public key.
  *
  *   bun deploy/decrypt-reply.ts --gen-key <file>                 write a private key, print the public key
  *   bun deploy/decrypt-reply.ts --key <file> [reply.json | -]    print the reply with envelopes opened
@@ -14,7 +14,7 @@ const USAGE = `usage:
       Makes an X25519 key pair: writes the private key (base64, mode 0600) to <file> and
       prints the public key (base64) to put in a read command's replyPublicKey.
   bun deploy/decrypt-reply.ts --key <private key file> [reply.json | -]
-      Reads a command reply (JSON; stdin when the file is - or absent), opens every sealed
+      Reads a command reply or a read event (JSON; stdin when the file is - or absent), opens every sealed
       envelope in it with the private key and prints the reply with the envelopes replaced by
       their contents (JSON when the plaintext is JSON). Exit 1 if an envelope does not open.
   bun deploy/decrypt-reply.ts --public-key <private key file>
@@ -58,11 +58,13 @@ export function main(argv: string[]): number {
       throw new UsageProblem("the reply is not JSON");
     }
     const key = readKey(keyFile);
-    const commandId = typeof reply === "object" && reply !== null ? (reply as { id?: unknown }).id : undefined;
+    // An envelope names the command (reply) or event it was sealed for: one moved elsewhere is refused.
+    const top = typeof reply === "object" && reply !== null ? (reply as { id?: unknown; eventId?: unknown }) : {};
+    const boundTo = typeof top.id === "string" ? top.id : typeof top.eventId === "string" ? top.eventId : undefined;
     let opened = 0;
     const out = walk(reply, (env) => {
-      if (typeof commandId === "string" && typeof env.info === "string" && !env.info.endsWith(` ${commandId}`)) {
-        throw new EnvelopeError("envelope: sealed for another command id");
+      if (boundTo !== undefined && typeof env.info === "string" && !env.info.endsWith(` ${boundTo}`)) {
+        throw new EnvelopeError(`envelope: sealed for another ${typeof top.id === "string" ? "command id" : "event"}`);
       }
       const plain = new TextDecoder().decode(openSealed(key, env));
       opened++;

@@ -71,7 +71,14 @@ export interface AgentConfig {
     reconnectMaxMs: number;
     connectTimeoutMs: number;
   };
-  telemetry: { healthIntervalS: number; metricsIntervalS: number; includePersonalData: boolean };
+  telemetry: {
+    healthIntervalS: number;
+    metricsIntervalS: number;
+    /** Read events carry the MRZ fields (and DG11/DG12), sealed to personalDataPublicKey. */
+    includePersonalData: boolean;
+    /** X25519 public key (32 bytes, base64) the personal data in events is sealed to. */
+    personalDataPublicKey?: string;
+  };
   readers: { include: string[]; exclude: string[]; readOnInsert: boolean; testKeyFile?: string };
   outbox: { maxEvents: number; path: string };
   /** Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs) and whether reads run Active Authentication. */
@@ -119,6 +126,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     health_interval_s: { kind: "integer", min: 1, max: 86400 },
     metrics_interval_s: { kind: "integer", min: 1, max: 86400 },
     include_personal_data: { kind: "boolean" },
+    personal_data_public_key: { kind: "string", pattern: /^[A-Za-z0-9+/]{43}=$/, patternText: "an X25519 public key: 32 bytes in base64 (44 characters), as deploy/decrypt-reply.ts --gen-key prints" },
   },
   readers: {
     include: { kind: "string[]" },
@@ -250,6 +258,18 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   const reconnectMaxMs = get<number>("mqtt", "reconnect_max_ms") ?? DEFAULTS.mqtt.reconnectMaxMs;
   if (reconnectMaxMs < reconnectMinMs) fail("mqtt.reconnect_max_ms", `must be at least reconnect_min_ms (${reconnectMinMs})`);
 
+  const includePersonalData = get<boolean>("telemetry", "include_personal_data") ?? DEFAULTS.telemetry.includePersonalData;
+  const personalDataKeyText = get<string>("telemetry", "personal_data_public_key");
+  if (includePersonalData && personalDataKeyText === undefined) {
+    fail("telemetry.personal_data_public_key", "required when include_personal_data = true: events carry personal data only sealed to this X25519 public key");
+  }
+  const telemetry: AgentConfig["telemetry"] = {
+    healthIntervalS: get<number>("telemetry", "health_interval_s") ?? DEFAULTS.telemetry.healthIntervalS,
+    metricsIntervalS: get<number>("telemetry", "metrics_interval_s") ?? DEFAULTS.telemetry.metricsIntervalS,
+    includePersonalData,
+  };
+  if (personalDataKeyText !== undefined) telemetry.personalDataPublicKey = personalDataKeyText;
+
   const readOnInsert = get<boolean>("readers", "read_on_insert") ?? DEFAULTS.readers.readOnInsert;
   const testKeyFile = get<string>("readers", "test_key_file");
   if (readOnInsert && testKeyFile === undefined) fail("readers.test_key_file", "required when readers.read_on_insert = true");
@@ -279,11 +299,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     file,
     agent: { id: agentId, stateDir, logLevel: get<LogLevel>("agent", "log_level") ?? DEFAULTS.agent.logLevel },
     mqtt,
-    telemetry: {
-      healthIntervalS: get<number>("telemetry", "health_interval_s") ?? DEFAULTS.telemetry.healthIntervalS,
-      metricsIntervalS: get<number>("telemetry", "metrics_interval_s") ?? DEFAULTS.telemetry.metricsIntervalS,
-      includePersonalData: get<boolean>("telemetry", "include_personal_data") ?? DEFAULTS.telemetry.includePersonalData,
-    },
+    telemetry,
     readers,
     outbox: {
       maxEvents: get<number>("outbox", "max_events") ?? DEFAULTS.outbox.maxEvents,

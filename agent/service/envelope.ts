@@ -208,3 +208,8 @@ export function unb64(field: string, value: unknown, length?: number): Uint8Arra
 export function replyInfo(agentId: string, commandId: string): string {
   return `mrtd-agent reply v1 ${agentId} ${commandId}`;
 }
+
+/** The context of the personal data in a read event (telemetry.include_personal_data). */
+export function eventInfo(agentId: string, eventId: string): string {
+  return `mrtd-agent event v1 ${agentId} ${eventId}`;
+}

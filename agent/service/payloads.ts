@@ -6,6 +6,7 @@
  * the MRZ from its few unknown fields.
  */
 import type { FileKey, ReadSummary, StepTiming } from "../reading/read-result.ts";
+import type { SealedEnvelope } from "./envelope.ts";
 
 export interface ReaderHealth {
   agentId: string;
@@ -62,6 +63,11 @@ export interface ReadEvent extends EventBase {
   apdus: number;
   durationMs: number;
   recoveries: number;
+  /**
+   * Only with telemetry.include_personal_data: the MRZ fields and DG11/DG12 (never the face),
+   * sealed to telemetry.personal_data_public_key with info eventInfo(agentId, eventId).
+   */
+  personalData?: SealedEnvelope;
 }
 export interface ReaderEvent extends EventBase {
   type: "reader";

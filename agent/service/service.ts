@@ -28,6 +28,7 @@ import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
 import type { CardConnection } from "../transport/transport.ts";
+import type { SealedEnvelope } from "./envelope.ts";
 import { loadTestAccessKey, type AccessKey } from "./access-key.ts";
 import { CommandDispatcher, CommandError, type DiagnoseCommand, type HandlerContext, type ReadCommand } from "./commands.ts";
 import { readerSelected, type AgentConfig } from "./config.ts";
@@ -96,6 +97,8 @@ export class AgentService {
   #started = false;
   #readsInFlight = new Set<Promise<unknown>>();
   #trimmedBytes = 0;
+  /** Seals an event's personal data (telemetry.include_personal_data), loaded at start. */
+  #eventSealer: ((plain: Uint8Array, eventId: string) => SealedEnvelope) | undefined;
 
   constructor(opts: AgentServiceOptions) {
     this.config = opts.config;
@@ -141,6 +144,16 @@ export class AgentService {
     // a read adds to the agent's RSS (test/bench/agent.bench.ts measures both settings).
     const c = this.config;
     Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
+    if (c.telemetry.includePersonalData && c.telemetry.personalDataPublicKey) {
+      const { eventInfo, sealForRecipient } = await import("./envelope.ts");
+      const key = Uint8Array.from(Buffer.from(c.telemetry.personalDataPublicKey, "base64"));
+      try {
+        sealForRecipient(key, new Uint8Array(0), "key check"); // a low-order point fails here, not at the first read
+      } catch {
+        throw new ConfigError(`${c.file}: telemetry.personal_data_public_key: not a usable X25519 public key`, { file: c.file, key: "telemetry.personal_data_public_key" });
+      }
+      this.#eventSealer = (plain, eventId) => sealForRecipient(key, plain, eventInfo(c.agent.id, eventId));
+    }
     this.watcher.on((e) => this.#onWatcher(e));
     this.link.on("connected", ({ attempt }) => {
       this.#log.info("broker connected", { url: c.mqtt.url, attempt, pendingEvents: this.#outboxStat("pending") });
@@ -408,7 +421,14 @@ export class AgentService {
     const recoveries = doc?.summary.recoveries ?? readFailureReport(error)?.recoveries ?? [];
     for (const r of recoveries) this.metrics.inc("mrtd_recoveries_total", { class: r.cause });
     this.health(p.reader).recordRead(!!doc, { ...(failureClass ? { failureClass } : {}), recoveries, apduMs });
-    const eventId = this.#appendEvent(event);
+    const eventId = Bun.randomUUIDv7();
+    if (doc && this.#eventSealer) {
+      // Opt-in (telemetry.include_personal_data): sealed to the fleet's key, never in clear.
+      const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(doc, { face: false })));
+      event.personalData = this.#eventSealer(plain, eventId);
+      plain.fill(0);
+    }
+    this.#appendEvent(event, eventId);
     this.#log.info(doc ? "read complete" : "read failed", {
       reader: p.reader,
       trigger: p.trigger,
@@ -466,7 +486,8 @@ export class AgentService {
             else if (pr.kind === "recovery") void ctx.progress("recovery", { cause: pr.recovery.cause, action: pr.recovery.action, ok: pr.recovery.ok ?? true });
           },
         });
-        const { agentId: _a, at: _t, type: _y, ...rest } = outcome.event;
+        // The event's own sealed data (telemetry.include_personal_data) is for the fleet's key, not the requester's.
+        const { agentId: _a, at: _t, type: _y, personalData: _p, ...rest } = outcome.event;
         const result: ReadReplyResult = { eventId: outcome.eventId, ...rest };
         if (cmd.includePersonalData && cmd.replyPublicKey && outcome.doc) {
           const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(outcome.doc)));
@@ -518,8 +539,8 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Publishing
 
-  #appendEvent(body: object): string {
-    const eventId = this.outbox.append(this.topics.events, body as Record<string, unknown>);
+  #appendEvent(body: object, eventId?: string): string {
+    eventId = this.outbox.append(this.topics.events, body as Record<string, unknown>, eventId);
     if (this.link.connected) void this.outbox.drain(this.link);
     return eventId;
   }
@@ -617,8 +638,8 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
   }
 }
 
-/** The personal data of a read, for sealing: MRZ fields, the face image, DG11/DG12. */
-function personalDataOf(doc: DocumentRead): Record<string, unknown> {
+/** The personal data of a read, for sealing: MRZ fields, the face image (unless face: false), DG11/DG12. */
+function personalDataOf(doc: DocumentRead, opts: { face: boolean } = { face: true }): Record<string, unknown> {
   const m = doc.mrz;
   const face = doc.dg2?.faces[0];
   return {
@@ -639,7 +660,7 @@ function personalDataOf(doc: DocumentRead): Record<string, unknown> {
           checkDigitsValid: m.valid,
         }
       : undefined,
-    face: face ? { format: face.format, width: face.width, height: face.height, image: b64(face.imageBytes) } : undefined,
+    face: face && opts.face ? { format: face.format, width: face.width, height: face.height, image: b64(face.imageBytes) } : undefined,
     dg11: doc.dg11,
     dg12: doc.dg12,
   };

@@ -45,6 +45,8 @@ describe("config: errors name file, key and problem", () => {
     ["both password sources", "[mqtt]\nusername = \"u\"\npassword_env = \"A\"\npassword_file = \"/x\"", "mqtt.password_env", /not both/],
     ["section not a table", "agent = 3", "agent", /must be a table/],
     ["jit scale below 1", "[memory]\njit_threshold_scale = 0", "memory.jit_threshold_scale", /at least 1/],
+    ["personal data without a key", "[telemetry]\ninclude_personal_data = true", "telemetry.personal_data_public_key", /required when include_personal_data = true/],
+    ["personal data key not base64 of 32 bytes", "[telemetry]\npersonal_data_public_key = \"c2hvcnQ=\"", "telemetry.personal_data_public_key", /must be an X25519 public key: 32 bytes in base64/],
     ["trim not a bool", "[memory]\ntrim_executable_pages = 1", "memory.trim_executable_pages", /true or false/],
   ];
   for (const [title, text, key, problem] of cases) {
@@ -86,7 +88,7 @@ describe("config: values and defaults", () => {
     const uncommented = text.replace(/^# ?([a-z_]+ = .*)$/gm, "$1").replace(/^# ?(\[[a-z]+\])$/gm, "$1");
     const dir = mkdtempSync(join(tmpdir(), "mrtd-cfg-"));
     const f = join(dir, "c.toml");
-    writeFileSync(f, uncommented.replace(/^(password_env|test_key_file|client_cert|client_key|ca|username|password_file|path|id) = .*$/gm, ""));
+    writeFileSync(f, uncommented.replace(/^(password_env|test_key_file|client_cert|client_key|ca|username|password_file|path|id|personal_data_public_key) = .*$/gm, ""));
     const c = loadConfig(f, {});
     expect(c.mqtt.keepaliveS).toBe(DEFAULTS.mqtt.keepaliveS);
     expect(c.mqtt.reconnectMaxMs).toBe(DEFAULTS.mqtt.reconnectMaxMs);
@@ -100,6 +102,13 @@ describe("config: values and defaults", () => {
     expect(c.memory).toEqual(DEFAULTS.memory);
     // and the example as shipped (all commented) parses too
     expect(() => parseConfig(text, path, {})).not.toThrow();
+  });
+
+  test("personal data in events: on with a key, off by default", () => {
+    const key = Buffer.alloc(32, 9).toString("base64");
+    const c = parseConfig(`[telemetry]\ninclude_personal_data = true\npersonal_data_public_key = "${key}"`, FILE, {});
+    expect(c.telemetry).toMatchObject({ includePersonalData: true, personalDataPublicKey: key });
+    expect(parseConfig("", FILE, {}).telemetry.includePersonalData).toBe(false);
   });
 
   test("password from a file or the environment is a Secret that never prints", () => {

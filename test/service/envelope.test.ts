@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { ENVELOPE_ALG, EnvelopeError, b64, chacha20Poly1305InSlices, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient, sealForRecipientInSlices } from "../../agent/service/envelope.ts";
+import { ENVELOPE_ALG, EnvelopeError, b64, chacha20Poly1305InSlices, eventInfo, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient, sealForRecipientInSlices } from "../../agent/service/envelope.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -156,5 +156,19 @@ describe("deploy/decrypt-reply.ts CLI", () => {
     expect(wrong.out).not.toContain("ERIKSSON");
     // gen-key never overwrites
     expect(run(["--gen-key", keyFile]).code).toBe(1);
+  });
+
+  test("a read event's personalData (telemetry.include_personal_data) opens; moved to another event it is refused", () => {
+    const keyFile = join(dir, "fleet.key");
+    const pub = new Uint8Array(Buffer.from(run(["--gen-key", keyFile]).out.trim(), "base64"));
+    const personal = { mrz: { documentNumber: "L898902C3" } };
+    const eventId = "0192f0a0-0000-7000-8000-000000000001";
+    const event = { eventId, agentId: "board-7", type: "read", outcome: "success", personalData: sealForRecipient(pub, enc.encode(JSON.stringify(personal)), eventInfo("board-7", eventId)) };
+    const opened = run(["--key", keyFile, "-"], JSON.stringify(event));
+    expect(opened.code).toBe(0);
+    expect(JSON.parse(opened.out).personalData).toEqual(personal);
+    const moved = run(["--key", keyFile, "-"], JSON.stringify({ ...event, eventId: "0192f0a0-0000-7000-8000-000000000002" }));
+    expect(moved.code).toBe(1);
+    expect(moved.err).toContain("sealed for another event");
   });
 });

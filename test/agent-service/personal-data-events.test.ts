@@ -1,0 +1,106 @@
+/**
+ * telemetry.include_personal_data (issue 5: "read results without personal data by default"):
+ * the real agent process reads the virtual passport on insertion; its read event carries the
+ * MRZ fields sealed to the configured fleet key, which the test opens, and nothing in clear.
+ * A remote read's reply never carries the event's envelope. An unusable key stops the agent at
+ * start with a configuration error.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { b64, eventInfo, generateKeyPair, openSealed } from "../../agent/service/envelope.ts";
+import { insertPassport, SPECIMEN_KEY, type StartedPassport } from "../support/e2e.ts";
+import { ensurePcscd, type PcscdHandle } from "../support/pcscd.ts";
+import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
+import { validate } from "../support/json-schema.ts";
+import { observe, type Observer } from "../service/fixtures/mqtt-observer.ts";
+import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
+
+const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
+const AGENT = "pd-agent";
+const EVENTS = `mrtd/v1/${AGENT}/events`;
+const PERSONAL = ["L898902C3", "740812", "120415", "ERIKSSON", "ANNA", "MARIA"];
+const fleet = generateKeyPair();
+
+let pcscd: PcscdHandle;
+let broker: Mosquitto;
+let op: Observer;
+let agent: AgentProcess;
+let card: StartedPassport | undefined;
+
+beforeAll(async () => {
+  pcscd = await ensurePcscd();
+  broker = await startMosquitto({ config: "plain" });
+  op = await observe(broker, "operator-pd");
+  await op.client.subscribeAsync("mrtd/v1/#", { qos: 1 });
+  const { file } = writeAgentConfig({
+    agentId: AGENT,
+    broker,
+    readOnInsert: true,
+    testKey: { ...SPECIMEN_KEY },
+    personalDataPublicKey: b64(fleet.publicKey),
+  });
+  agent = new AgentProcess(file);
+  await agent.waitForLog((l) => l.msg === "agent started", 15_000, "agent start");
+}, 30_000);
+
+afterAll(async () => {
+  await card?.stop().catch(() => undefined);
+  if (agent) await agent.kill("SIGKILL");
+  await op?.close();
+  await broker?.stop();
+  await pcscd?.stop();
+});
+
+describe("personal data in read events, sealed to the fleet key", () => {
+  test("the read event's envelope opens with the fleet key to the MRZ fields, no face; nothing in clear", async () => {
+    card = await insertPassport({ profile: "td3" });
+    await op.waitFor((m) => m.some((x) => x.topic === EVENTS && (x.json as { type?: string }).type === "read"), 20_000, "read event");
+    const ev = op.on(EVENTS).find((x) => (x.json as { type?: string }).type === "read")!;
+    const body = ev.json as { eventId: string; outcome: string; personalData: unknown };
+    expect(body.outcome).toBe("success");
+    expect(validate({ $ref: "#/components/schemas/ReadEvent" }, body, asyncapi)).toEqual([]);
+    const plain = JSON.parse(new TextDecoder().decode(openSealed(fleet.privateKey, body.personalData, eventInfo(AGENT, body.eventId)))) as {
+      mrz: { documentNumber: string; primaryIdentifier: string; dateOfBirth: string };
+      face?: unknown;
+    };
+    expect(plain.mrz).toMatchObject({ documentNumber: "L898902C3", primaryIdentifier: "ERIKSSON", dateOfBirth: "740812" });
+    expect(plain.face).toBeUndefined();
+    // bound to its event: the envelope does not open as another event's
+    expect(() => openSealed(fleet.privateKey, body.personalData, eventInfo(AGENT, "another-event"))).toThrow("sealed for another context");
+    const published = op.messages.map((m) => m.text).join("\n");
+    for (const p of PERSONAL) {
+      expect(published).not.toContain(p);
+      expect(agent.stdout + agent.stderr).not.toContain(p);
+    }
+  }, 30_000);
+
+  test("a remote read's reply does not carry the event's envelope", async () => {
+    const reply = `mrtd/v1/${AGENT}/reply/operator-pd`;
+    await op.client.publishAsync(`mrtd/v1/${AGENT}/cmd/read`, JSON.stringify({ id: "pd-1", accessKey: SPECIMEN_KEY, files: ["COM", "SOD", "DG1"] }), {
+      qos: 1,
+      properties: { responseTopic: reply, correlationData: Buffer.from("pd-1") },
+    });
+    await op.waitFor((m) => m.some((x) => x.topic === reply && (x.json as { kind?: string }).kind === "result"), 20_000, "reply");
+    const final = op.on(reply).find((x) => (x.json as { kind?: string }).kind === "result")!.json as { ok: boolean; result: Record<string, unknown> };
+    expect(final.ok).toBe(true);
+    expect(final.result.personalData).toBeUndefined();
+    // while its event carries one
+    await op.waitFor((m) => m.some((x) => x.topic === EVENTS && (x.json as { commandId?: string }).commandId === "pd-1"), 10_000, "event of pd-1");
+    const ev = op.on(EVENTS).find((x) => (x.json as { commandId?: string }).commandId === "pd-1")!.json as { personalData?: unknown };
+    expect(ev.personalData).toBeDefined();
+  }, 30_000);
+});
+
+test("a low-order public key stops the agent at start: exit 2 naming the file and key", async () => {
+  // u = 0 is a point of small order: every shared secret with it is zero.
+  const { file } = writeAgentConfig({
+    agentId: "pd-bad",
+    broker,
+    personalDataPublicKey: b64(new Uint8Array(32)),
+  });
+  const bad = new AgentProcess(file);
+  await bad.proc.exited;
+  const code = await bad.kill(); // already exited: this only drains its output
+  expect(code).toBe(2);
+  expect(bad.stderr).toContain(`${file}: telemetry.personal_data_public_key: not a usable X25519 public key`);
+}, 30_000);
