@@ -455,6 +455,7 @@ export class AgentService {
     const part = cmd.reader?.toLowerCase();
     const match = (n: string) => part === undefined || n.toLowerCase().includes(part);
     if (this.watcher.serviceUp && !this.watcher.readers.some(match)) {
+      this.#recordUnstartedRead(cmd, "NO_READER", 0);
       throw new CommandError("NO_READER", part === undefined ? "no PC/SC reader is connected" : "no connected reader name contains the given reader text");
     }
     const timeoutMs = cmd.timeoutS * 1000;
@@ -463,9 +464,11 @@ export class AgentService {
       async () => {
         void ctx.progress("waiting-for-card", { timeoutS: cmd.timeoutS });
         let reader: string;
+        const waitStart = performance.now();
         try {
           reader = await this.watcher.waitForCard(match, Math.max(0, deadline - Date.now()), ctx.signal);
         } catch (e) {
+          if (e instanceof TransportError && (e.code === "NO_CARD" || e.code === "NO_READER")) this.#recordUnstartedRead(cmd, e.code, performance.now() - waitStart);
           if (e instanceof TransportError && e.code === "NO_CARD") throw new CommandError("TIMEOUT", `no card was presented within ${cmd.timeoutS} s`);
           if (e instanceof TransportError && e.code === "NO_READER") throw new CommandError("NO_READER", e.message);
           throw e;
@@ -502,6 +505,28 @@ export class AgentService {
       timeoutMs,
       ctx.signal,
     );
+  }
+
+  /**
+   * A remote read that never reached a card (no reader matched, no card within its timeout):
+   * a read event and the failure counters say so, for the fleet view. Reader health is left
+   * alone: a document not presented says nothing about the reader.
+   */
+  #recordUnstartedRead(cmd: ReadCommand, failureClass: "NO_READER" | "NO_CARD", waitedMs: number): void {
+    const summary: ReadSummary = {
+      reader: cmd.reader ?? "",
+      atr: "",
+      files: {},
+      apdus: 0,
+      durationMs: Math.round(waitedMs * 100) / 100,
+      steps: [],
+      recoveries: [],
+      link: { blockSize: 0, extendedLength: false, readBySfi: false },
+    };
+    this.metrics.inc("mrtd_reads_total", { outcome: "failure", trigger: "command" });
+    this.metrics.inc("mrtd_read_failures_total", { class: failureClass });
+    const eventId = this.#appendEvent(readEvent(this.config.agent.id, summary, { trigger: "command", commandId: cmd.id, failureClass }));
+    this.#log.info("read not started", { commandId: cmd.id, failureClass, eventId, waitedMs: Math.round(waitedMs) });
   }
 
   async #remoteDiagnose(cmd: DiagnoseCommand, ctx: HandlerContext): Promise<unknown> {

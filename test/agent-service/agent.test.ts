@@ -185,6 +185,13 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     const noCard = await command("read", { id: "read-timeout", accessKey: SPECIMEN_KEY, timeoutS: 1 });
     expect(noCard.final).toMatchObject({ ok: false, error: { code: "TIMEOUT" } });
     expect(lastHealth()!.lastFailureClass).toBe("ACCESS_DENIED");
+    // reads that never reached a card are events too (and leave reader health alone)
+    const eventOf = (commandId: string) => op.on(`${BASE}/events`).map(json).find((e) => e.commandId === commandId);
+    await op.waitFor(() => eventOf("read-timeout") !== undefined, 5000, "event of the timed-out read");
+    expect(eventOf("read-nr")).toMatchObject({ type: "read", trigger: "command", outcome: "failure", failureClass: "NO_READER", apdus: 0, reader: "no such reader" });
+    expect(eventOf("read-timeout")).toMatchObject({ type: "read", outcome: "failure", failureClass: "NO_CARD", apdus: 0 });
+    expect(eventOf("read-timeout")!.durationMs as number).toBeGreaterThanOrEqual(900);
+    expect(schemaErrors("ReadEvent", eventOf("read-timeout"))).toEqual([]);
     for (const r of [wrongKey, can, noReader, noCard]) for (const s of PERSONAL) expect(JSON.stringify(r.all)).not.toContain(s);
   }, 30_000);
 
