@@ -111,6 +111,7 @@ export async function readCommand(argv: string[]): Promise<number> {
 
   const verification = verifyDocument({
     files: result.files,
+    sha256: result.sha256,
     comDataGroups: result.com?.dataGroups,
     trust,
     trustSources: taken.trust,

@@ -5,7 +5,7 @@
  * Pure: no I/O; the time is a parameter.
  */
 import { MrtdError } from "../errors.ts";
-import { type DgHashStatus, compareHashes, parseSod } from "../lds/sod.ts";
+import { type DgHashStatus, type KnownDigests, compareHashes, parseSod } from "../lds/sod.ts";
 import { isCaCertificate } from "./chain.ts";
 import { signingTime as readSigningTime } from "./cms.ts";
 import { findSignerCertificate, verifySigner } from "./cms-verify.ts";
@@ -66,6 +66,8 @@ export interface PassiveInput {
   sod: Uint8Array;
   /** Data groups read, whole files, by DG number. */
   files: Map<number, Uint8Array>;
+  /** Digests of `files` computed earlier from the same bytes (used when the SOD's algorithm matches). */
+  knownDigests?: KnownDigests;
   trust?: TrustStore;
   /** MRZ issuing state ("UTO", "D<<", "NLD") or an alpha-2 code. */
   issuingState?: string;
@@ -118,7 +120,7 @@ function check(input: PassiveInput, now: Date, policy: Required<PaPolicy>, v: Pa
   const { reasons, warnings } = v;
   const sod = parseSod(input.sod);
   v.hashAlgorithm = sod.hashAlgorithm;
-  v.dgHashes = compareHashes(sod, input.files);
+  v.dgHashes = compareHashes(sod, input.files, input.knownDigests);
   if (v.dgHashes.some((d) => d.status === "mismatch")) add(reasons, "DG_HASH_MISMATCH");
   if (v.dgHashes.some((d) => d.status === "not-in-sod")) add(reasons, "DG_NOT_IN_SOD");
   if (!v.dgHashes.some((d) => d.status === "ok")) add(reasons, "NO_DG_CHECKED");

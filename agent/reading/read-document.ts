@@ -111,6 +111,8 @@ export interface DocumentRead {
   summary: ReadSummary;
   /** Raw files as read (personal data). */
   files: Map<FileKey, Uint8Array>;
+  /** SHA-256 of each file, computed once as it completed (the summary's sha256, the SOD check, verification). */
+  sha256: Map<FileKey, Uint8Array>;
   com?: EfCom;
   mrz?: Mrz;
   dg2?: Dg2;
@@ -295,6 +297,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   const out: DocumentRead = {
     summary: undefined as unknown as ReadSummary,
     files: new Map(),
+    sha256: new Map(),
     absent: [],
     parseErrors: [],
     timing: { exchangeMs: 0, nativeMs: undefined },
@@ -324,7 +327,9 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
       const ms = round(performance.now() - f0);
       const apdus = meter.count - a0;
       out.files.set(info.key, bytes);
-      fileStats[info.key] = { bytes: bytes.length, sha256: hex(sha256(bytes)).toLowerCase(), apdus, ms };
+      const digest = sha256(bytes);
+      out.sha256.set(info.key, digest);
+      fileStats[info.key] = { bytes: bytes.length, sha256: hex(digest).toLowerCase(), apdus, ms };
       opts.onProgress?.({ kind: "file-done", key: info.key, bytes: bytes.length, apdus, ms });
       return bytes;
     });
@@ -364,8 +369,10 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
         out.sod = tryParse(out, "SOD", () => parseSod(sod));
         if (out.sod) {
           const dgs = new Map<number, Uint8Array>();
+          const byDg = new Map<number, Uint8Array>();
           for (const [k, v] of out.files) if (k.startsWith("DG")) dgs.set(Number(k.slice(2)), v);
-          out.sodHashes = compareHashes(out.sod, dgs);
+          for (const [k, v] of out.sha256) if (k.startsWith("DG")) byDg.set(Number(k.slice(2)), v);
+          out.sodHashes = compareHashes(out.sod, dgs, { algorithm: "sha256", byDg });
         }
       }
     });

@@ -33,6 +33,8 @@ const AA_REASONS: Record<string, { fails: boolean; text: string }> = {
 export interface VerifyInput {
   /** Files as read or saved, by key ("COM", "SOD", "DG1", ...). */
   files: Map<FileKey, Uint8Array>;
+  /** SHA-256 of `files` computed during the read (DocumentRead.sha256), so they are not hashed again. */
+  sha256?: ReadonlyMap<FileKey, Uint8Array>;
   /** Data groups EF.COM lists, when known (tells "no DG15" from "DG15 not read"). */
   comDataGroups?: number[];
   trust?: TrustStore;
@@ -54,8 +56,10 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
   const dgs = new Map<number, Uint8Array>();
   for (const [k, v] of input.files) if (k.startsWith("DG")) dgs.set(Number(k.slice(2)), v);
   const sod = input.files.get("SOD");
+  const byDg = new Map<number, Uint8Array>();
+  for (const [k, v] of input.sha256 ?? []) if (k.startsWith("DG")) byDg.set(Number(k.slice(2)), v);
   const pa: PaVerdict = sod
-    ? verifyPassive({ sod, files: dgs, trust: input.trust, issuingState: input.issuingState, now: input.now, policy: input.policy })
+    ? verifyPassive({ sod, files: dgs, knownDigests: { algorithm: "sha256", byDg }, trust: input.trust, issuingState: input.issuingState, now: input.now, policy: input.policy })
     : { ...uncheckedVerdict(), reasons: ["NO_SOD"], summary: `unverifiable: ${AA_REASONS.NO_SOD!.text}` };
 
   const hasDg15 = dgs.has(15);

@@ -651,6 +651,7 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
   try {
     const v = verifyDocument({
       files: doc.files,
+      sha256: doc.sha256,
       comDataGroups: doc.com?.dataGroups,
       trust,
       ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),

@@ -122,6 +122,16 @@ describe("compareHashes", () => {
   test("all read and untouched: every DG ok", () => {
     expect(compareHashes(parseSod(base.sod), specimenFiles()).map((r) => r.status)).toEqual(["ok", "ok", "ok"]);
   });
+
+  test("digests known from the read are used when the SOD's algorithm matches, ignored otherwise", () => {
+    const sod = parseSod(base.sod);
+    const files = specimenFiles();
+    const wrong = new Map([[1, new Uint8Array(sod.dataGroupHashes.get(1)!.length)]]);
+    // the known (here deliberately wrong) DG1 digest is what gets compared: proof it is not recomputed
+    expect(compareHashes(sod, files, { algorithm: sod.hashAlgorithm, byDg: wrong }).map((r) => r.status)).toEqual(["mismatch", "ok", "ok"]);
+    const other = sod.hashAlgorithm === "sha256" ? "sha512" : "sha256";
+    expect(compareHashes(sod, files, { algorithm: other, byDg: wrong }).map((r) => r.status)).toEqual(["ok", "ok", "ok"]);
+  });
 });
 
 describe("hostile EF.SOD -> ParseError, never a crash or hang", () => {
