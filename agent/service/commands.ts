@@ -273,7 +273,7 @@ export class IdempotencyCache {
   #replyBytes = 0;
   constructor(opts: { maxEntries?: number; maxReplyBytes?: number; ttlMs?: number; now?: () => number } = {}) {
     this.#maxEntries = opts.maxEntries ?? 512;
-    this.#maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
+    this.#maxReplyBytes = opts.maxReplyBytes ?? 256 * 1024;
     this.#ttlMs = opts.ttlMs ?? 10 * 60_000;
     this.#now = opts.now ?? Date.now;
   }
