@@ -17,7 +17,6 @@
  * it at its next APDU), answers waiting commands, publishes the retained `offline`, closes the
  * link, the PC/SC client and the outbox.
  */
-import { residentMemory, trimExecutablePages } from "./memory-trim.ts";
 import { ConfigError, MrtdError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
@@ -28,13 +27,13 @@ import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
 import type { CardConnection } from "../transport/transport.ts";
-import type { SealedEnvelope } from "./envelope.ts";
 import { loadTestAccessKey, type AccessKey } from "./access-key.ts";
 import { CommandDispatcher, CommandError, type DiagnoseCommand, type HandlerContext, type ReadCommand } from "./commands.ts";
 import { readerSelected, type AgentConfig } from "./config.ts";
-import { b64 } from "./envelope.ts";
+import { b64, type SealedEnvelope } from "./envelope.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
+import { residentMemory, trimExecutablePages } from "./memory-trim.ts";
 import { APDU_BUCKETS_S, commandLabel, LAG_BUCKETS_S, MetricsRegistry, READ_BUCKETS_S } from "./metrics.ts";
 import { linkOptionsFromConfig, MqttLink } from "./mqtt-link.ts";
 import { Outbox } from "./outbox.ts";
@@ -140,9 +139,9 @@ export class AgentService {
   async start(): Promise<void> {
     if (this.#started) throw new Error("AgentService: already started");
     this.#started = true;
+    const c = this.config;
     // Before anything runs hot: the optimising JITs' code and working memory are most of what
     // a read adds to the agent's RSS (test/bench/agent.bench.ts measures both settings).
-    const c = this.config;
     Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
     if (c.telemetry.includePersonalData && c.telemetry.personalDataPublicKey) {
       const { eventInfo, sealForRecipient } = await import("./envelope.ts");
