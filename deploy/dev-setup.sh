@@ -33,3 +33,32 @@ if [ ! -x node_modules/.bin/bun ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" 
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$want" > "$stamp"
 fi
+
+# Debian's arm64 libpcsclite, unpacked beside the build output (not installed): the build
+# test runs the arm64 binary under qemu-aarch64 against this machine's pcscd with it. Same
+# version as the installed amd64 library, from the same mirror; the .deb's SHA-256 is pinned
+# here per version (Debian signs its indices, not single packages). Unknown version: skipped,
+# and the test says so.
+ARM64_PCSCLITE_SHA256=(
+  "1.9.9-2 df60212d5ebcdc179d6e6398bbf8bb6f56e575afef733cf09b04e2c41de9f153"
+)
+arm64_dir=dist/.arm64-pcsclite
+if [ ! -e "$arm64_dir/usr/lib/aarch64-linux-gnu/libpcsclite.so.1" ]; then
+  version=$(dpkg-query -W -f='${Version}' libpcsclite1)
+  sha=""
+  for entry in "${ARM64_PCSCLITE_SHA256[@]}"; do [ "${entry%% *}" = "$version" ] && sha="${entry#* }"; done
+  url=$(apt-get download --print-uris libpcsclite1 2>/dev/null | sed -n "s/^'\([^']*\)_amd64\.deb'.*/\1_arm64.deb/p")
+  if [ -z "$sha" ] || [ -z "$url" ]; then
+    echo "dev-setup: no pinned checksum for libpcsclite1 $version (arm64): the arm64 read test will be skipped" >&2
+  else
+    tmp=$(mktemp -d)
+    # Node is always here (curl may not be).
+    if node -e 'fetch(process.argv[1]).then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.arrayBuffer(); }).then((b) => require("fs").writeFileSync(process.argv[2], Buffer.from(b)))' "$url" "$tmp/pcsclite.deb" 2>/dev/null \
+      && echo "$sha  $tmp/pcsclite.deb" | sha256sum -c --quiet - 2>/dev/null; then
+      mkdir -p "$arm64_dir" && dpkg-deb -x "$tmp/pcsclite.deb" "$arm64_dir"
+    else
+      echo "dev-setup: could not fetch or verify $url: the arm64 read test will be skipped" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+fi

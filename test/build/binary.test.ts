@@ -1,8 +1,10 @@
 /**
  * The agent as integrators ship it: one `bun build --compile` binary (deploy/build-binary.sh).
  * x64: built here and used for a real read through pcscd. arm64: cross-compiled with Bun's
- * pinned aarch64 runtime and started under qemu as a Cortex-A53 (ARMv8.0, like many boards;
- * some Bun releases crashed there with illegal instructions).
+ * pinned aarch64 runtime, started under qemu as a Cortex-A53 (ARMv8.0, like many boards;
+ * some Bun releases crashed there with illegal instructions), and used for a real read
+ * through this machine's pcscd with Debian's arm64 libpcsclite (deploy/dev-setup.sh unpacks
+ * it into dist/.arm64-pcsclite; pcsc-lite's socket protocol is the same for both 64-bit ABIs).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -81,4 +83,47 @@ describe("arm64 binary", () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   }, 120_000);
+
+  const armPcsclite = join(ROOT, "dist/.arm64-pcsclite/usr/lib/aarch64-linux-gnu");
+  test.skipIf(!qemu || !existsSync(join(armPcsclite, "libpcsclite.so.1")))(
+    "reads and verifies the virtual passport as a Cortex-A53 (qemu) through this machine's pcscd",
+    async () => {
+      const pcscd = await startPcscd();
+      const card = await insertPassport({ profile: "td3" });
+      try {
+        const r = await sh([
+          qemu!,
+          "-cpu",
+          "cortex-a53",
+          "-L",
+          "/usr/aarch64-linux-gnu",
+          "-E",
+          `LD_LIBRARY_PATH=${armPcsclite}`,
+          bin,
+          "read",
+          "--reader",
+          VIRTUAL_READER,
+          "--doc",
+          SPECIMEN_KEY.documentNumber,
+          "--dob",
+          SPECIMEN_KEY.dateOfBirth,
+          "--expiry",
+          SPECIMEN_KEY.dateOfExpiry,
+          "--trust",
+          join(ROOT, "test/fixtures/pki"),
+          "--json",
+        ]);
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+        const j = JSON.parse(r.stdout);
+        expect(j.hashesMatchSod).toBe(true);
+        expect(j.mrz.valid).toBe(true);
+        expect(j.verification.overall).toBe("verified");
+      } finally {
+        await card.stop();
+        await pcscd.stop();
+      }
+    },
+    180_000,
+  );
 });
