@@ -280,6 +280,9 @@ export class MqttLink {
     let closed = false;
 
     client.on("connect", () => {
+      // Replies and events are small request/response traffic: no Nagle on our side either
+      // (the broker's side is deploy/mosquitto's set_tcp_nodelay).
+      (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       void this.#ready(client);
     });
     client.on("message", (topic, payload, packet) => {

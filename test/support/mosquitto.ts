@@ -97,7 +97,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
   // cannot read the temporary directory.
   const user = process.getuid?.() === 0 ? "user root\n" : "";
   if ((opts.config ?? "plain") === "plain") {
-    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
+    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
   } else {
     certs = makeTestPki(opts.agents ?? ["agent-test"]);
     copyFileSync(join(DEPLOY, "mosquitto", "acl"), join(dir, "acl"));
