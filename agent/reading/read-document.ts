@@ -4,7 +4,7 @@
  * hashes with EF.SOD. Recovers from a lost secure channel or link by re-authenticating
  * (and reconnecting) and resuming at the last verified offset.
  */
-import { sha256 } from "../crypto/hash.ts";
+import { sha256InSlices } from "../crypto/hash.ts";
 import { hex } from "../bytes.ts";
 import { AccessDeniedError, CardStatusError, MrtdError, SecureMessagingError, TransportError } from "../errors.ts";
 import { performBac } from "../icao/bac.ts";
@@ -327,7 +327,8 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
       const ms = round(performance.now() - f0);
       const apdus = meter.count - a0;
       out.files.set(info.key, bytes);
-      const digest = sha256(bytes);
+      // In slices: a face image is milliseconds of hashing the agent's event loop should not wait out.
+      const digest = await sha256InSlices(bytes);
       out.sha256.set(info.key, digest);
       fileStats[info.key] = { bytes: bytes.length, sha256: hex(digest).toLowerCase(), apdus, ms };
       opts.onProgress?.({ kind: "file-done", key: info.key, bytes: bytes.length, apdus, ms });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { hashByName, hashByOid, randomBytes, sha1, sha224, sha256, sha384, sha512 } from "../../agent/crypto/hash.ts";
+import { hashByName, hashByOid, randomBytes, sha1, sha224, sha256, sha256InSlices, sha384, sha512 } from "../../agent/crypto/hash.ts";
 import { hex } from "../../agent/bytes.ts";
 
 const abc = new TextEncoder().encode("abc");
@@ -49,5 +49,22 @@ describe("randomBytes", () => {
     expect(big.length).toBe(70000);
     expect(big.subarray(65536).some((x) => x !== 0)).toBe(true);
     expect(() => randomBytes(-1)).toThrow(RangeError);
+  });
+});
+
+describe("sha256InSlices", () => {
+  test("the same digest as the one-shot SHA-256 at every slice boundary, with the event loop running between slices", async () => {
+    for (const n of [0, 1, 63, 64, 65, 4095, 4096, 4097, 60_001]) {
+      const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 0xff);
+      for (const slice of [64, 100, 4096]) expect(await sha256InSlices(data, slice)).toEqual(sha256(data));
+    }
+    expect(hex(await sha256InSlices(abc))).toBe(ABC.sha256);
+    // Other work runs before it finishes (a one-shot hash would resolve before any macrotask).
+    let ranBetween = false;
+    const hashing = sha256InSlices(new Uint8Array(64 * 1024), 1024);
+    setImmediate(() => (ranBetween = true));
+    await hashing;
+    expect(ranBetween).toBe(true);
+    await expect(sha256InSlices(new Uint8Array(1), 10)).rejects.toThrow("sliceBytes must be an integer of at least 64, got 10");
   });
 });
