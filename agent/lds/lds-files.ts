@@ -61,6 +61,13 @@ export function byDgNumber(n: number): LdsFileInfo | undefined {
   return byKey(`DG${n}`);
 }
 
+/** The data-group entries of a map keyed by file key ("DG1", "SOD", ...), keyed by DG number. */
+export function byDataGroupNumber<T>(byFileKey: Iterable<readonly [string, T]>): Map<number, T> {
+  const out = new Map<number, T>();
+  for (const [key, value] of byFileKey) if (key.startsWith("DG")) out.set(Number(key.slice(2)), value);
+  return out;
+}
+
 /**
  * Parses a user's file list such as "DG1,DG2,COM,SOD" (case-insensitive; an "EF." prefix
  * and spaces are allowed). Keeps the given order; rejects unknown names, empty entries and repeats.

@@ -14,7 +14,7 @@ import type { CommandApdu } from "../iso7816/apdu.ts";
 import { encodeCommand, decodeResponse } from "../iso7816/apdu.ts";
 import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
-import { byDgNumber, byKey, EMRTD_AID, type LdsFileInfo } from "../lds/lds-files.ts";
+import { byDataGroupNumber, byDgNumber, byKey, EMRTD_AID, type LdsFileInfo } from "../lds/lds-files.ts";
 import { parseDg1, type Mrz } from "../lds/mrz.ts";
 import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
@@ -369,11 +369,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
       if (sod) {
         out.sod = tryParse(out, "SOD", () => parseSod(sod));
         if (out.sod) {
-          const dgs = new Map<number, Uint8Array>();
-          const byDg = new Map<number, Uint8Array>();
-          for (const [k, v] of out.files) if (k.startsWith("DG")) dgs.set(Number(k.slice(2)), v);
-          for (const [k, v] of out.sha256) if (k.startsWith("DG")) byDg.set(Number(k.slice(2)), v);
-          out.sodHashes = compareHashes(out.sod, dgs, { algorithm: "sha256", byDg });
+          out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
         }
       }
     });

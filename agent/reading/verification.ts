@@ -4,6 +4,7 @@
  * plus what it proves and does not prove in plain words, and the --trust option
  * (repeatable, comma-separated) that selects the trust sources.
  */
+import { byDataGroupNumber } from "../lds/lds-files.ts";
 import type { AaResult } from "../pki/active-auth.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { loadTrustSources } from "../pki/trust-files.ts";
@@ -53,11 +54,9 @@ function reasonInfo(code: string): { fails: boolean; text: string } {
 }
 
 export function verifyDocument(input: VerifyInput): DocumentVerdict {
-  const dgs = new Map<number, Uint8Array>();
-  for (const [k, v] of input.files) if (k.startsWith("DG")) dgs.set(Number(k.slice(2)), v);
+  const dgs = byDataGroupNumber(input.files);
   const sod = input.files.get("SOD");
-  const byDg = new Map<number, Uint8Array>();
-  for (const [k, v] of input.sha256 ?? []) if (k.startsWith("DG")) byDg.set(Number(k.slice(2)), v);
+  const byDg = byDataGroupNumber(input.sha256 ?? []);
   const pa: PaVerdict = sod
     ? verifyPassive({ sod, files: dgs, knownDigests: { algorithm: "sha256", byDg }, trust: input.trust, issuingState: input.issuingState, now: input.now, policy: input.policy })
     : { ...uncheckedVerdict(), reasons: ["NO_SOD"], summary: `unverifiable: ${AA_REASONS.NO_SOD!.text}` };

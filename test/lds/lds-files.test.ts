@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { hex } from "../../agent/bytes.ts";
 import { UsageError } from "../../agent/errors.ts";
-import { byDgNumber, byKey, byTag, EMRTD_AID, LDS_FILES, parseFileList } from "../../agent/lds/lds-files.ts";
+import { byDataGroupNumber, byDgNumber, byKey, byTag, EMRTD_AID, LDS_FILES, parseFileList } from "../../agent/lds/lds-files.ts";
 
 describe("9303-10 §3.11 / §4.6 file table", () => {
   test("eMRTD AID", () => expect(hex(EMRTD_AID)).toBe("A0000002471001"));
@@ -31,6 +31,11 @@ describe("9303-10 §3.11 / §4.6 file table", () => {
     expect(byDgNumber(1.5)).toBeUndefined();
     expect(byTag(0x71)).toBeUndefined();
     expect(byKey("DG17")).toBeUndefined();
+  });
+
+  test("byDataGroupNumber keeps the data groups, keyed by number, and leaves COM and SOD out", () => {
+    const m = byDataGroupNumber(new Map([["COM", "c"], ["DG1", "one"], ["SOD", "s"], ["DG11", "eleven"]]));
+    expect([...m]).toEqual([[1, "one"], [11, "eleven"]]);
   });
 });
 
