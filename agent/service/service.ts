@@ -210,6 +210,19 @@ export class AgentService {
     this.#log.info("agent stopped", { reason });
   }
 
+  /**
+   * After a read or a diagnosis, once the reply is on its way: a card operation leaves file
+   * buffers and crypto temporaries behind, so collect them now rather than let the heap grow
+   * on a board with little memory (card operations are rare; a GC costs ms), then release the
+   * code pages it touched.
+   */
+  #afterCardWork(): void {
+    setTimeout(() => {
+      Bun.gc(true);
+      this.#trimMemory();
+    }, 0);
+  }
+
   /** Releases the executable's pages the agent stopped touching ([memory] trim_executable_pages). */
   #trimMemory(): void {
     if (!this.config.memory.trimExecutablePages || this.#stopping) return;
@@ -351,12 +364,7 @@ export class AgentService {
         await conn?.disconnect("leave").catch(() => undefined);
       }
       const outcome = this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
-      // A read leaves its file buffers and crypto temporaries behind: collect them now rather
-      // than let the heap grow on a board with little memory (reads are rare; a GC costs ms).
-      setTimeout(() => {
-        Bun.gc(true);
-        this.#trimMemory();
-      }, 0);
+      this.#afterCardWork();
       return outcome;
     })();
     this.#currentRead = { done: run, abort };
@@ -401,16 +409,12 @@ export class AgentService {
     } else {
       const report = readFailureReport(error);
       failureClass = report?.failure.code ?? classifyFailure(error).code;
-      const summary: ReadSummary = {
-        reader: p.reader,
-        atr: "",
-        files: {},
+      const summary = noDocumentSummary(p.reader, {
         apdus: report?.apdus ?? apduMs.length,
-        durationMs: Math.round((report?.ms ?? wallMs) * 100) / 100,
+        ms: report?.ms ?? wallMs,
         steps: report ? [{ name: report.step || "connect", ms: report.ms, apdus: report.apdus }] : [],
         recoveries: report?.recoveries ?? [],
-        link: { blockSize: 0, extendedLength: false, readBySfi: false },
-      };
+      });
       event = readEvent(id, summary, { trigger: p.trigger, failureClass, ...(p.commandId ? { commandId: p.commandId } : {}) });
     }
     const outcome = doc ? "success" : "failure";
@@ -512,16 +516,7 @@ export class AgentService {
    * alone: a document not presented says nothing about the reader.
    */
   #recordUnstartedRead(cmd: ReadCommand, failureClass: "NO_READER" | "NO_CARD", waitedMs: number): void {
-    const summary: ReadSummary = {
-      reader: cmd.reader ?? "",
-      atr: "",
-      files: {},
-      apdus: 0,
-      durationMs: Math.round(waitedMs * 100) / 100,
-      steps: [],
-      recoveries: [],
-      link: { blockSize: 0, extendedLength: false, readBySfi: false },
-    };
+    const summary = noDocumentSummary(cmd.reader ?? "", { apdus: 0, ms: waitedMs, steps: [], recoveries: [] });
     this.metrics.inc("mrtd_reads_total", { outcome: "failure", trigger: "command" });
     this.metrics.inc("mrtd_read_failures_total", { class: failureClass });
     const eventId = this.#appendEvent(readEvent(this.config.agent.id, summary, { trigger: "command", commandId: cmd.id, failureClass }));
@@ -531,12 +526,6 @@ export class AgentService {
   async #remoteDiagnose(cmd: DiagnoseCommand, ctx: HandlerContext): Promise<unknown> {
     const diagnose = this.#diagnose ?? (await loadDiagnose());
     if (!diagnose) throw new CommandError("NOT_SUPPORTED", "NOT_AVAILABLE: reader diagnostics are not part of this agent build");
-    const afterwards = () =>
-      // Its own PC/SC client (two workers) has come and gone: collect, then trim as after a read.
-      setTimeout(() => {
-        Bun.gc(true);
-        this.#trimMemory();
-      }, 0);
     return this.#withCard(
       async () => {
         let lastPct = -1;
@@ -553,7 +542,7 @@ export class AgentService {
               void ctx.progress("exchanges", { done, total });
             }
           },
-        }).finally(afterwards);
+        }).finally(() => this.#afterCardWork()); // its own PC/SC client (two workers) came and went
       },
       30_000,
       ctx.signal,
@@ -661,6 +650,20 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
   } catch {
     return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };
   }
+}
+
+/** The summary of a read that produced no document: no ATR, no files, no link settings. */
+function noDocumentSummary(reader: string, r: { apdus: number; ms: number; steps: ReadSummary["steps"]; recoveries: ReadSummary["recoveries"] }): ReadSummary {
+  return {
+    reader,
+    atr: "",
+    files: {},
+    apdus: r.apdus,
+    durationMs: Math.round(r.ms * 100) / 100,
+    steps: r.steps,
+    recoveries: r.recoveries,
+    link: { blockSize: 0, extendedLength: false, readBySfi: false },
+  };
 }
 
 /** The personal data of a read, for sealing: MRZ fields, the face image (unless face: false), DG11/DG12. */
