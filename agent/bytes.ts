@@ -46,3 +46,16 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 export function wipe(...arrays: Uint8Array[]): void {
   for (const a of arrays) a.fill(0);
 }
+
+/**
+ * Calls `each(start, end)` for consecutive slices of `length` bytes, `sliceBytes` at a time,
+ * with a macrotask between slices, so long byte work (hashing, encrypting a face image) lets
+ * the event loop run. `sliceBytes` is checked by the caller (its unit differs: a hash block,
+ * a cipher block).
+ */
+export async function forEachSlice(length: number, sliceBytes: number, each: (start: number, end: number) => void): Promise<void> {
+  for (let start = 0; start < length; start += sliceBytes) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    each(start, Math.min(length, start + sliceBytes));
+  }
+}

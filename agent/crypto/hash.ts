@@ -5,6 +5,7 @@
  */
 import { sha1 as nobleSha1 } from "@noble/hashes/legacy.js";
 import { sha224 as nobleSha224, sha256 as nobleSha256, sha384 as nobleSha384, sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
+import { forEachSlice } from "../bytes.ts";
 
 export type HashFunction = (data: Uint8Array) => Uint8Array;
 
@@ -45,10 +46,7 @@ export async function sha256InSlices(data: Uint8Array, sliceBytes = 4096): Promi
   if (!(data instanceof Uint8Array)) throw new TypeError("sha256InSlices: data must be a Uint8Array");
   if (!Number.isInteger(sliceBytes) || sliceBytes < 64) throw new RangeError(`sha256InSlices: sliceBytes must be an integer of at least 64, got ${sliceBytes}`);
   const h = nobleSha256.create();
-  for (let offset = 0; offset < data.length; offset += sliceBytes) {
-    if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    h.update(data.subarray(offset, Math.min(data.length, offset + sliceBytes)));
-  }
+  await forEachSlice(data.length, sliceBytes, (start, end) => h.update(data.subarray(start, end)));
   return h.digest();
 }
 

@@ -16,7 +16,7 @@ import { chacha20, chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { concat, wipe } from "../bytes.ts";
+import { concat, forEachSlice, wipe } from "../bytes.ts";
 
 export const ENVELOPE_ALG = "X25519-HKDF-SHA256-ChaCha20Poly1305";
 
@@ -134,11 +134,9 @@ export async function chacha20Poly1305InSlices(key: Uint8Array, nonce: Uint8Arra
   const pad16 = (n: number) => new Uint8Array((16 - (n % 16)) % 16);
   mac.update(aadBytes).update(pad16(aadBytes.length));
   const out = new Uint8Array(plaintext.length + 16);
-  for (let offset = 0; offset < plaintext.length; offset += sliceBytes) {
-    if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const end = Math.min(plaintext.length, offset + sliceBytes);
-    mac.update(chacha20(key, nonce, plaintext.subarray(offset, end), out.subarray(offset, end), 1 + offset / 64));
-  }
+  await forEachSlice(plaintext.length, sliceBytes, (start, end) => {
+    mac.update(chacha20(key, nonce, plaintext.subarray(start, end), out.subarray(start, end), 1 + start / 64));
+  });
   const lengths = new DataView(new ArrayBuffer(16));
   lengths.setBigUint64(0, BigInt(aadBytes.length), true);
   lengths.setBigUint64(8, BigInt(plaintext.length), true);
