@@ -16,10 +16,11 @@ import { resolve } from "node:path";
 import { b64, generateKeyPair, openSealed, replyInfo } from "../../agent/service/envelope.ts";
 import { MAX_COMMAND_BYTES } from "../../agent/service/commands.ts";
 import { insertPassport, SPECIMEN_KEY, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
-import { ensurePcscd, type PcscdHandle } from "../support/pcscd.ts";
-import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
+import type { PcscdHandle } from "../support/pcscd.ts";
+import type { Mosquitto } from "../support/mosquitto.ts";
 import { validate } from "../support/json-schema.ts";
 import { observe, type Observer, type Received } from "../service/fixtures/mqtt-observer.ts";
+import { type AgentEnv, startAgentEnv } from "./fixtures/agent-env.ts";
 import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
 
 const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
@@ -33,6 +34,7 @@ const HEALTH = `${BASE}/readers/virtual-pcd-00-00/health`;
 /** ICAO 9303 specimen personal data (ERIKSSON ANNA MARIA) as it could leak. */
 const PERSONAL = ["L898902C3", "740812", "120415", "ERIKSSON", "ANNA", "MARIA", "ZE184226B", "P<UTOERIKSSON", "L898902C36UTO7408122F1204159"];
 
+let env: AgentEnv | undefined;
 let pcscd: PcscdHandle;
 let broker: Mosquitto;
 let op: Observer;
@@ -40,22 +42,19 @@ let agent: AgentProcess;
 let card: StartedPassport | undefined;
 
 beforeAll(async () => {
-  pcscd = await ensurePcscd();
-  broker = await startMosquitto({ config: "plain" });
-  op = await observe(broker, "operator-e2e");
-  await op.client.subscribeAsync("mrtd/v1/#", { qos: 1 });
-  // The test CSCA (and its CRL) as the trust store: read verdicts are complete.
-  const { file } = writeAgentConfig({ agentId: AGENT, broker, healthIntervalS: 2, metricsIntervalS: 1, trust: [TRUST_DIR] });
-  agent = new AgentProcess(file);
-  await agent.waitForLog((l) => l.msg === "agent started", 15_000, "agent start");
+  env = await startAgentEnv({
+    operator: "operator-e2e",
+    subscribe: "mrtd/v1/#",
+    // The test CSCA (and its CRL) as the trust store: read verdicts are complete.
+    config: { agentId: AGENT, healthIntervalS: 2, metricsIntervalS: 1, trust: [TRUST_DIR] },
+    readyLog: "agent started",
+  });
+  ({ pcscd, broker, op, agent } = env);
 }, 30_000);
 
 afterAll(async () => {
   await card?.stop().catch(() => undefined);
-  if (agent) await agent.kill("SIGKILL");
-  await op?.close();
-  await broker?.stop();
-  await pcscd?.stop();
+  await env?.stop();
 });
 
 const json = (m: Received) => m.json as Record<string, unknown>;

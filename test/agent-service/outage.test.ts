@@ -7,36 +7,34 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { insertPassport, SPECIMEN_KEY } from "../support/e2e.ts";
-import { ensurePcscd, type PcscdHandle } from "../support/pcscd.ts";
-import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
-import { observe, type Observer } from "../service/fixtures/mqtt-observer.ts";
-import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
+import type { Mosquitto } from "../support/mosquitto.ts";
+import type { Observer } from "../service/fixtures/mqtt-observer.ts";
+import { type AgentEnv, startAgentEnv } from "./fixtures/agent-env.ts";
+import type { AgentProcess } from "./fixtures/agent-process.ts";
 
 const AGENT = "outage-agent";
 const EVENTS = `mrtd/v1/${AGENT}/events`;
 const OUTAGE_MS = 30_000;
 const READS_DURING_OUTAGE = 3;
 
-let pcscd: PcscdHandle;
+let env: AgentEnv | undefined;
 let broker: Mosquitto;
 let op: Observer;
 let agent: AgentProcess;
 
 beforeAll(async () => {
-  pcscd = await ensurePcscd();
-  broker = await startMosquitto({ config: "plain" });
-  op = await observe(broker, "operator-outage", { clean: false, reconnectPeriod: 300, properties: { sessionExpiryInterval: 600 } });
-  await op.client.subscribeAsync(EVENTS, { qos: 1 });
-  const { file } = writeAgentConfig({ agentId: AGENT, broker, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, reconnectMaxMs: 2000 });
-  agent = new AgentProcess(file);
-  await agent.waitForLog((l) => l.msg === "broker connected", 15_000, "agent connected");
+  env = await startAgentEnv({
+    operator: "operator-outage",
+    operatorOptions: { clean: false, reconnectPeriod: 300, properties: { sessionExpiryInterval: 600 } },
+    subscribe: EVENTS,
+    config: { agentId: AGENT, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, reconnectMaxMs: 2000 },
+    readyLog: "broker connected",
+  });
+  ({ broker, op, agent } = env);
 }, 30_000);
 
 afterAll(async () => {
-  if (agent) await agent.kill("SIGKILL");
-  await op?.close();
-  await broker?.stop();
-  await pcscd?.stop();
+  await env?.stop();
 });
 
 const readLogs = () => agent.logs().filter((l) => l.msg === "read complete" && l.trigger === "insert");

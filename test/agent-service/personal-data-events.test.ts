@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { b64, eventInfo, generateKeyPair, openSealed } from "../../agent/service/envelope.ts";
 import { insertPassport, SPECIMEN_KEY, type StartedPassport } from "../support/e2e.ts";
-import { ensurePcscd, type PcscdHandle } from "../support/pcscd.ts";
-import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
+import type { Mosquitto } from "../support/mosquitto.ts";
 import { validate } from "../support/json-schema.ts";
-import { observe, type Observer } from "../service/fixtures/mqtt-observer.ts";
+import type { Observer } from "../service/fixtures/mqtt-observer.ts";
+import { type AgentEnv, startAgentEnv } from "./fixtures/agent-env.ts";
 import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
 
 const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
@@ -21,34 +21,25 @@ const EVENTS = `mrtd/v1/${AGENT}/events`;
 const PERSONAL = ["L898902C3", "740812", "120415", "ERIKSSON", "ANNA", "MARIA"];
 const fleet = generateKeyPair();
 
-let pcscd: PcscdHandle;
+let env: AgentEnv | undefined;
 let broker: Mosquitto;
 let op: Observer;
 let agent: AgentProcess;
 let card: StartedPassport | undefined;
 
 beforeAll(async () => {
-  pcscd = await ensurePcscd();
-  broker = await startMosquitto({ config: "plain" });
-  op = await observe(broker, "operator-pd");
-  await op.client.subscribeAsync("mrtd/v1/#", { qos: 1 });
-  const { file } = writeAgentConfig({
-    agentId: AGENT,
-    broker,
-    readOnInsert: true,
-    testKey: { ...SPECIMEN_KEY },
-    personalDataPublicKey: b64(fleet.publicKey),
+  env = await startAgentEnv({
+    operator: "operator-pd",
+    subscribe: "mrtd/v1/#",
+    config: { agentId: AGENT, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, personalDataPublicKey: b64(fleet.publicKey) },
+    readyLog: "agent started",
   });
-  agent = new AgentProcess(file);
-  await agent.waitForLog((l) => l.msg === "agent started", 15_000, "agent start");
+  ({ broker, op, agent } = env);
 }, 30_000);
 
 afterAll(async () => {
   await card?.stop().catch(() => undefined);
-  if (agent) await agent.kill("SIGKILL");
-  await op?.close();
-  await broker?.stop();
-  await pcscd?.stop();
+  await env?.stop();
 });
 
 describe("personal data in read events, sealed to the fleet key", () => {
