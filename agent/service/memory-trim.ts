@@ -101,11 +101,11 @@ export interface ResidentMemory {
   fileBytes: number;
 }
 
-/** The resident set from /proc/self/status (Linux); undefined elsewhere. */
-export function residentMemory(): ResidentMemory | undefined {
+/** The resident set of this process (or of `pid`) from /proc/<pid>/status (Linux); undefined elsewhere. */
+export function residentMemory(pid: number | "self" = "self"): ResidentMemory | undefined {
   let status: string;
   try {
-    status = readFileSync("/proc/self/status", "utf8");
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
   } catch {
     return undefined;
   }

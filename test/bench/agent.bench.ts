@@ -22,6 +22,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { b64, generateKeyPair } from "../../agent/service/envelope.ts";
+import { residentMemory } from "../../agent/service/memory-trim.ts";
 import { histogramQuantile } from "../../agent/service/metrics.ts";
 import type { HistogramMetric, MetricsPayload } from "../../agent/service/payloads.ts";
 import { insertPassport, SPECIMEN_KEY, startPcscd, VIRTUAL_READER } from "../support/e2e.ts";
@@ -43,9 +44,13 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const statusKb = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 /** RSS = RssAnon (heap, stacks: the agent's own memory) + RssFile (pages of the executable and libraries, shared and evictable) + RssShmem. */
-const rssParts = (pid: number) => ({ anon: statusKb(pid, "RssAnon"), file: statusKb(pid, "RssFile") });
+const MB = 1024 * 1024;
+const rssParts = (pid: number) => {
+  const m = residentMemory(pid);
+  if (!m) throw new Error(`cannot read /proc/${pid}/status`);
+  return { anon: m.anonBytes / MB, file: m.fileBytes / MB };
+};
 const cpuTicks = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
