@@ -16,7 +16,7 @@
  * heap, JIT code, stacks) and shared libraries are never touched.
  */
 import { readFileSync, readlinkSync } from "node:fs";
-import { dlopen, FFIType } from "bun:ffi";
+import { libc } from "./libc.ts";
 
 /** madvise(2) advice: drop the page-table entries; file pages refault from the page cache. */
 const MADV_DONTNEED = 4;
@@ -62,8 +62,6 @@ export interface TrimResult {
   releasedBytes: number;
 }
 
-let madvise: ((addr: number, length: number, advice: number) => number) | undefined;
-
 /**
  * Drops the executable's clean, read-only resident pages (see the module comment). Linux
  * only; elsewhere, or when /proc is not mounted, it does nothing and reports 0.
@@ -78,13 +76,11 @@ export function trimExecutablePages(): TrimResult {
   } catch {
     return { mappings: 0, releasedBytes: 0 };
   }
-  madvise ??= dlopen("libc.so.6", {
-    madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-  }).symbols.madvise as unknown as typeof madvise;
+  const { madvise } = libc();
   let mappings = 0;
   let releasedBytes = 0;
   for (const m of trimmable(parseSmaps(smaps), executable)) {
-    if (madvise!(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
+    if (madvise(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
       mappings++;
       releasedBytes += m.rssKb * 1024;
     }

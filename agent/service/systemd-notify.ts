@@ -7,7 +7,8 @@
  * datagram sockets, so socket(2)/sendto(2) are called from libc through bun:ffi. Without
  * NOTIFY_SOCKET (not run by systemd) every call is a no-op.
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { libc } from "./libc.ts";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -15,25 +16,6 @@ const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
 /** sizeof(struct sockaddr_un): sa_family_t (2 bytes) + sun_path[108]. */
 const SOCKADDR_UN_SIZE = 110;
-
-let libc:
-  | {
-      symbols: {
-        socket: (domain: number, type: number, protocol: number) => number;
-        sendto: (fd: number, buf: unknown, len: number, flags: number, addr: unknown, addrlen: number) => number | bigint;
-        close: (fd: number) => number;
-      };
-    }
-  | undefined;
-
-function lib() {
-  libc ??= dlopen("libc.so.6", {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-  }) as unknown as typeof libc;
-  return libc!;
-}
 
 /** struct sockaddr_un for a NOTIFY_SOCKET value, and its length for sendto. */
 export function notifyAddress(socketName: string): { addr: Uint8Array; length: number } {
@@ -63,7 +45,7 @@ export function sdNotify(state: string, env: Record<string, string | undefined> 
   } catch {
     return false;
   }
-  const l = lib().symbols;
+  const l = libc();
   const fd = l.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   try {
