@@ -60,17 +60,30 @@ export function isReaderStackSw(sw: number): boolean {
   return sw === 0x6f00 || sw === 0x6f01 || sw === 0x6600 || ((sw & 0xff00) === 0x6f00 && sw !== 0x6f00);
 }
 
+/**
+ * Status-word families whose last byte (or nibble) is a count; describeSw decodes them, and
+ * deploy/asyncapi.yaml's StatusWord description is generated from this list.
+ */
+export const STATUS_WORD_FAMILIES: ReadonlyArray<{ pattern: string; category: SwCategory; summary: string; matches(sw: number): boolean; meaning(sw: number): string }> = [
+  { pattern: "6Cxx", category: "length", summary: "wrong Le: xx bytes available", matches: isWrongLe, meaning: (sw) => `wrong Le: ${sw & 0xff} bytes available` },
+  { pattern: "61xx", category: "warning", summary: "xx more bytes available (00: 256)", matches: isMoreData, meaning: (sw) => `${sw & 0xff || 256} more bytes available` },
+  { pattern: "63Cx", category: "security", summary: "verification failed, x tries left", matches: (sw) => (sw & 0xfff0) === 0x63c0, meaning: (sw) => `verification failed, ${sw & 0xf} tries left` },
+  { pattern: "6Fxx", category: "reader-stack", summary: "the card did not answer or the RF exchange failed (reader stack)", matches: isReaderStackSw, meaning: () => "the card did not answer or the RF exchange failed (reader stack)" },
+];
+
 export function describeSw(sw: number): SwInfo {
-  const known = TABLE[sw];
+  const known = KNOWN_STATUS_WORDS[sw];
   if (known) return { sw, category: known[0], meaning: known[1] };
-  if (isWrongLe(sw)) return { sw, category: "length", meaning: `wrong Le: ${sw & 0xff} bytes available` };
-  if (isMoreData(sw)) return { sw, category: "warning", meaning: `${sw & 0xff || 256} more bytes available` };
-  if ((sw & 0xfff0) === 0x63c0) return { sw, category: "security", meaning: `verification failed, ${sw & 0xf} tries left` };
-  if (isReaderStackSw(sw)) return { sw, category: "reader-stack", meaning: "the card did not answer or the RF exchange failed (reader stack)" };
+  const family = STATUS_WORD_FAMILIES.find((f) => f.matches(sw));
+  if (family) return { sw, category: family.category, meaning: family.meaning(sw) };
   return { sw, category: "other", meaning: `status ${hex4(sw)}` };
 }
 
-const TABLE: Record<number, [SwCategory, string]> = {
+/**
+ * Status words with a fixed meaning (families such as 6Cxx, 61xx and 63Cx are decoded by
+ * describeSw). deploy/asyncapi.yaml's StatusWord schema is generated from this table.
+ */
+export const KNOWN_STATUS_WORDS: Readonly<Record<number, readonly [SwCategory, string]>> = {
   0x9000: ["ok", "success"],
   0x6282: ["warning", "end of file reached before Ne bytes"],
   0x6300: ["security", "verification failed (wrong access key?)"],

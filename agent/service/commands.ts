@@ -30,23 +30,26 @@ export const DEFAULT_READ_TIMEOUT_S = 30;
 export const MAX_READ_TIMEOUT_S = 600;
 export const DEFAULT_DIAGNOSE_COUNT = 10;
 
-export type ErrorCode =
-  | "BAD_JSON"
-  | "TOO_LARGE"
-  | "UNKNOWN_COMMAND"
-  | "MISSING_FIELD"
-  | "BAD_FIELD"
-  | "BAD_CHECK_DIGIT"
-  | "BUSY"
-  | "DUPLICATE"
-  | "EXPIRED"
-  | "NOT_SUPPORTED"
-  | "TIMEOUT"
-  | "NO_READER"
-  | "ACCESS_DENIED"
-  | "CARD_ERROR"
-  | "TRANSPORT"
-  | "INTERNAL";
+/** Reply error codes (deploy/asyncapi.yaml's CommandErrorCode is generated from this list). */
+export const COMMAND_ERROR_CODES = [
+  "BAD_JSON",
+  "TOO_LARGE",
+  "UNKNOWN_COMMAND",
+  "MISSING_FIELD",
+  "BAD_FIELD",
+  "BAD_CHECK_DIGIT",
+  "BUSY",
+  "DUPLICATE",
+  "EXPIRED",
+  "NOT_SUPPORTED",
+  "TIMEOUT",
+  "NO_READER",
+  "ACCESS_DENIED",
+  "CARD_ERROR",
+  "TRANSPORT",
+  "INTERNAL",
+] as const;
+export type ErrorCode = (typeof COMMAND_ERROR_CODES)[number];
 
 interface CommandBase {
   id: string;

@@ -104,7 +104,7 @@ interface KeySpec {
 /** Every accepted key, by section. TOML names are snake_case. */
 const SCHEMA: Record<string, Record<string, KeySpec>> = {
   agent: {
-    id: { kind: "string", pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, patternText: "1-64 of A-Z a-z 0-9 . _ - (a topic level and client id)" },
+    id: { kind: "string" }, // checked by agentIdProblem
     state_dir: { kind: "string" },
     log_level: { kind: "string", oneOf: LOG_LEVELS },
   },
@@ -198,13 +198,10 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   }
   const get = <T>(section: string, key: string): T | undefined => values[section]?.[key] as T | undefined;
 
-  const agentId = get<string>("agent", "id") ?? sanitizeHostname(hostname());
-  if (!SCHEMA.agent!.id!.pattern!.test(agentId)) {
-    fail("agent.id", `the host name does not make a valid agent id; set agent.id (${SCHEMA.agent!.id!.patternText})`);
-  }
-  // Operators are identified by certificate CNs starting "operator-" (deploy/mosquitto/acl):
-  // an agent with such an id would get operator rights.
-  if (agentId.startsWith("operator-")) fail("agent.id", 'must not start with "operator-" (reserved for operator identities)');
+  const givenId = get<string>("agent", "id");
+  const agentId = givenId ?? sanitizeHostname(hostname());
+  const idProblem = agentIdProblem(agentId);
+  if (idProblem) fail("agent.id", givenId === undefined ? `the host name does not make a valid agent id; set agent.id (${AGENT_ID_RULE})` : idProblem);
   const stateDir = get<string>("agent", "state_dir") ?? DEFAULTS.agent.stateDir;
 
   const url = get<string>("mqtt", "url") ?? DEFAULTS.mqtt.url;
@@ -345,6 +342,24 @@ export function readerSelected(readers: { include: readonly string[]; exclude: r
 function globToRegExp(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
   return new RegExp(`^${body}$`, "i");
+}
+
+/** Certificate CNs (and so MQTT usernames) of operators start with this (deploy/mosquitto/acl). */
+export const OPERATOR_ID_PREFIX = "operator-";
+
+/**
+ * The one agent id rule: MQTT client id, topic level, TLS certificate CN. deploy/asyncapi.yaml's
+ * AgentId pattern is generated from it (deploy/gen-asyncapi-enums.ts). Operators are identified
+ * by CNs starting "operator-": an agent with such an id would get operator rights.
+ */
+export const AGENT_ID_PATTERN = new RegExp(`^(?!${OPERATOR_ID_PREFIX})[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
+export const AGENT_ID_RULE = `1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, not starting with "${OPERATOR_ID_PREFIX}"`;
+
+/** Problem with an agent id, or undefined when it follows AGENT_ID_PATTERN. */
+export function agentIdProblem(id: string): string | undefined {
+  if (AGENT_ID_PATTERN.test(id)) return undefined;
+  if (id.startsWith(OPERATOR_ID_PREFIX)) return `must not start with "${OPERATOR_ID_PREFIX}" (reserved for operator identities)`;
+  return "must be 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit (a topic level and client id)";
 }
 
 /** Problem with a topic prefix, or undefined when it is usable. */

@@ -1,23 +1,54 @@
 /**
  * The agent's metrics (issue 5, telemetry): Prometheus-style histograms with cumulative
- * buckets and counters, published as JSON on the metrics topic (deploy/asyncapi.yaml,
- * Metrics) and printable in the Prometheus text format (exposition format 0.0.4).
+ * buckets, counters and gauges, published as JSON on the metrics topic (deploy/asyncapi.yaml,
+ * Metrics) and printable in the Prometheus text format (exposition format 0.0.4). Every
+ * series is one of METRIC_CATALOG (the registry refuses others), and the document's series
+ * schemas are generated from it (deploy/gen-asyncapi-enums.ts).
  *
- *   mrtd_apdu_duration_seconds{command}     one observation per APDU, by command kind
- *   mrtd_read_duration_seconds{outcome}     one observation per read
- *   mrtd_apdu_status_total{sw}              status words seen (reader-stack pseudo SWs included)
- *   mrtd_read_failures_total{class}         failure classes (reading/failure-classes.ts) of failed reads
- *   mrtd_recoveries_total{class}            recoveries during reads, by the class they recovered from
- *   mrtd_reads_total{outcome,trigger}       reads
- *   mrtd_commands_total{command,result}     remote commands (result = ok or the error code)
- *   mrtd_event_loop_lag_seconds             event-loop lag sampled every 5 ms while a read runs
- *   mrtd_pcscd_reconnects_total             times the PC/SC context was re-established
- *   mrtd_outbox_dropped_total, mrtd_outbox_pending, mrtd_outbox_delivered_total
- *
- * Values are cumulative since the agent started (as Prometheus counters are); `intervalS`
- * says how often they are published. Labels never hold personal data.
+ * Counters and histograms are cumulative since the agent process started (`startedAt`), as
+ * Prometheus counters are, never per interval (mrtd_outbox_dropped_total counts since the
+ * outbox file was created); `intervalS` says how often they are published. Gauges are values
+ * as they stand at `at` and may go down. Labels never hold personal data.
  */
-import type { CounterMetric, HistogramMetric, MetricsPayload } from "./payloads.ts";
+import type { CounterMetric, GaugeMetric, HistogramMetric, MetricsPayload } from "./payloads.ts";
+
+/** What a label's values are: one of a list, a failure class code, a status word, or a pattern. */
+export type LabelValues = { enum: readonly string[] } | { failureClass: true } | { statusWord: true } | { pattern: string };
+export interface MetricSpec {
+  type: "histogram" | "counter" | "gauge";
+  help: string;
+  labels: Readonly<Record<string, LabelValues>>;
+}
+
+const OUTCOME = { enum: ["success", "failure"] } as const;
+
+/** Every metric the agent publishes. */
+export const METRIC_CATALOG: Readonly<Record<string, MetricSpec>> = {
+  mrtd_apdu_duration_seconds: { type: "histogram", help: "APDU round trips (command to response), one observation per APDU, by command kind (select, read_binary, get_challenge, ...)", labels: { command: { pattern: "^[a-z0-9_]+$" } } },
+  mrtd_read_duration_seconds: { type: "histogram", help: "Reads, one observation per read (card work only; a remote read's wait for the card is not in it)", labels: { outcome: OUTCOME } },
+  mrtd_event_loop_lag_seconds: { type: "histogram", help: "Event-loop lag sampled every 5 ms while a read runs", labels: {} },
+  mrtd_apdu_status_total: { type: "counter", help: "APDU responses by status word (reader-stack pseudo status words such as 6F01 included; none = no status word came back)", labels: { sw: { statusWord: true } } },
+  mrtd_reads_total: { type: "counter", help: "Reads by outcome and trigger (a remote read that never reached a card counts as a failure)", labels: { outcome: OUTCOME, trigger: { enum: ["command", "insert"] } } },
+  mrtd_read_failures_total: { type: "counter", help: "Failed reads by failure class", labels: { class: { failureClass: true } } },
+  mrtd_recoveries_total: { type: "counter", help: "Recoveries during reads (reconnect, re-authenticate, resume) by the failure class they recovered from", labels: { class: { failureClass: true } } },
+  mrtd_commands_received_total: { type: "counter", help: "Messages received on the agent's command topics", labels: {} },
+  mrtd_pcscd_reconnects_total: { type: "counter", help: "Times the PC/SC context was opened again after pcscd went away", labels: {} },
+  mrtd_outbox_delivered_total: { type: "counter", help: "Events the broker acknowledged", labels: {} },
+  mrtd_outbox_dropped_total: { type: "counter", help: "Oldest events dropped because the outbox was full, since the outbox file was created (survives restarts)", labels: {} },
+  mrtd_memory_trimmed_bytes_total: { type: "counter", help: "Bytes of executable pages released back to the system", labels: {} },
+  mrtd_outbox_pending: { type: "gauge", help: "Events waiting in the outbox", labels: {} },
+  mrtd_process_resident_bytes: { type: "gauge", help: "The agent's resident memory (VmRSS)", labels: {} },
+  mrtd_process_resident_anon_bytes: { type: "gauge", help: "The agent's anonymous resident memory (RssAnon)", labels: {} },
+};
+
+/** Throws unless `name` is a catalogued metric of `type` with exactly these label names. */
+function checkSeries(name: string, type: MetricSpec["type"], labels: Record<string, string>): void {
+  const spec = METRIC_CATALOG[name];
+  if (!spec || spec.type !== type) throw new RangeError(`MetricsRegistry: ${name} is not a ${type} of METRIC_CATALOG`);
+  const want = Object.keys(spec.labels).sort().join(",");
+  const got = Object.keys(labels).sort().join(",");
+  if (want !== got) throw new RangeError(`MetricsRegistry: ${name} takes labels {${want}}, not {${got}}`);
+}
 
 /** APDU buckets: a contactless APDU takes 1-50 ms; reader-stack timeouts end near 3 s. */
 export const APDU_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
@@ -73,16 +104,19 @@ export class Histogram {
   }
 }
 
-/** Counters and histograms keyed by name and labels. */
+/** Counters, gauges and histograms keyed by name and labels. */
 export class MetricsRegistry {
   readonly #histograms = new Map<string, Histogram>();
   readonly #counters = new Map<string, CounterMetric>();
+  /** Counters kept elsewhere (the outbox, the dispatcher), read at each snapshot. */
+  readonly #counterReaders = new Map<string, () => number>();
   readonly #gauges = new Map<string, () => number>();
 
   histogram(name: string, labels: Record<string, string>, bounds: readonly number[]): Histogram {
     const key = seriesKey(name, labels);
     let h = this.#histograms.get(key);
     if (!h) {
+      checkSeries(name, "histogram", labels);
       h = new Histogram(name, labels, bounds);
       this.#histograms.set(key, h);
     }
@@ -93,30 +127,47 @@ export class MetricsRegistry {
     const key = seriesKey(name, labels);
     const c = this.#counters.get(key);
     if (c) c.value += by;
-    else this.#counters.set(key, { name, labels: { ...labels }, value: by });
+    else {
+      checkSeries(name, "counter", labels);
+      this.#counters.set(key, { name, labels: { ...labels }, value: by });
+    }
   }
 
   counter(name: string, labels: Record<string, string> = {}): number {
     return this.#counters.get(seriesKey(name, labels))?.value ?? 0;
   }
 
-  /** A value read at every snapshot (outbox size, ...), published among the counters. */
+  /** A counter another part keeps (it must never decrease), read at every snapshot. */
+  counterFrom(name: string, read: () => number): void {
+    checkSeries(name, "counter", {});
+    this.#counterReaders.set(name, read);
+  }
+
+  /** A value read at every snapshot that may go down (queue length, memory): a gauge, never a counter. */
   gauge(name: string, read: () => number): void {
+    checkSeries(name, "gauge", {});
     this.#gauges.set(name, read);
   }
 
-  snapshot(agentId: string, intervalS: number, at = new Date()): MetricsPayload {
-    const counters = [...this.#counters.values()].map((c) => ({ name: c.name, labels: { ...c.labels }, value: c.value }));
-    for (const [name, read] of this.#gauges) {
-      const v = read();
-      if (Number.isFinite(v) && v >= 0) counters.push({ name, labels: {}, value: v });
-    }
+  snapshot(agentId: string, intervalS: number, startedAt: string, at = new Date()): MetricsPayload {
+    const counters: CounterMetric[] = [...this.#counters.values()].map((c) => ({ name: c.name, labels: { ...c.labels }, value: c.value }));
+    const gauges: GaugeMetric[] = [];
+    const readInto = (into: Array<CounterMetric | GaugeMetric>, readers: Map<string, () => number>) => {
+      for (const [name, read] of readers) {
+        const v = read();
+        if (Number.isFinite(v) && v >= 0) into.push({ name, labels: {}, value: v });
+      }
+    };
+    readInto(counters, this.#counterReaders);
+    readInto(gauges, this.#gauges);
     return {
       agentId,
       at: at.toISOString(),
+      startedAt,
       intervalS,
       histograms: [...this.#histograms.values()].map((h) => h.snapshot()),
       counters,
+      gauges,
     };
   }
 }
@@ -132,10 +183,12 @@ export function toPrometheusText(m: MetricsPayload): string {
     lines.push(`${h.name}_sum${labelText(h.labels)} ${h.sum}`);
     lines.push(`${h.name}_count${labelText(h.labels)} ${h.count}`);
   }
-  for (const c of m.counters) {
-    if (!typed.has(c.name)) lines.push(`# TYPE ${c.name} ${c.name.endsWith("_total") ? "counter" : "gauge"}`);
-    typed.add(c.name);
-    lines.push(`${c.name}${labelText(c.labels)} ${c.value}`);
+  for (const [type, series] of [["counter", m.counters], ["gauge", m.gauges]] as const) {
+    for (const c of series) {
+      if (!typed.has(c.name)) lines.push(`# TYPE ${c.name} ${type}`);
+      typed.add(c.name);
+      lines.push(`${c.name}${labelText(c.labels)} ${c.value}`);
+    }
   }
   return lines.join("\n") + "\n";
 }

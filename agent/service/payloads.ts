@@ -30,7 +30,14 @@ export interface HistogramMetric {
   sum: number;
   count: number;
 }
+/** A monotonic count since `startedAt` (or, where its description says so, since an earlier origin). */
 export interface CounterMetric {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+/** A value as it stands at `at` (memory, queue length): may go down. */
+export interface GaugeMetric {
   name: string;
   labels: Record<string, string>;
   value: number;
@@ -38,9 +45,12 @@ export interface CounterMetric {
 export interface MetricsPayload {
   agentId: string;
   at: string;
+  /** When this agent process started: counters and histograms count from here (a reset when it changes). */
+  startedAt: string;
   intervalS: number;
   histograms: HistogramMetric[];
   counters: CounterMetric[];
+  gauges: GaugeMetric[];
 }
 
 interface EventBase {

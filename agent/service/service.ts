@@ -126,14 +126,14 @@ export class AgentService {
     this.dispatcher.register("read", (cmd, ctx) => this.#remoteRead(cmd, ctx));
     this.dispatcher.register("diagnose", (cmd, ctx) => this.#remoteDiagnose(cmd, ctx));
 
+    this.metrics.counterFrom("mrtd_outbox_dropped_total", () => this.#outboxStat("dropped"));
+    this.metrics.counterFrom("mrtd_outbox_delivered_total", () => this.#outboxStat("delivered"));
+    this.metrics.counterFrom("mrtd_commands_received_total", () => this.dispatcher.stats().received);
+    this.metrics.counterFrom("mrtd_pcscd_reconnects_total", () => this.watcher.reopens);
+    this.metrics.counterFrom("mrtd_memory_trimmed_bytes_total", () => this.#trimmedBytes);
     this.metrics.gauge("mrtd_outbox_pending", () => this.#outboxStat("pending"));
-    this.metrics.gauge("mrtd_outbox_dropped_total", () => this.#outboxStat("dropped"));
-    this.metrics.gauge("mrtd_outbox_delivered_total", () => this.#outboxStat("delivered"));
-    this.metrics.gauge("mrtd_commands_received_total", () => this.dispatcher.stats().received);
-    this.metrics.gauge("mrtd_pcscd_reconnects_total", () => this.watcher.reopens);
     this.metrics.gauge("mrtd_process_resident_bytes", () => residentMemory()?.residentBytes ?? NaN);
     this.metrics.gauge("mrtd_process_resident_anon_bytes", () => residentMemory()?.anonBytes ?? NaN);
-    this.metrics.gauge("mrtd_memory_trimmed_bytes_total", () => this.#trimmedBytes);
   }
 
   async start(): Promise<void> {
@@ -574,7 +574,7 @@ export class AgentService {
 
   #publishMetrics(): void {
     if (!this.link.connected) return;
-    const payload = this.metrics.snapshot(this.config.agent.id, this.config.telemetry.metricsIntervalS);
+    const payload = this.metrics.snapshot(this.config.agent.id, this.config.telemetry.metricsIntervalS, this.link.startedAt);
     this.link.publish(this.topics.metrics, JSON.stringify(payload), { qos: 0, contentType: "application/json" }).catch((e) => {
       this.#log.debug("metrics not published", errorFields(e));
     });

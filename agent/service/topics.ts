@@ -10,9 +10,11 @@
  *   <prefix>/<agent>/reply/<requester>[/...]   where requesters point their response topic
  *
  * Reader names come from PC/SC ("ACS ACR122U PICC Interface 00 00") and are slugged so a
- * topic level never holds `/`, `+`, `#` or spaces.
+ * topic level never holds `/`, `+`, `#` or spaces (readerSlug).
  */
-import { topicPrefixProblem } from "./config.ts";
+import { hex } from "../bytes.ts";
+import { sha256 } from "../crypto/hash.ts";
+import { agentIdProblem, topicPrefixProblem } from "./config.ts";
 
 export interface AgentTopics {
   readonly prefix: string;
@@ -39,7 +41,8 @@ const LEVEL = /^[A-Za-z0-9._-]{1,64}$/;
 export function agentTopics(prefix: string, agentId: string): AgentTopics {
   const problem = topicPrefixProblem(prefix);
   if (problem) throw new RangeError(`agentTopics: prefix ${problem}`);
-  if (!LEVEL.test(agentId)) throw new RangeError("agentTopics: agentId must be 1-64 of A-Z a-z 0-9 . _ -");
+  const idProblem = agentIdProblem(agentId);
+  if (idProblem) throw new RangeError(`agentTopics: agentId ${idProblem}`);
   const base = `${prefix}/${agentId}`;
   const cmdBase = `${base}/cmd/`;
   return {
@@ -68,33 +71,33 @@ export function agentTopics(prefix: string, agentId: string): AgentTopics {
   };
 }
 
+/** Hex digits of the name's hash that end every reader slug. */
+export const READER_SLUG_HASH_DIGITS = 8;
+const READABLE_MAX = 64 - 1 - READER_SLUG_HASH_DIGITS;
+
 /**
- * A reader name as one topic level: lower case, runs of anything but a-z 0-9 . _ - become
- * one "-", trimmed, at most 64 characters. A name with nothing usable gets a stable
- * "reader-<hash>" so two such readers still differ.
+ * A reader name as one topic level: a readable part, "-", and the first 8 hex digits of the
+ * SHA-256 of the exact name (UTF-8). The readable part is the name lower-cased, accents
+ * dropped, runs of anything but a-z 0-9 . _ - made one "-", trimmed of "-" and ".", at most 55
+ * characters ("reader" when nothing is left). Slugging alone loses case, punctuation and
+ * everything past 55 characters, so two PC/SC names could slug alike ("ACS ACR122U 00 00" and
+ * "ACS-ACR122U 00 00"); the hash of the exact name keeps their topics apart. The exact name is
+ * in every health payload's `reader`.
  */
 export function readerSlug(name: string): string {
-  const slug = name
+  const readable = name
     .normalize("NFKD")
     .replace(/[\u0300-\u036f]/g, "") // drop combining accents: "Ü" -> "U"
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, "-")
     .replace(/^[-.]+|[-.]+$/g, "")
-    .slice(0, 64)
+    .slice(0, READABLE_MAX)
     .replace(/[-.]+$/, "");
-  return slug !== "" ? slug : `reader-${fnv1a(name).toString(16).padStart(8, "0")}`;
+  const digest = hex(sha256(new TextEncoder().encode(name))).slice(0, READER_SLUG_HASH_DIGITS).toLowerCase();
+  return `${readable || "reader"}-${digest}`;
 }
 
 /** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved). */
 export function isPublishableTopic(topic: string): boolean {
   return topic.length > 0 && Buffer.byteLength(topic) <= 65535 && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
-}
-
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }

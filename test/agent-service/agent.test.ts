@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { b64, generateKeyPair, openSealed, replyInfo } from "../../agent/service/envelope.ts";
 import { MAX_COMMAND_BYTES } from "../../agent/service/commands.ts";
+import { readerSlug } from "../../agent/service/topics.ts";
 import { insertPassport, SPECIMEN_KEY, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
 import type { PcscdHandle } from "../support/pcscd.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
@@ -23,14 +24,16 @@ import { observe, type Observer, type Received } from "../service/fixtures/mqtt-
 import { type AgentEnv, startAgentEnv } from "./fixtures/agent-env.ts";
 import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
 
-const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
+const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as {
+  operations: Record<string, { bindings: { mqtt: { qos: number; retain: boolean } } }>;
+};
 const schemaErrors = (name: string, v: unknown) => validate({ $ref: `#/components/schemas/${name}` }, v, asyncapi);
 
 const AGENT = "e2e-agent";
 const TRUST_DIR = resolve(import.meta.dir, "../fixtures/pki");
 const BASE = `mrtd/v1/${AGENT}`;
 const REPLY = `${BASE}/reply/operator-e2e`;
-const HEALTH = `${BASE}/readers/virtual-pcd-00-00/health`;
+const HEALTH = `${BASE}/readers/${readerSlug(VIRTUAL_READER)}/health`;
 /** ICAO 9303 specimen personal data (ERIKSSON ANNA MARIA) as it could leak. */
 const PERSONAL = ["L898902C3", "740812", "120415", "ERIKSSON", "ANNA", "MARIA", "ZE184226B", "P<UTOERIKSSON", "L898902C36UTO7408122F1204159"];
 
@@ -139,14 +142,14 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     await op.waitFor(() => (lastHealth()?.successRate as { windowReads: number }).windowReads >= 1, 5000, "health after read");
     expect((lastHealth()!.apduLatencyMs as { mean: number }).mean).toBeGreaterThan(0);
     await op.waitFor((m) => m.some((x) => x.topic === `${BASE}/metrics` && JSON.stringify(x.json).includes("mrtd_read_duration_seconds")), 5000, "metrics with reads");
-    const metrics = json(op.on(`${BASE}/metrics`).at(-1)!) as { histograms: { name: string; labels: Record<string, string> }[]; counters: { name: string; labels: Record<string, string>; value: number }[] };
+    const metrics = json(op.on(`${BASE}/metrics`).at(-1)!) as { histograms: { name: string; labels: Record<string, string> }[]; counters: { name: string; labels: Record<string, string>; value: number }[]; gauges: { name: string; value: number }[] };
     const kinds = metrics.histograms.filter((h) => h.name === "mrtd_apdu_duration_seconds").map((h) => h.labels.command).sort();
     expect(kinds).toEqual(expect.arrayContaining(["external_authenticate", "get_challenge", "read_binary", "select"]));
     expect(metrics.counters.find((c) => c.name === "mrtd_apdu_status_total" && c.labels.sw === "9000")!.value).toBeGreaterThan(5);
     // the agent's memory, and the executable pages released after the read ([memory] defaults)
-    const counter = (name: string) => metrics.counters.find((c) => c.name === name)?.value;
-    expect(counter("mrtd_process_resident_bytes")).toBeGreaterThan(counter("mrtd_process_resident_anon_bytes")!);
-    expect(counter("mrtd_process_resident_anon_bytes")).toBeGreaterThan(1024 * 1024);
+    const gauge = (name: string) => metrics.gauges.find((c) => c.name === name)?.value;
+    expect(gauge("mrtd_process_resident_bytes")).toBeGreaterThan(gauge("mrtd_process_resident_anon_bytes")!);
+    expect(gauge("mrtd_process_resident_anon_bytes")).toBeGreaterThan(1024 * 1024);
     await op.waitFor(() => ((op.on(`${BASE}/metrics`).at(-1)?.json as typeof metrics).counters.find((c) => c.name === "mrtd_memory_trimmed_bytes_total")?.value ?? 0) > 1024 * 1024, 5000, "trimmed pages after the read");
   }, 30_000);
 
@@ -291,21 +294,34 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
       expect({ s, where: "stderr", hit: agent.stderr.includes(s) }).toEqual({ s, where: "stderr", hit: false });
       expect({ s, where: "published", hit: published.includes(s) }).toEqual({ s, where: "published", hit: false });
     }
-    // every payload the agent published matches its AsyncAPI schema
-    const bySchema: Array<[RegExp, string]> = [
-      [/\/status$/, "Status"],
-      [/\/health$/, "ReaderHealth"],
-      [/\/metrics$/, "Metrics"],
-      [/\/events$/, "Event"],
-      [/\/reply\//, "Reply"],
+    // every payload the agent published matches its AsyncAPI schema, with the operation's QoS
+    // (the operator subscribed with QoS 1, so a message arrives with the QoS it was sent with)
+    const bySchema: Array<[RegExp, string, string]> = [
+      [/\/status$/, "Status", "sendStatus"],
+      [/\/health$/, "ReaderHealth", "sendReaderHealth"],
+      [/\/metrics$/, "Metrics", "sendMetrics"],
+      [/\/events$/, "Event", "sendEvents"],
+      [/\/reply\//, "Reply", "sendReply"],
     ];
     let checked = 0;
     for (const m of op.messages.filter((x) => x.topic.startsWith(BASE) && !x.topic.includes("/cmd/"))) {
-      const [, name] = bySchema.find(([re]) => re.test(m.topic))!;
+      const [, name, operation] = bySchema.find(([re]) => re.test(m.topic))!;
       expect({ topic: m.topic, errors: schemaErrors(name, m.json) }).toEqual({ topic: m.topic, errors: [] });
+      expect({ topic: m.topic, qos: m.packet.qos as number }).toEqual({ topic: m.topic, qos: asyncapi.operations[operation]!.bindings.mqtt.qos });
       checked++;
     }
     expect(checked).toBeGreaterThan(50);
+    // what a late subscriber gets is exactly the operations the document marks retained
+    const late = await observe(broker, "operator-late");
+    try {
+      await late.client.subscribeAsync(`${BASE}/#`, { qos: 1 });
+      await Bun.sleep(300);
+      const retainedOps = new Set(late.messages.filter((m) => m.packet.retain).map((m) => bySchema.find(([re]) => re.test(m.topic))![2]));
+      const documented = bySchema.map(([, , o]) => o).filter((o) => asyncapi.operations[o]!.bindings.mqtt.retain);
+      expect([...retainedOps].sort()).toEqual(documented.sort());
+    } finally {
+      await late.close();
+    }
   }, 30_000);
 });
 

@@ -43,8 +43,15 @@ describe("metrics", () => {
     m.inc("mrtd_apdu_status_total", { sw: "9000" }, 2);
     m.inc("mrtd_read_failures_total", { class: "RF_TIMEOUT" });
     m.gauge("mrtd_outbox_pending", () => 7);
+    m.counterFrom("mrtd_outbox_delivered_total", () => 12);
+    m.gauge("mrtd_process_resident_bytes", () => Number.NaN); // unreadable: left out
+    expect(() => m.gauge("mrtd_outbox_dropped_total", () => 1)).toThrow(RangeError);
+    expect(() => m.counterFrom("mrtd_outbox_pending", () => 1)).toThrow(RangeError);
     expect(m.counter("mrtd_apdu_status_total", { sw: "9000" })).toBe(3);
-    const snap = m.snapshot("agent-1", 60, new Date("2026-01-01T00:00:00Z"));
+    const snap = m.snapshot("agent-1", 60, "2025-12-31T23:00:00.000Z", new Date("2026-01-01T00:00:00Z"));
+    expect(snap.startedAt).toBe("2025-12-31T23:00:00.000Z");
+    expect(snap.gauges).toEqual([{ name: "mrtd_outbox_pending", labels: {}, value: 7 }]);
+    expect(snap.counters.map((c) => c.name)).toEqual(["mrtd_apdu_status_total", "mrtd_read_failures_total", "mrtd_outbox_delivered_total"]);
     expect(snap.histograms).toHaveLength(1);
     expect(snap.histograms[0]!.labels).toEqual({ command: "read_binary_odd" });
     expect(snap.histograms[0]!.count).toBe(2);
@@ -55,6 +62,7 @@ describe("metrics", () => {
     expect(text).toContain('mrtd_apdu_duration_seconds_bucket{command="read_binary_odd",le="+Inf"} 2');
     expect(text).toContain('mrtd_apdu_status_total{sw="9000"} 3');
     expect(text).toContain("# TYPE mrtd_outbox_pending gauge");
+    expect(text).toContain("# TYPE mrtd_outbox_delivered_total counter");
     expect(() => new Histogram("bad-name", {}, [1])).toThrow(RangeError);
     expect(() => new Histogram("ok", {}, [1, 1])).toThrow(RangeError);
   });

@@ -1,31 +1,50 @@
+/**
+ * deploy/asyncapi.yaml as a contract: it parses with the reference parser (@asyncapi/parser) with
+ * no errors and no warnings, every operation states its MQTT QoS and retain, the sections
+ * generated from the code's tables are current, every message has examples that match its
+ * schema, channel addresses are the topics topics.ts builds, and the payloads the agent's own
+ * builders make (status through a real Mosquitto, events through the outbox, health, metrics,
+ * replies through the command dispatcher) match the schemas. test/agent-service/agent.test.ts
+ * checks everything a running agent publishes against the same document.
+ */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
-import { CommandDispatcher, parseCommand } from "../../agent/service/commands.ts";
+import { readFileSync } from "node:fs";
+import { Parser } from "@asyncapi/parser";
+import { ASYNCAPI_FILE, generateAsyncApi, rfDropClasses } from "../../deploy/gen-asyncapi-enums.ts";
+import { FAILURE_CLASSES } from "../../agent/reading/failure-classes.ts";
+import { COMMAND_NAMES, CommandDispatcher, parseCommand } from "../../agent/service/commands.ts";
 import { generateKeyPair, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
+import { ReaderHealthTracker, SUCCESS_WINDOW } from "../../agent/service/health.ts";
+import { METRIC_CATALOG, MetricsRegistry } from "../../agent/service/metrics.ts";
 import { MqttLink } from "../../agent/service/mqtt-link.ts";
 import { Outbox } from "../../agent/service/outbox.ts";
 import { cardEvent, readEvent, readerEvent } from "../../agent/service/payloads.ts";
-import type { MetricsPayload, ReaderHealth } from "../../agent/service/payloads.ts";
-import { agentTopics } from "../../agent/service/topics.ts";
+import { agentTopics, readerSlug } from "../../agent/service/topics.ts";
 import type { ReadSummary } from "../../agent/reading/read-result.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
-import { validate } from "../support/json-schema.ts";
+import { unknownKeywords, validate } from "../support/json-schema.ts";
 import { observe } from "./fixtures/mqtt-observer.ts";
 import type { Observer } from "./fixtures/mqtt-observer.ts";
 
-const doc = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as {
+const text = readFileSync(ASYNCAPI_FILE, "utf8");
+type Example = { name: string; payload: unknown };
+type Message = { payload: unknown; examples?: Example[] };
+const doc = Bun.YAML.parse(text) as {
   asyncapi: string;
-  channels: Record<string, { address: string }>;
-  components: { schemas: Record<string, unknown> };
+  channels: Record<string, { address: string; messages: Record<string, Message> }>;
+  operations: Record<string, { action: string; channel: { $ref: string }; bindings?: { mqtt?: { qos?: number; retain?: boolean } } }>;
+  components: { schemas: Record<string, unknown>; messages: Record<string, Message> };
 };
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errorsOf = (name: string, value: unknown) => validate(schema(name), value, doc);
 function check(name: string, value: unknown): void {
-  const errors = validate(schema(name), value, doc);
+  const errors = errorsOf(name, value);
   if (errors.length > 0) throw new Error(`${name} payload does not match deploy/asyncapi.yaml:\n  ${errors.join("\n  ")}\n${JSON.stringify(value)}`);
 }
 
 const AGENT = "schema-agent";
+const READER = "Virtual PCD 00 00";
 const topics = agentTopics("mrtd/v1", AGENT);
 let broker: Mosquitto;
 let link: MqttLink;
@@ -34,23 +53,27 @@ beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
   obs = await observe(broker, "operator-schema");
   await obs.client.subscribeAsync(`mrtd/v1/${AGENT}/#`, { qos: 1 });
-  link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "0.1.0", readers: () => ["Virtual PCD 00 00"] });
+  link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "0.1.0", readers: () => [READER] });
   const dispatcher = new CommandDispatcher({ link, topics });
   dispatcher.register("read", async (cmd, ctx) => {
-    await ctx.progress("bac", { attempt: 1 });
-    return { outcome: "success", personalData: sealForRecipient(cmd.replyPublicKey!, new TextEncoder().encode("{}"), replyInfo(AGENT, cmd.id)) };
+    await ctx.progress("bac", { attempt: 1 }); // not a documented detail: must fail the schema below
+    await ctx.progress("file-done", { file: "DG1", bytes: 93, apdus: 1, ms: 5 });
+    const event = readEvent(AGENT, SUMMARY, { trigger: "command", commandId: cmd.id, verdict: "verified", reasons: [] });
+    const { agentId: _a, at: _t, type: _y, ...rest } = event;
+    return { eventId: "0193a4c2-6f1e-7b3a-9c2d-5e8f1a2b3c4d", ...rest, personalData: sealForRecipient(cmd.replyPublicKey!, new TextEncoder().encode("{}"), replyInfo(AGENT, cmd.id)) };
   });
   link.on("message", (m) => void dispatcher.handle(m));
   link.start();
   await link.waitConnected(5000);
 });
 afterAll(async () => {
+  await link.stop({ publishOffline: false });
   await obs.close();
   await broker.stop();
 });
 
 const SUMMARY: ReadSummary = {
-  reader: "Virtual PCD 00 00",
+  reader: READER,
   atr: "3B8880010000000000718100F9",
   documentType: "P",
   issuingState: "UTO",
@@ -58,90 +81,205 @@ const SUMMARY: ReadSummary = {
   hashesMatchSod: true,
   apdus: 12,
   durationMs: 120.5,
-  steps: [{ name: "bac", ms: 30, apdus: 3 }],
-  recoveries: [{ step: "read DG1", file: "DG1", offset: 0, cause: "RF_6F00", action: "reauthenticate", apdus: 4, ms: 20 }],
+  steps: [{ name: "select applet + BAC", ms: 30, apdus: 3 }],
+  recoveries: [{ step: "read DG1", file: "DG1", offset: 0, cause: "RF_TIMEOUT", layer: "rf-link", action: "reauthenticate", apdus: 4, ms: 20 }],
   link: { blockSize: 223, extendedLength: false, readBySfi: false },
 };
 
-describe("deploy/asyncapi.yaml", () => {
-  test("is AsyncAPI 3 and its channel addresses are the ones topics.ts builds", () => {
-    expect(doc.asyncapi).toBe("3.0.0");
-    const fill = (a: string) => a.replace("{agentId}", AGENT).replace("{readerSlug}", "virtual-pcd-00-00").replace("{command}", "read").replace("{requester}", "operator-test");
-    expect(fill(doc.channels.status!.address)).toBe(topics.status);
-    expect(fill(doc.channels.readerHealth!.address)).toBe(topics.health("Virtual PCD 00 00"));
-    expect(fill(doc.channels.metrics!.address)).toBe(topics.metrics);
-    expect(fill(doc.channels.events!.address)).toBe(topics.events);
-    expect(fill(doc.channels.command!.address)).toBe(topics.cmd("read"));
-    expect(fill(doc.channels.reply!.address)).toBe(topics.reply("operator-test"));
+describe("deploy/asyncapi.yaml, the document", () => {
+  test("parses with @asyncapi/parser: 0 errors, 0 warnings; every operation has MQTT bindings with qos and retain", async () => {
+    const { document, diagnostics } = await new Parser().parse(text);
+    const serious = diagnostics.filter((d) => d.severity <= 1).map((d) => `${d.code}: ${d.message} at ${d.path.join(".")}`);
+    expect(serious).toEqual([]);
+    expect(document).toBeDefined();
+    const ops = document!.operations().all();
+    expect(ops.length).toBe(Object.keys(doc.operations).length);
+    for (const op of ops) {
+      const mqtt = op.bindings().get("mqtt")?.value() as { qos?: number; retain?: boolean } | undefined;
+      expect({ op: op.id(), qos: [0, 1].includes(mqtt?.qos ?? -1), retain: typeof mqtt?.retain }).toEqual({ op: op.id(), qos: true, retain: "boolean" });
+    }
   });
 
-  test("the validator is strict: wrong payloads fail", () => {
-    expect(validate(schema("Status"), { state: "online", agentId: AGENT }, doc).length).toBeGreaterThan(0);
-    expect(validate(schema("Event"), { ...readerEvent(AGENT, "r", "attached"), eventId: "e", extra: 1 }, doc).length).toBeGreaterThan(0);
-    expect(validate(schema("Event"), { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e", files: { DG1: { bytes: 1, apdus: 1, ms: 1, sha256: "x" } } }, doc).length).toBeGreaterThan(0);
+  test("QoS and retain per operation are what the agent uses", () => {
+    const binding = (op: string) => doc.operations[op]!.bindings!.mqtt!;
+    // mqtt-link.ts (birth, will, stop), service.ts (health, metrics), outbox.ts (events), commands.ts (replies)
+    expect(binding("sendStatus")).toMatchObject({ qos: 1, retain: true });
+    expect(binding("sendReaderHealth")).toMatchObject({ qos: 1, retain: true });
+    expect(binding("sendMetrics")).toMatchObject({ qos: 0, retain: false });
+    expect(binding("sendEvents")).toMatchObject({ qos: 1, retain: false });
+    expect(binding("sendReply")).toMatchObject({ qos: 1, retain: false });
+    for (const c of COMMAND_NAMES) expect(binding(`receive${c[0]!.toUpperCase()}${c.slice(1)}Command`)).toMatchObject({ qos: 1, retain: false });
   });
 
-  test("status birth and offline as published", async () => {
+  test("the generated sections are what deploy/gen-asyncapi-enums.ts makes from the code's tables", () => {
+    expect(generateAsyncApi(text)).toBe(text);
+    const s = doc.components.schemas as Record<string, { enum?: string[]; pattern?: string; properties?: Record<string, { maximum?: number }> }>;
+    expect(s.FailureClass!.enum).toEqual(Object.keys(FAILURE_CLASSES));
+    expect(s.RfDropClass!.enum).toEqual(rfDropClasses());
+    expect(s.RfDropClass!.enum).toContain("RF_NO_ANSWER");
+    expect(s.CommandName!.enum).toEqual([...COMMAND_NAMES]);
+    expect(s.SuccessRate!.properties!.windowReads!.maximum).toBe(SUCCESS_WINDOW);
+    // a table changed in the code shows up as a difference
+    expect(generateAsyncApi(text.replace("- RF_TIMEOUT (rf-link)", "- RF_TIMEOUT (rf)"))).toBe(text);
+    expect(generateAsyncApi(text.replace("enum: [RF_NO_ANSWER, RF_TIMEOUT,", "enum: [RF_NO_ANSWER,"))).toBe(text);
+    expect(() => generateAsyncApi(text.replace("# END GENERATED StatusWord", ""))).toThrow(/no END line/);
+  });
+
+  test("every schema uses only keywords the validator checks (a YAML slip makes unknown keys)", () => {
+    expect(Object.entries(doc.components.schemas).flatMap(([name, sch]) => unknownKeywords(sch, name))).toEqual([]);
+  });
+
+  test("the agent id rule is the configuration's", () => {
+    for (const [id, ok] of [["board-7", true], ["B.7_x", true], ["-board", false], [".x", false], ["operator-1", false], ["a".repeat(64), true], ["a".repeat(65), false], ["a/b", false]] as const) {
+      expect({ id, ok: errorsOf("AgentId", id).length === 0 }).toEqual({ id, ok });
+      expect({ id, ok: (() => { try { agentTopics("mrtd/v1", id); return true; } catch { return false; } })() }).toEqual({ id, ok });
+    }
+  });
+
+  test("channel addresses are the topics topics.ts builds, for any prefix", () => {
+    for (const prefix of ["mrtd/v1", "site-a/mrtd/v1"]) {
+      const t = agentTopics(prefix, AGENT);
+      const fill = (name: string) =>
+        doc.channels[name]!.address.replace("{prefix}", prefix).replace("{agentId}", AGENT).replace("{readerSlug}", readerSlug(READER)).replace("{requester}", "operator-test");
+      expect(fill("status")).toBe(t.status);
+      expect(fill("readerHealth")).toBe(t.health(READER));
+      expect(fill("metrics")).toBe(t.metrics);
+      expect(fill("events")).toBe(t.events);
+      for (const c of COMMAND_NAMES) expect(fill(`${c}Command`)).toBe(t.cmd(c));
+      expect(fill("reply")).toBe(t.reply("operator-test"));
+    }
+  });
+
+  test("every message has examples, and every example matches its message's schema", () => {
+    const messages = Object.entries(doc.components.messages);
+    expect(messages.length).toBe(15);
+    let n = 0;
+    for (const [name, m] of messages) {
+      expect({ name, examples: (m.examples ?? []).length > 0 }).toEqual({ name, examples: true });
+      for (const ex of m.examples ?? []) {
+        expect({ name, example: ex.name, errors: validate(m.payload, ex.payload, doc) }).toEqual({ name, example: ex.name, errors: [] });
+        n++;
+      }
+    }
+    const names = (msg: string) => doc.components.messages[msg]!.examples!.map((e) => e.name);
+    expect(names("readEvent")).toEqual(expect.arrayContaining(["success", "failure"]));
+    expect(names("statusOffline")).toEqual(["lastWill", "shutdown"]);
+    expect(n).toBeGreaterThan(25);
+  });
+
+  test("the validator and the schemas are strict: wrong payloads fail", () => {
+    expect(errorsOf("Status", { state: "online", agentId: AGENT }).length).toBeGreaterThan(0);
+    expect(errorsOf("Event", { ...readerEvent(AGENT, "r", "attached"), eventId: "e", extra: 1 }).length).toBeGreaterThan(0);
+    const ok = { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e" };
+    expect(errorsOf("Event", ok)).toEqual([]);
+    expect(errorsOf("Event", { ...ok, files: { DG1: { bytes: 1, apdus: 1, ms: 1, sha256: "x" } } }).length).toBeGreaterThan(0);
+    // failureClass: required on failure, absent on success, one of the taxonomy's codes
+    expect(errorsOf("Event", { ...ok, outcome: "failure" }).length).toBeGreaterThan(0);
+    expect(errorsOf("Event", { ...ok, failureClass: "RF_TIMEOUT" }).length).toBeGreaterThan(0);
+    expect(errorsOf("Event", { ...ok, outcome: "failure", failureClass: "rf-lost" }).length).toBeGreaterThan(0);
+    expect(errorsOf("Event", { ...ok, outcome: "failure", failureClass: "RF_TIMEOUT" })).toEqual([]);
+    // metrics: a gauge is not a counter, an unknown series is refused
+    const metrics = { agentId: AGENT, at: ok.at, startedAt: ok.at, intervalS: 60, histograms: [], counters: [], gauges: [] };
+    expect(errorsOf("Metrics", metrics)).toEqual([]);
+    expect(errorsOf("Metrics", { ...metrics, counters: [{ name: "mrtd_outbox_pending", labels: {}, value: 1 }] }).length).toBeGreaterThan(0);
+    expect(errorsOf("Metrics", { ...metrics, gauges: [{ name: "mrtd_outbox_dropped_total", labels: {}, value: 1 }] }).length).toBeGreaterThan(0);
+    expect(errorsOf("Metrics", { ...metrics, counters: [{ name: "mrtd_read_failures_total", labels: { class: "nope" }, value: 1 }] }).length).toBeGreaterThan(0);
+    expect(errorsOf("Metrics", { ...metrics, counters: [{ name: "mrtd_apdu_status_total", labels: { sw: "6f01" }, value: 1 }] }).length).toBeGreaterThan(0);
+    expect(errorsOf("ReaderHealth", { ...new ReaderHealthTracker(READER).snapshot(AGENT), lastFailureClass: "rf-lost" }).length).toBeGreaterThan(0);
+  });
+});
+
+describe("payloads the agent makes match the document", () => {
+  test("status birth and offline, as published through Mosquitto", async () => {
     await obs.waitFor((m) => m.some((x) => x.topic === topics.status));
-    check("Status", obs.on(topics.status)[0]!.json);
+    check("StatusOnline", obs.on(topics.status)[0]!.json);
     await link.stop();
     await obs.waitFor((m) => m.filter((x) => x.topic === topics.status).length >= 2);
-    check("Status", obs.on(topics.status)[1]!.json);
-    check("Status", { state: "offline", agentId: AGENT, reason: "connection-lost", startedAt: link.startedAt }); // the will, as mqtt-link builds it
+    check("StatusOffline", obs.on(topics.status)[1]!.json);
+    check("StatusOffline", { state: "offline", agentId: AGENT, reason: "connection-lost", startedAt: link.startedAt }); // the will, as mqtt-link builds it
     link.start();
     await link.waitConnected(5000);
   });
 
-  test("events from the outbox, as delivered", async () => {
+  test("events from the outbox, as delivered: success and failure reads, reader and card events", async () => {
     const outbox = new Outbox(":memory:", { maxEvents: 10 });
     outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "command", commandId: "c-1", verdict: "verified" }) });
-    outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "insert", failureClass: "rf-lost" }) });
-    outbox.append(topics.events, { ...readerEvent(AGENT, "Virtual PCD 00 00", "detached") });
-    outbox.append(topics.events, { ...cardEvent(AGENT, "Virtual PCD 00 00", "inserted", SUMMARY.atr) });
+    outbox.append(topics.events, { ...readEvent(AGENT, SUMMARY, { trigger: "insert", failureClass: "RF_TIMEOUT" }) });
+    outbox.append(topics.events, { ...readerEvent(AGENT, READER, "detached") });
+    outbox.append(topics.events, { ...cardEvent(AGENT, READER, "inserted", SUMMARY.atr) });
     await outbox.drain(link);
     await obs.waitFor((m) => m.filter((x) => x.topic === topics.events).length >= 4);
     const events = obs.on(topics.events);
     for (const e of events) check("Event", e.json);
+    expect(events.map((e) => (e.json as { outcome?: string }).outcome)).toEqual(["success", "failure", undefined, undefined]);
     const text = JSON.stringify(events.map((e) => e.json));
     expect(text).not.toContain("11".repeat(32)); // no DG1 hash in events
     outbox.close();
   });
 
-  test("reader health and metrics payload shapes", () => {
-    const health: ReaderHealth = { agentId: AGENT, reader: "Virtual PCD 00 00", at: new Date().toISOString(), connected: true, cardPresent: false, lastFailureClass: null, successRate: { windowReads: 0, succeeded: 0, rate: null }, rfDrops: 0, recoveries: 0, apduLatencyMs: { mean: null, p95: null } };
-    check("ReaderHealth", health);
-    const metrics: MetricsPayload = {
-      agentId: AGENT,
-      at: new Date().toISOString(),
-      intervalS: 60,
-      histograms: [{ name: "mrtd_apdu_duration_seconds", labels: { command: "READ BINARY" }, buckets: [{ le: 0.005, count: 3 }, { le: 0.05, count: 9 }, { le: "+Inf", count: 10 }], sum: 0.2, count: 10 }],
-      counters: [{ name: "mrtd_status_words_total", labels: { sw: "9000" }, value: 10 }],
-    };
-    check("Metrics", metrics);
+  test("reader health from the tracker: before reads, after reads with RF drops and failures", () => {
+    const h = new ReaderHealthTracker(READER);
+    h.connected = true;
+    check("ReaderHealth", h.snapshot(AGENT));
+    const rf = { step: "read DG2", cause: "RF_TIMEOUT", layer: "rf-link", action: "reconnect", apdus: 4, ms: 30 };
+    const lost = { step: "read DG2", cause: "CARD_REMOVED", layer: "reader", action: "wait for the card", apdus: 4, ms: 900 };
+    for (let i = 0; i < SUCCESS_WINDOW + 5; i++) h.recordRead(i % 4 !== 0, { ...(i % 4 === 0 ? { failureClass: "CARD_LOST" } : {}), recoveries: [rf, lost], apduMs: [12.5, 30] });
+    const s = h.snapshot(AGENT);
+    check("ReaderHealth", s);
+    expect(s.successRate.windowReads).toBe(SUCCESS_WINDOW);
+    // cumulative since start, not per window: 25 reads, each one RF drop and one card loss
+    expect(s.rfDrops).toBe(SUCCESS_WINDOW + 5);
+    expect(s.recoveries).toBe(2 * (SUCCESS_WINDOW + 5));
   });
 
-  test("commands accepted by the validator match the Command schema; replies as published match Reply", async () => {
+  test("metrics: every series of the catalog, as the registry snapshots it", () => {
+    const m = new MetricsRegistry();
+    const sample = (spec: (typeof METRIC_CATALOG)[string]) =>
+      Object.fromEntries(
+        Object.entries(spec.labels).map(([k, v]) => [k, "enum" in v ? v.enum[0]! : "failureClass" in v ? "RF_TIMEOUT" : "statusWord" in v ? "6F01" : "read_binary"]),
+      );
+    for (const [name, spec] of Object.entries(METRIC_CATALOG)) {
+      if (spec.type === "histogram") m.histogram(name, sample(spec), [0.01, 0.1]).observe(0.02);
+      else if (spec.type === "counter" && Object.keys(spec.labels).length > 0) m.inc(name, sample(spec));
+      else if (spec.type === "counter") m.counterFrom(name, () => 3);
+      else m.gauge(name, () => 42.5);
+    }
+    m.inc("mrtd_apdu_status_total", { sw: "none" });
+    const snap = m.snapshot(AGENT, 60, link.startedAt);
+    check("Metrics", snap);
+    expect(snap.histograms.length + snap.counters.length + snap.gauges.length).toBe(Object.keys(METRIC_CATALOG).length + 1);
+    expect(() => m.inc("mrtd_made_up_total")).toThrow(RangeError);
+    expect(() => m.inc("mrtd_reads_total", { outcome: "success" })).toThrow(RangeError); // a label missing
+  });
+
+  test("commands the validator accepts match their schemas; replies as published match Reply", async () => {
     const { publicKey } = generateKeyPair();
-    const good = [
-      { id: "s-ping" },
-      { id: "s-read", command: "read", accessKey: { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" }, files: ["DG1"], includePersonalData: true, replyPublicKey: Buffer.from(publicKey).toString("base64") },
-      { id: "s-diag", command: "diagnose", count: 3 },
+    const good: Array<[string, Record<string, unknown>]> = [
+      ["PingCommand", { id: "s-ping" }],
+      ["ReadCommand", { id: "s-read", command: "read", accessKey: { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" }, files: ["DG1"], includePersonalData: true, replyPublicKey: Buffer.from(publicKey).toString("base64") }],
+      ["DiagnoseCommand", { id: "s-diag", command: "diagnose", count: 3 }],
     ];
-    for (const g of good) {
-      expect(parseCommand(new TextEncoder().encode(JSON.stringify(g)), g.command ?? "ping").ok).toBe(true);
+    for (const [name, g] of good) {
+      expect(parseCommand(new TextEncoder().encode(JSON.stringify(g)), (g.command as string | undefined) ?? "ping").ok).toBe(true);
+      check(name, g);
       check("Command", g);
     }
     const send = (cmd: string, body: unknown, corr: string) =>
       obs.client.publishAsync(topics.cmd(cmd), JSON.stringify(body), { qos: 1, properties: { responseTopic: `${topics.reply("operator-schema")}/${corr}`, correlationData: Buffer.from(corr) } });
-    await send("ping", good[0], "a");
-    await send("read", good[1], "b");
-    await send("diagnose", good[2], "c"); // NOT_SUPPORTED here
+    await send("ping", good[0]![1], "a");
+    await send("read", good[1]![1], "b");
+    await send("diagnose", good[2]![1], "c"); // NOT_SUPPORTED here
     await send("read", { id: "s-bad" }, "d");
-    await obs.waitFor((m) => m.filter((x) => x.topic.includes("/reply/") && (x.json as { kind?: string }).kind === "result").length >= 4, 5000, "replies");
-    const replies = obs.messages.filter((x) => x.topic.includes("/reply/"));
-    expect(replies.some((r) => (r.json as { kind: string }).kind === "progress")).toBe(true);
-    for (const r of replies) check("Reply", r.json);
-    const sealed = replies.find((r) => (r.json as { id?: string }).id === "s-read" && (r.json as { kind: string }).kind === "result")!;
-    check("SealedEnvelope", (sealed.json as { result: { personalData: unknown } }).result.personalData);
+    await obs.client.publishAsync(topics.cmd("read"), "not json", { qos: 1, properties: { responseTopic: `${topics.reply("operator-schema")}/e` } });
+    await obs.waitFor((m) => m.filter((x) => x.topic.includes("/reply/") && (x.json as { kind?: string }).kind === "result").length >= 5, 5000, "replies");
+    const replies = obs.messages.filter((x) => x.topic.includes("/reply/")).map((r) => r.json as { kind: string; step?: string; id?: string });
+    const progress = replies.filter((r) => r.kind === "progress");
+    expect(progress.map((r) => r.step)).toEqual(["bac", "file-done"]);
+    expect(errorsOf("Reply", progress[0]).length).toBeGreaterThan(0); // an undocumented detail is caught
+    check("Reply", progress[1]);
+    for (const r of replies.filter((x) => x.kind === "result")) check("Reply", r);
+    check("ReadResultReply", replies.find((r) => r.id === "s-read" && r.kind === "result"));
+    check("PingResultReply", replies.find((r) => r.id === "s-ping"));
+    check("ErrorReply", replies.find((r) => r.id === "s-diag"));
   });
 });

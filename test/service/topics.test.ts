@@ -7,7 +7,7 @@ describe("topics", () => {
     expect(t.status).toBe("mrtd/v1/board-7/status");
     expect(t.metrics).toBe("mrtd/v1/board-7/metrics");
     expect(t.events).toBe("mrtd/v1/board-7/events");
-    expect(t.health("Virtual PCD 00 00")).toBe("mrtd/v1/board-7/readers/virtual-pcd-00-00/health");
+    expect(t.health("Virtual PCD 00 00")).toBe("mrtd/v1/board-7/readers/virtual-pcd-00-00-33bda14c/health");
     expect(t.cmd("read")).toBe("mrtd/v1/board-7/cmd/read");
     expect(t.cmdFilter).toBe("mrtd/v1/board-7/cmd/+");
     expect(t.healthFilter).toBe("mrtd/v1/board-7/readers/+/health");
@@ -25,15 +25,34 @@ describe("topics", () => {
       expect(s).toMatch(/^[a-z0-9._-]{1,64}$/);
       expect(isPublishableTopic(t.health(name))).toBe(true);
     }
-    expect(readerSlug("a/b+c#d")).toBe("a-b-c-d");
-    expect(readerSlug("Ünïcödé Leser 01")).toBe("unicode-leser-01");
+    // readable part, then the first 8 hex digits of SHA-256(UTF-8 name) (sha256sum of the name)
+    expect(readerSlug("a/b+c#d")).toBe("a-b-c-d-39a20183");
+    expect(readerSlug("Ünïcödé Leser 01")).toBe("unicode-leser-01-ebd4ded6");
+    expect(readerSlug("###")).toBe("reader-56dc6d47");
     expect(readerSlug("###")).not.toBe(readerSlug("+++"));
-    expect(readerSlug("###")).toBe(readerSlug("###"));
+    expect(readerSlug("x".repeat(200))).toHaveLength(64);
+  });
+  test("names that slug alike still get different topics", () => {
+    const alike = [
+      ["ACS ACR122U 00 00", "ACS-ACR122U 00 00"],
+      ["Reader 00 00", "reader 00 00"],
+      ["Lecteur Ü 00 00", "Lecteur U 00 00"],
+      [`${"Long reader name ".repeat(4)}A`, `${"Long reader name ".repeat(4)}B`], // differ past the readable part
+      ["###", "+++"],
+    ];
+    for (const [a, b] of alike) {
+      expect(readerSlug(a!).slice(0, -9)).toBe(readerSlug(b!).slice(0, -9));
+      expect(t.health(a!)).not.toBe(t.health(b!));
+    }
   });
   test("bad prefix, agent id or command level are refused", () => {
     expect(() => agentTopics("mrtd/#", "a")).toThrow(RangeError);
     expect(() => agentTopics("$SYS/x", "a")).toThrow(RangeError);
     expect(() => agentTopics("mrtd/v1", "a/b")).toThrow(RangeError);
+    // the same rule as agent.id in the configuration
+    expect(() => agentTopics("mrtd/v1", "-board")).toThrow(RangeError);
+    expect(() => agentTopics("mrtd/v1", "operator-x")).toThrow(RangeError);
+    expect(() => agentTopics("mrtd/v1", "a".repeat(65))).toThrow(RangeError);
     expect(() => t.cmd("read/+")).toThrow(RangeError);
   });
   test("publishable topic names", () => {

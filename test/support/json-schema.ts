@@ -1,19 +1,20 @@
 /**
  * A small JSON Schema (draft 2020-12 / draft-07 subset) validator for tests: type, enum,
  * const, properties, required, additionalProperties, items, min/max(Length|Items|imum),
- * pattern, oneOf, anyOf, $ref (local "#/..."), format (ignored). Any other keyword throws,
- * so a schema is never silently half-checked.
+ * pattern, oneOf, anyOf, not, if/then/else, propertyNames, $ref (local "#/..."), format and
+ * annotations (ignored). Any other keyword throws, so a schema is never silently half-checked.
  */
-const KNOWN = new Set([
+export const SCHEMA_KEYWORDS: ReadonlySet<string> = new Set([
   "type", "enum", "const", "properties", "required", "additionalProperties", "items", "minLength", "maxLength",
   "minimum", "maximum", "minItems", "maxItems", "pattern", "oneOf", "anyOf", "$ref", "format", "description", "title", "examples", "propertyNames",
+  "not", "if", "then", "else",
 ]);
 
 export function validate(schema: unknown, value: unknown, root: unknown = schema, path = "$"): string[] {
   if (schema === true) return [];
   if (schema === false) return [`${path}: no value allowed`];
   const s = schema as Record<string, unknown>;
-  for (const k of Object.keys(s)) if (!KNOWN.has(k)) throw new Error(`json-schema: unsupported keyword ${k} at ${path}`);
+  for (const k of Object.keys(s)) if (!SCHEMA_KEYWORDS.has(k)) throw new Error(`json-schema: unsupported keyword ${k} at ${path}`);
   if (typeof s.$ref === "string") {
     if (!s.$ref.startsWith("#/")) throw new Error(`json-schema: only local $ref supported (${s.$ref})`);
     let target: unknown = root;
@@ -58,6 +59,11 @@ export function validate(schema: unknown, value: unknown, root: unknown = schema
     if (ok !== 1) errors.push(`${path}: matches ${ok} of oneOf (need exactly 1)`);
   }
   if (Array.isArray(s.anyOf) && !(s.anyOf as unknown[]).some((sub) => validate(sub, value, root, path).length === 0)) errors.push(`${path}: matches none of anyOf`);
+  if (s.not !== undefined && validate(s.not, value, root, path).length === 0) errors.push(`${path}: matches a schema it must not (not: ${JSON.stringify(s.not)})`);
+  if (s.if !== undefined) {
+    const branch = validate(s.if, value, root, path).length === 0 ? s.then : s.else;
+    if (branch !== undefined) errors.push(...validate(branch, value, root, path));
+  }
   return errors;
 }
 
@@ -72,4 +78,15 @@ function typeOk(t: string, v: unknown): boolean {
     case "null": return v === null;
     default: throw new Error(`json-schema: unknown type ${t}`);
   }
+}
+
+/** Keywords of `schema` and every schema inside it that this validator does not know ("$.a.b: key"). */
+export function unknownKeywords(schema: unknown, path = "$"): string[] {
+  if (typeof schema !== "object" || schema === null) return [];
+  const s = schema as Record<string, unknown>;
+  const out = Object.keys(s).filter((k) => !SCHEMA_KEYWORDS.has(k)).map((k) => `${path}: ${k}`);
+  for (const k of ["items", "additionalProperties", "propertyNames", "not", "if", "then", "else"]) out.push(...unknownKeywords(s[k], `${path}.${k}`));
+  for (const k of ["oneOf", "anyOf"]) if (Array.isArray(s[k])) (s[k] as unknown[]).forEach((sub, i) => out.push(...unknownKeywords(sub, `${path}.${k}[${i}]`)));
+  for (const [k, v] of Object.entries((s.properties ?? {}) as Record<string, unknown>)) out.push(...unknownKeywords(v, `${path}.properties.${k}`));
+  return out;
 }
