@@ -150,6 +150,14 @@ describe("deploy/asyncapi.yaml, the document", () => {
     }
   });
 
+  test("the reader slugs the document shows are the ones readerSlug makes", () => {
+    for (const name of ["Virtual PCD 00 00", "ACS ACR122U 00 00", "ACS-ACR122U 00 00", "ACS ACR122U PICC Interface 00 00"]) expect(text).toContain(readerSlug(name));
+    const shown = [...text.matchAll(/\b[a-z0-9][a-z0-9._-]*-[0-9a-f]{8}\b/g)].map((m) => m[0]).filter((s) => /-00-[0-9a-f]{8}$/.test(s));
+    expect(shown.length).toBeGreaterThanOrEqual(4);
+    const made = new Set(["Virtual PCD 00 00", "ACS ACR122U 00 00", "ACS-ACR122U 00 00", "ACS ACR122U PICC Interface 00 00"].map(readerSlug));
+    for (const s of shown) expect({ s, made: made.has(s) }).toEqual({ s, made: true });
+  });
+
   test("every message has examples, and every example matches its message's schema", () => {
     const messages = Object.entries(doc.components.messages);
     expect(messages.length).toBe(15);
