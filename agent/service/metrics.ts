@@ -177,7 +177,7 @@ export function toPrometheusText(m: MetricsPayload): string {
   const lines: string[] = [];
   const typed = new Set<string>();
   for (const h of m.histograms) {
-    if (!typed.has(h.name)) lines.push(`# TYPE ${h.name} histogram`);
+    if (!typed.has(h.name)) lines.push(...header(h.name, "histogram"));
     typed.add(h.name);
     for (const b of h.buckets) lines.push(`${h.name}_bucket${labelText({ ...h.labels, le: String(b.le) })} ${b.count}`);
     lines.push(`${h.name}_sum${labelText(h.labels)} ${h.sum}`);
@@ -185,12 +185,18 @@ export function toPrometheusText(m: MetricsPayload): string {
   }
   for (const [type, series] of [["counter", m.counters], ["gauge", m.gauges]] as const) {
     for (const c of series) {
-      if (!typed.has(c.name)) lines.push(`# TYPE ${c.name} ${type}`);
+      if (!typed.has(c.name)) lines.push(...header(c.name, type));
       typed.add(c.name);
       lines.push(`${c.name}${labelText(c.labels)} ${c.value}`);
     }
   }
   return lines.join("\n") + "\n";
+}
+
+/** `# HELP` (from METRIC_CATALOG, escaped as the exposition format wants) and `# TYPE` lines. */
+function header(name: string, type: MetricSpec["type"]): string[] {
+  const help = METRIC_CATALOG[name]?.help;
+  return [...(help ? [`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`] : []), `# TYPE ${name} ${type}`];
 }
 
 /** A command kind as a label value: "READ BINARY (odd)" -> "read_binary_odd". */

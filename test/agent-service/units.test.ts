@@ -62,6 +62,7 @@ describe("metrics", () => {
     expect(text).toContain('mrtd_apdu_duration_seconds_bucket{command="read_binary_odd",le="+Inf"} 2');
     expect(text).toContain('mrtd_apdu_status_total{sw="9000"} 3');
     expect(text).toContain("# TYPE mrtd_outbox_pending gauge");
+    expect(text).toContain("# HELP mrtd_outbox_pending Events waiting in the outbox\n# TYPE mrtd_outbox_pending gauge");
     expect(text).toContain("# TYPE mrtd_outbox_delivered_total counter");
     expect(() => new Histogram("bad-name", {}, [1])).toThrow(RangeError);
     expect(() => new Histogram("ok", {}, [1, 1])).toThrow(RangeError);
