@@ -162,6 +162,19 @@ function isScalar(v: unknown): boolean {
   return v === null || typeof v !== "object";
 }
 
+/** A mapping of scalars (or scalar lists) short enough for one line, in flow style; else undefined. */
+function flow(value: unknown, room: number): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    if (isScalar(v) && !(typeof v === "string" && v.includes("\n"))) parts.push(`${scalar(k)}: ${scalar(v)}`);
+    else if (Array.isArray(v) && v.every(isScalar)) parts.push(`${scalar(k)}: [${v.map(scalar).join(", ")}]`);
+    else return undefined;
+  }
+  const line = parts.length === 0 ? "{}" : `{ ${parts.join(", ")} }`;
+  return line.length <= room ? line : undefined;
+}
+
 function emit(value: unknown, indent: string): string[] {
   const out: string[] = [];
   if (Array.isArray(value)) {
@@ -180,8 +193,11 @@ function emit(value: unknown, indent: string): string[] {
       out.push(`${indent}${key}: |-`, ...v.split("\n").map((l) => `${indent}  ${l}`));
     } else if (isScalar(v)) out.push(`${indent}${key}: ${scalar(v)}`);
     else if (Array.isArray(v) && v.every(isScalar)) out.push(`${indent}${key}: [${v.map(scalar).join(", ")}]`);
-    else if (!Array.isArray(v) && Object.keys(v as object).length === 0) out.push(`${indent}${key}: {}`);
-    else out.push(`${indent}${key}:`, ...emit(v, indent + "  "));
+    else {
+      const oneLine = flow(v, 110 - indent.length - key.length - 2);
+      if (oneLine !== undefined) out.push(`${indent}${key}: ${oneLine}`);
+      else out.push(`${indent}${key}:`, ...emit(v, indent + "  "));
+    }
   }
   return out;
 }
