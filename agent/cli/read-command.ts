@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { normalizeAccessKey, validateAccessKey, type BacAccessKey } from "../icao/mrz-key.ts";
+import { accessKeyFromFields, type BacAccessKey } from "../icao/mrz-key.ts";
 import { parseFileList } from "../lds/lds-files.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
@@ -129,7 +129,6 @@ export async function readCommand(argv: string[]): Promise<number> {
 }
 
 function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
-  let raw: BacAccessKey;
   if (typeof o["key-file"] === "string") {
     if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
     let text: string;
@@ -140,16 +139,15 @@ function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
     }
     const parts = text.trim().split(/\s+/);
     if (parts.length !== 3) throw new UsageError("--key-file must hold one line: DOCUMENT-NUMBER YYMMDD YYMMDD", "key-file");
-    raw = { documentNumber: parts[0]!, dateOfBirth: parts[1]!, dateOfExpiry: parts[2]! };
-  } else {
-    for (const k of ["doc", "dob", "expiry"] as const) {
-      if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
-    }
-    raw = { documentNumber: o.doc as string, dateOfBirth: o.dob as string, dateOfExpiry: o.expiry as string };
+    return accessKeyFromFields(
+      { documentNumber: parts[0], dateOfBirth: parts[1], dateOfExpiry: parts[2] },
+      { documentNumber: "--key-file's document number", dateOfBirth: "--key-file's date of birth", dateOfExpiry: "--key-file's date of expiry" },
+    );
   }
-  const key = normalizeAccessKey(raw);
-  validateAccessKey(key);
-  return key;
+  for (const k of ["doc", "dob", "expiry"] as const) {
+    if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
+  }
+  return accessKeyFromFields({ documentNumber: o.doc, dateOfBirth: o.dob, dateOfExpiry: o.expiry }, { documentNumber: "--doc", dateOfBirth: "--dob", dateOfExpiry: "--expiry" });
 }
 
 export function toJson(r: DocumentRead, verification?: DocumentVerdict): Record<string, unknown> {
