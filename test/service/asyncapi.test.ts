@@ -46,7 +46,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await obs.close();
-  await broker.stop();
+  await broker.close();
 });
 
 const SUMMARY: ReadSummary = {

@@ -140,7 +140,7 @@ afterAll(async () => {
   await operator.close();
   await dispatcher.stop();
   await link.stop();
-  await broker.stop();
+  await broker.close();
 });
 
 let seq = 0;
