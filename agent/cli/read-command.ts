@@ -32,6 +32,7 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
   "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
+  "leave-card": { type: "boolean", help: "leave the chip in our secure-messaging session afterwards instead of resetting it (the next application may then see 6982 first)" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -78,6 +79,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const card = await openCard({
     reader: typeof o.reader === "string" ? o.reader : undefined,
     waitMs,
+    disconnect: o["leave-card"] === true ? "leave" : "reset",
     onWaiting: (reader) => progress.note(`waiting up to ${o.wait} s for a card in ${reader} ...`),
   });
   let result: DocumentRead;
