@@ -69,7 +69,9 @@ export function loadTestAccessKey(file: string): AccessKey {
     return parseAccessKey(value, "key");
   } catch (e) {
     if (!(e instanceof AccessKeyProblem)) throw e;
-    const snake = e.field.replace(/^key\.?/, "").replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-    throw new ConfigError(`${file}: ${e.message.replace(/^key\.?/, "")}`, { file, key: snake || undefined });
+    const toSnake = (name: string) => name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+    const snake = toSnake(e.field.replace(/^key\.?/, ""));
+    const message = e.message.replace(/^key\.?/, "").replace(/^(documentNumber|dateOfBirth|dateOfExpiry)\b/, toSnake);
+    throw new ConfigError(`${file}: ${message}`, { file, key: snake || undefined });
   }
 }

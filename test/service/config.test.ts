@@ -151,6 +151,17 @@ describe("test bench access key file", () => {
     writeFileSync(f, 'document_number = "L898902C3"\ndate_of_birth = "740812"\ndate_of_expiry = "120415"\n');
     expect(loadTestAccessKey(f)).toEqual({ kind: "mrz", documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" });
   });
+  test("the MRZ rules of the CLI and remote commands: a document number of fillers is refused at start", () => {
+    const f = join(dir, "k3.toml");
+    writeFileSync(f, 'document_number = "<<<<<<<<<"\ndate_of_birth = "740812"\ndate_of_expiry = "120415"\n');
+    expect(() => loadTestAccessKey(f)).toThrow(ConfigError);
+    try {
+      loadTestAccessKey(f);
+    } catch (e) {
+      expect((e as ConfigError).key).toBe("document_number");
+      expect((e as ConfigError).message).toContain("document_number must be 1 to 22 characters");
+    }
+  });
   test("errors name file and key, never the value", () => {
     const f = join(dir, "k2.toml");
     writeFileSync(f, 'document_number = "L898902C3"\ndate_of_birth = "741332"\ndate_of_expiry = "120415"\n');
