@@ -483,11 +483,6 @@ export class PcscCard implements CardConnection {
     this.claimed = true;
   }
 
-  /** Whether the card is claimed (claim() until disconnect). */
-  get isClaimed(): boolean {
-    return this.claimed;
-  }
-
   /** @internal Called by PcscClient.connect when a new connection to the same reader takes over the claim. */
   async releaseTransactions(): Promise<void> {
     // The card stays claimed in intent: a later successful reconnect of this handle takes it again.

@@ -104,6 +104,33 @@ describe("a second PC/SC client during a read", () => {
   }, 30_000);
 });
 
+describe("replacing our own connection", () => {
+  test("a new connection of ours to a reader we hold takes the transaction over instead of waiting for itself", async () => {
+    const client = await PcscClient.open();
+    const other = await PcscClient.open();
+    try {
+      // The old connection keeps its transaction, as when the card went mute and the link is re-made.
+      const old = await client.connect(VIRTUAL_READER, { transaction: true });
+      const fresh = await Promise.race([client.connect(VIRTUAL_READER, { transaction: true }), Bun.sleep(5000).then(() => undefined)]);
+      expect(fresh).toBeDefined();
+      await old.disconnect("leave");
+      const r = await fresh!.transmit(PLAIN_SELECT);
+      expect(r.slice(-2)).toEqual(Uint8Array.of(0x90, 0x00));
+      // ...and holds the card: pcscd keeps another client's SCardConnect waiting until it lets go.
+      let connected = false;
+      const waiting = other.connect(VIRTUAL_READER).then((c) => ((connected = true), c));
+      await Bun.sleep(400);
+      expect(connected).toBe(false);
+      await fresh!.disconnect("leave");
+      await (await waiting).disconnect("leave");
+      expect(connected).toBe(true);
+    } finally {
+      await client.close();
+      await other.close();
+    }
+  }, 30_000);
+});
+
 describe("how the card is left", () => {
   /** What another application's first command (a plain SELECT) gets from the chip after our read. */
   async function nextApplicationSelect(): Promise<number> {
