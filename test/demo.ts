@@ -185,7 +185,7 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, tr
       if (agent.exitCode === null) agent.kill("SIGKILL");
       console.error(`demo: agent stopped (exit ${agent.exitCode})`);
     }
-    await broker?.stop();
+    await broker?.close();
     if (broker) console.error("demo: Mosquitto stopped");
     rmSync(dir, { recursive: true, force: true });
   }

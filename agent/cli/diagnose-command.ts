@@ -14,10 +14,11 @@ export const DIAGNOSE_OPTIONS: Record<string, OptionSpec> = {
   wait: { type: "number", arg: "<seconds>", help: "how long to wait for a card (at the start and after it left)", default: 15 },
   "reader-timeout": { type: "number", arg: "<ms>", help: "the reader's response timeout, to read failure times against", default: 3000 },
   json: { type: "boolean", help: "print one JSON object" },
+  "leave-card": { type: "boolean", help: "leave the card as it is afterwards instead of resetting it" },
   help: { type: "boolean", help: "show this help" },
 };
 
-export const DIAGNOSE_HELP = `Usage: mrtd-agent diagnose [--reader <name part>] [--count N] [--json]
+export const DIAGNOSE_HELP = `Usage: mrtd-agent diagnose [--reader <name part>] [--count N] [--json] [--leave-card]
 
 Tests the reader with the document on it, without an access key and without reading
 personal data: reader vendor, model and firmware (PC/SC attributes), the card's ATR and
@@ -50,6 +51,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
     count,
     waitMs,
     readerTimeoutMs,
+    disconnect: o["leave-card"] === true ? "leave" : "reset",
     onProgress: json || !process.stderr.isTTY
       ? undefined
       : (done, total) => {

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { normalizeAccessKey, validateAccessKey, type BacAccessKey } from "../icao/mrz-key.ts";
+import { accessKeyFromFields, type BacAccessKey } from "../icao/mrz-key.ts";
 import { parseFileList } from "../lds/lds-files.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
@@ -32,6 +32,7 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
   "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
+  "leave-card": { type: "boolean", help: "leave the chip in our secure-messaging session afterwards instead of resetting it (the next application may then see 6982 first)" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -78,6 +79,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const card = await openCard({
     reader: typeof o.reader === "string" ? o.reader : undefined,
     waitMs,
+    disconnect: o["leave-card"] === true ? "leave" : "reset",
     onWaiting: (reader) => progress.note(`waiting up to ${o.wait} s for a card in ${reader} ...`),
   });
   let result: DocumentRead;
@@ -129,7 +131,6 @@ export async function readCommand(argv: string[]): Promise<number> {
 }
 
 function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
-  let raw: BacAccessKey;
   if (typeof o["key-file"] === "string") {
     if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
     let text: string;
@@ -140,16 +141,15 @@ function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
     }
     const parts = text.trim().split(/\s+/);
     if (parts.length !== 3) throw new UsageError("--key-file must hold one line: DOCUMENT-NUMBER YYMMDD YYMMDD", "key-file");
-    raw = { documentNumber: parts[0]!, dateOfBirth: parts[1]!, dateOfExpiry: parts[2]! };
-  } else {
-    for (const k of ["doc", "dob", "expiry"] as const) {
-      if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
-    }
-    raw = { documentNumber: o.doc as string, dateOfBirth: o.dob as string, dateOfExpiry: o.expiry as string };
+    return accessKeyFromFields(
+      { documentNumber: parts[0], dateOfBirth: parts[1], dateOfExpiry: parts[2] },
+      { documentNumber: "--key-file's document number", dateOfBirth: "--key-file's date of birth", dateOfExpiry: "--key-file's date of expiry" },
+    );
   }
-  const key = normalizeAccessKey(raw);
-  validateAccessKey(key);
-  return key;
+  for (const k of ["doc", "dob", "expiry"] as const) {
+    if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
+  }
+  return accessKeyFromFields({ documentNumber: o.doc, dateOfBirth: o.dob, dateOfExpiry: o.expiry }, { documentNumber: "--doc", dateOfBirth: "--dob", dateOfExpiry: "--expiry" });
 }
 
 export function toJson(r: DocumentRead, verification?: DocumentVerdict): Record<string, unknown> {

@@ -13,6 +13,7 @@ import { createLogger } from "../service/logger.ts";
 import { AgentService } from "../service/service.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { loadTestAccessKey } from "../service/access-key.ts";
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", arg: "<file>", help: `configuration file (TOML)`, default: DEFAULT_CONFIG_FILE },
@@ -42,6 +43,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent run --help`);
   const config = loadConfig(String(o.config));
   if (o.check) {
+    // The test bench key by the same MRZ rules the agent applies at start (never printed).
+    if (config.readers.testKeyFile !== undefined) loadTestAccessKey(config.readers.testKeyFile);
     console.log(JSON.stringify(redactedConfig(config), null, 2));
     return EXIT.OK;
   }

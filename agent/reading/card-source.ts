@@ -2,6 +2,7 @@
  * Finds the card to read: picks a PC/SC reader (optionally by a part of its name),
  * waits for a card to be presented, connects, and can connect again to the same
  * reader after the card left the field (the Reconnector the reading steps use).
+ * The card is ours from connect to close (a PC/SC transaction) and is reset when we let go.
  */
 import { TransportError } from "../errors.ts";
 import { PcscClient, SCARD_STATE_MUTE, SCARD_STATE_UNAWARE, type PcscCard, type ReaderState } from "../transport/pcsc.ts";
@@ -15,7 +16,17 @@ export interface OpenCardOptions {
   onWaiting?: (readers: string) => void;
   /** An already open client to use (the service keeps one); otherwise one is opened and closed here. */
   client?: PcscClient;
+  /**
+   * Hold a PC/SC transaction on the card from connect to close, taken again on every new
+   * connection (default true): no other client's APDU can come between ours.
+   */
+  claim?: boolean;
+  /** What close() does to the card: "reset" (default) ends the chip's session for the next application; "leave" keeps it. */
+  disconnect?: CardDisposition;
 }
+
+/** How the card is left when the agent is done with it (`--leave-card`, `readers.disconnect`). */
+export type CardDisposition = "reset" | "leave";
 
 export interface OpenedCard {
   connection: PcscCard;
@@ -31,7 +42,8 @@ export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
   try {
     const readers = await selectReaders(client, opts.reader);
     const state = await waitForCard(client, readers, opts.waitMs, opts.onWaiting);
-    let current = await client.connect(state.name);
+    const transaction = opts.claim ?? true;
+    let current = await client.connect(state.name, { transaction });
     const reader = state.name;
     return {
       get connection() {
@@ -45,7 +57,7 @@ export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
         for (;;) {
           try {
             await waitForCard(client, [reader], Math.max(0, deadline - performance.now()));
-            current = await client.connect(reader);
+            current = await client.connect(reader, { transaction });
             return current;
           } catch (e) {
             // An unknown reader may be pcscd still starting up: retry it within the window too.
@@ -68,7 +80,7 @@ export async function openCard(opts: OpenCardOptions): Promise<OpenedCard> {
         }
       },
       close: async () => {
-        await current.disconnect("leave").catch(() => undefined);
+        await current.disconnect(opts.disconnect ?? "reset").catch(() => undefined);
         if (own) await client.close();
       },
     };

@@ -7,32 +7,21 @@
  */
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
-import { checkDigit } from "../icao/check-digit.ts";
+import { AccessKeyProblem, accessKeyFromFields, accessKeyFromMrz } from "../icao/mrz-key.ts";
+
+export { AccessKeyProblem, type AccessKeyProblemCode } from "../icao/mrz-key.ts";
 
 export type AccessKey =
   | { kind: "mrz"; documentNumber: string; dateOfBirth: string; dateOfExpiry: string }
   | { kind: "can"; can: string };
 
-export type AccessKeyProblemCode = "MISSING_FIELD" | "BAD_FIELD" | "BAD_CHECK_DIGIT";
-
-export class AccessKeyProblem extends Error {
-  readonly code: AccessKeyProblemCode;
-  readonly field: string;
-  constructor(code: AccessKeyProblemCode, field: string, message: string) {
-    super(message);
-    this.name = "AccessKeyProblem";
-    this.code = code;
-    this.field = field;
-  }
-}
-
-const DOC_NUMBER = /^[A-Z0-9<]{1,22}$/;
 const CAN = /^[0-9]{6}$/;
 
 /**
  * Validates `{ documentNumber, dateOfBirth, dateOfExpiry }`, `{ can }` or `{ mrz }` (a TD3 second
  * line, 44 characters, or the 24-character MRZ information "number+cd dob+cd expiry+cd").
- * `path` prefixes field names in messages. Throws AccessKeyProblem.
+ * `path` prefixes field names in messages. The MRZ rules are icao/mrz-key.ts's, the same the
+ * command line uses; this adds the forms a command or a key file may take. Throws AccessKeyProblem.
  */
 export function parseAccessKey(value: unknown, path = "accessKey"): AccessKey {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new AccessKeyProblem("BAD_FIELD", path, `${path} must be an object`);
@@ -49,52 +38,11 @@ export function parseAccessKey(value: unknown, path = "accessKey"): AccessKey {
     if (typeof v.can !== "string" || !CAN.test(v.can)) throw new AccessKeyProblem("BAD_FIELD", `${path}.can`, `${path}.can must be a string of 6 digits`);
     return { kind: "can", can: v.can };
   }
-  if ("mrz" in v) return fromMrzText(v.mrz, `${path}.mrz`);
-
-  for (const f of ["documentNumber", "dateOfBirth", "dateOfExpiry"] as const) {
-    if (!(f in v)) throw new AccessKeyProblem("MISSING_FIELD", `${path}.${f}`, `${path}.${f} is missing`);
-    if (typeof v[f] !== "string") throw new AccessKeyProblem("BAD_FIELD", `${path}.${f}`, `${path}.${f} must be a string`);
-  }
-  const documentNumber = (v.documentNumber as string).toUpperCase();
-  if (!DOC_NUMBER.test(documentNumber)) throw new AccessKeyProblem("BAD_FIELD", `${path}.documentNumber`, `${path}.documentNumber must be 1-22 characters of A-Z, 0-9 or <`);
-  checkDate(v.dateOfBirth as string, `${path}.dateOfBirth`);
-  checkDate(v.dateOfExpiry as string, `${path}.dateOfExpiry`);
-  return { kind: "mrz", documentNumber, dateOfBirth: v.dateOfBirth as string, dateOfExpiry: v.dateOfExpiry as string };
-}
-
-function fromMrzText(value: unknown, field: string): AccessKey {
-  if (typeof value !== "string") throw new AccessKeyProblem("BAD_FIELD", field, `${field} must be a string`);
-  const text = value.toUpperCase();
-  if (!/^[A-Z0-9<]+$/.test(text)) throw new AccessKeyProblem("BAD_FIELD", field, `${field} may only hold A-Z, 0-9 and <`);
-  let doc: string, docCd: string, dob: string, dobCd: string, doe: string, doeCd: string;
-  if (text.length === 44) {
-    // TD3 line 2 (9303-4 §4.2.2): number 0-8, cd 9, nationality 10-12, birth 13-18, cd 19, sex 20, expiry 21-26, cd 27.
-    [doc, docCd, dob, dobCd, doe, doeCd] = [text.slice(0, 9), text[9]!, text.slice(13, 19), text[19]!, text.slice(21, 27), text[27]!];
-  } else if (text.length === 24) {
-    [doc, docCd, dob, dobCd, doe, doeCd] = [text.slice(0, 9), text[9]!, text.slice(10, 16), text[16]!, text.slice(17, 23), text[23]!];
-  } else {
-    throw new AccessKeyProblem("BAD_FIELD", field, `${field} must be a TD3 second line (44 characters) or the 24-character MRZ information`);
-  }
-  checkDate(dob, `${field} (date of birth)`);
-  checkDate(doe, `${field} (date of expiry)`);
-  const bad = (
-    [
-      ["document number", doc, docCd],
-      ["date of birth", dob, dobCd],
-      ["date of expiry", doe, doeCd],
-    ] as const
-  ).find(([, f, cd]) => String(checkDigit(f)) !== cd);
-  if (bad) throw new AccessKeyProblem("BAD_CHECK_DIGIT", field, `${field}: the check digit of the ${bad[0]} does not match`);
-  return { kind: "mrz", documentNumber: doc.replace(/<+$/, "") || doc, dateOfBirth: dob, dateOfExpiry: doe };
-}
-
-function checkDate(value: string, field: string): void {
-  const m = /^([0-9]{2})([0-9]{2})([0-9]{2})$/.exec(value);
-  if (!m) throw new AccessKeyProblem("BAD_FIELD", field, `${field} must be YYMMDD (6 digits)`);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const days = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
-  if (days === undefined || day < 1 || day > days) throw new AccessKeyProblem("BAD_FIELD", field, `${field} is not a calendar date (YYMMDD)`);
+  const key =
+    "mrz" in v
+      ? accessKeyFromMrz(v.mrz, `${path}.mrz`)
+      : accessKeyFromFields(v, { documentNumber: `${path}.documentNumber`, dateOfBirth: `${path}.dateOfBirth`, dateOfExpiry: `${path}.dateOfExpiry` });
+  return { kind: "mrz", ...key };
 }
 
 /**
@@ -121,7 +69,9 @@ export function loadTestAccessKey(file: string): AccessKey {
     return parseAccessKey(value, "key");
   } catch (e) {
     if (!(e instanceof AccessKeyProblem)) throw e;
-    const snake = e.field.replace(/^key\.?/, "").replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-    throw new ConfigError(`${file}: ${e.message.replace(/^key\.?/, "")}`, { file, key: snake || undefined });
+    const toSnake = (name: string) => name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+    const snake = toSnake(e.field.replace(/^key\.?/, ""));
+    const message = e.message.replace(/^key\.?/, "").replace(/^(documentNumber|dateOfBirth|dateOfExpiry)\b/, toSnake);
+    throw new ConfigError(`${file}: ${message}`, { file, key: snake || undefined });
   }
 }

@@ -28,7 +28,7 @@ export const DEFAULTS = {
     connectTimeoutMs: 10000,
   },
   telemetry: { healthIntervalS: 60, metricsIntervalS: 60, includePersonalData: false },
-  readers: { include: [] as string[], exclude: [] as string[], readOnInsert: false },
+  readers: { include: [] as string[], exclude: [] as string[], readOnInsert: false, disconnect: "reset" as "reset" | "leave" },
   outbox: { maxEvents: 10000, fileName: "outbox.sqlite" },
   verification: { trust: [] as string[], activeAuthentication: true },
   memory: { trimExecutablePages: true, jitThresholdScale: 1000 },
@@ -79,7 +79,8 @@ export interface AgentConfig {
     /** X25519 public key (32 bytes, base64) the personal data in events is sealed to. */
     personalDataPublicKey?: string;
   };
-  readers: { include: string[]; exclude: string[]; readOnInsert: boolean; testKeyFile?: string };
+  /** `disconnect`: how a card is left after a read or diagnosis ("reset" ends the chip's session; "leave" keeps it). */
+  readers: { include: string[]; exclude: string[]; readOnInsert: boolean; testKeyFile?: string; disconnect: "reset" | "leave" };
   outbox: { maxEvents: number; path: string };
   /** Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs) and whether reads run Active Authentication. */
   verification: { trust: string[]; activeAuthentication: boolean };
@@ -133,6 +134,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     exclude: { kind: "string[]" },
     read_on_insert: { kind: "boolean" },
     test_key_file: { kind: "string" },
+    disconnect: { kind: "string", oneOf: ["reset", "leave"] },
   },
   outbox: {
     max_events: { kind: "integer", min: 1, max: 10_000_000 },
@@ -289,6 +291,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     include: get<string[]>("readers", "include") ?? [...DEFAULTS.readers.include],
     exclude: get<string[]>("readers", "exclude") ?? [...DEFAULTS.readers.exclude],
     readOnInsert,
+    disconnect: get<"reset" | "leave">("readers", "disconnect") ?? DEFAULTS.readers.disconnect,
   };
   if (testKeyFile !== undefined) readers.testKeyFile = testKeyFile;
 

@@ -53,7 +53,7 @@ export interface AgentServiceOptions {
   diagnose?: DiagnoseFn;
 }
 
-export type DiagnoseFn = (opts: { reader?: string; count: number; waitMs: number; onProgress?: (done: number, total: number) => void }) => Promise<unknown>;
+export type DiagnoseFn = (opts: { reader?: string; count: number; waitMs: number; disconnect?: "reset" | "leave"; onProgress?: (done: number, total: number) => void }) => Promise<unknown>;
 
 /** What a read returns to a remote requester (no personal data outside `personalData`). */
 export interface ReadReplyResult extends Omit<ReadEvent, "agentId" | "at" | "type"> {
@@ -337,7 +337,8 @@ export class AgentService {
       const name = await this.watcher.waitForCard((n) => n === p.reader, waitMs, abort.signal);
       const client = this.watcher.client;
       if (!client) throw new TransportError("SCARD_E_NO_SERVICE", "pcscd is not reachable", { retryable: true });
-      return wrap(await client.connect(name));
+      // Ours until disconnect (a PC/SC transaction), taken again on every new connection.
+      return wrap(await client.connect(name, { transaction: true }));
     };
     const t0 = performance.now();
     const stopLag = this.#sampleLoopLag();
@@ -361,7 +362,7 @@ export class AgentService {
       } catch (e) {
         error = e;
       } finally {
-        await conn?.disconnect("leave").catch(() => undefined);
+        await conn?.disconnect(this.config.readers.disconnect).catch(() => undefined);
       }
       const outcome = this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
       this.#afterCardWork();
@@ -535,6 +536,7 @@ export class AgentService {
           ...(cmd.reader !== undefined ? { reader: cmd.reader } : {}),
           count: cmd.count,
           waitMs: 10_000,
+          disconnect: this.config.readers.disconnect,
           onProgress: (done, total) => {
             const pct = Math.floor((done / total) * 10) * 10;
             if (pct > lastPct) {

@@ -80,6 +80,7 @@ export {
 const SPIN_MS = 0.15;
 
 const SCARD_E_TIMEOUT = 0x8010000a;
+const SCARD_W_RESET_CARD = 0x80100068;
 const SCARD_E_NO_READERS_AVAILABLE = 0x8010002e;
 const SCARD_E_UNSUPPORTED_FEATURE = 0x8010001f;
 const SCARD_E_INSUFFICIENT_BUFFER = 0x80100008;
@@ -264,6 +265,8 @@ export class PcscClient {
   private waits = 0;
   private cancelTimer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
+  /** Cards connected with a transaction, until they are disconnected. */
+  private readonly claimed = new Set<PcscCard>();
 
   private constructor(monitor: WorkerChannel, io: WorkerChannel) {
     this.monitor = monitor;
@@ -349,14 +352,26 @@ export class PcscClient {
     this.cancelTimer = undefined;
   }
 
-  /** Connects to the card in `reader` (default: shared, T=0 or T=1). Throws SCARD_E_NO_SMARTCARD if there is none. */
-  async connect(reader: string, opts: { shareMode?: ShareMode; protocols?: ProtocolChoice } = {}): Promise<PcscCard> {
+  /**
+   * Connects to the card in `reader` (default: shared, T=0 or T=1). Throws SCARD_E_NO_SMARTCARD if there is none.
+   * With `transaction`, the card is claimed (PcscCard.claim) before it is returned.
+   */
+  async connect(reader: string, opts: { shareMode?: ShareMode; protocols?: ProtocolChoice; transaction?: boolean } = {}): Promise<PcscCard> {
     const share = SHARE[opts.shareMode ?? "shared"];
     const protocols = PROTOCOLS[opts.protocols ?? "any"];
     const name = json(reader);
+    // pcscd holds SCardConnect (and SCardBeginTransaction) while another handle has a transaction
+    // on the reader. A handle of ours that still has one (the connection being replaced after a
+    // lost link) would wait for ever on the one worker that could release it: let go of it first.
+    for (const other of this.claimed) if (other.reader === reader) await other.releaseTransactions();
     const { r } = await this.io.check(Op.Connect, [this.io.context, share, protocols, name.length], name);
     const card = new PcscCard(this.io, reader, r[0], r[1], share, protocols);
     try {
+      if (opts.transaction) {
+        await card.claim();
+        this.claimed.add(card);
+        card.onDisconnect = () => this.claimed.delete(card);
+      }
       const status = await card.status();
       card.atr = status.atr;
     } catch (err) {
@@ -389,6 +404,13 @@ export class PcscCard implements CardConnection {
   private readonly share: number;
   private readonly protocols: number;
   private connected = true;
+  private claimed = false;
+  /** SCardBeginTransaction calls that succeeded on this handle (pcsc-lite counts them). */
+  private lockDepth = 0;
+  /** @internal set by PcscClient.connect to forget a claimed card once it is disconnected. */
+  onDisconnect: (() => void) | undefined;
+  /** Resets by other clients that claim() found and acknowledged (SCARD_W_RESET_CARD before our first exchange). */
+  resetsAcknowledged = 0;
 
   /** @internal created by PcscClient.connect */
   constructor(io: WorkerChannel, reader: string, handle: number, protocol: number, share: number, protocols: number) {
@@ -412,19 +434,68 @@ export class PcscCard implements CardConnection {
     return data;
   }
 
-  /** SCardReconnect; "reset" warm-resets, "unpower" cold-resets the card. Returns the new ATR. */
+  /**
+   * SCardReconnect; "reset" warm-resets, "unpower" cold-resets the card. Returns the new ATR.
+   * A claimed card is claimed again: pcsc-lite keeps our transaction across a reset we make, but
+   * drops it when the card leaves the reader, and the chip's new session must not start unguarded.
+   */
   async reconnect(mode: Disposition): Promise<Uint8Array> {
     this.ensureConnected("SCardReconnect");
     const { r } = await this.io.check(Op.Reconnect, [this.handle, this.share, this.protocols, DISPOSITIONS[mode]]);
     this.protocol = r[0];
+    if (this.claimed) await this.begin();
     this.atr = (await this.status()).atr;
     return this.atr;
   }
 
+  /** SCardDisconnect, which also ends our transactions. "reset" leaves the next application a fresh chip. */
   async disconnect(mode: Disposition = "leave"): Promise<void> {
     if (!this.connected) return;
     this.connected = false;
+    this.claimed = false;
+    this.lockDepth = 0;
+    this.onDisconnect?.();
     await this.io.check(Op.Disconnect, [this.handle, DISPOSITIONS[mode]]);
+  }
+
+  /**
+   * Makes the card ours until disconnect: SCardBeginTransaction, so another PC/SC client's
+   * SCardTransmit, SCardReconnect and reset-on-disconnect wait until we are done instead of
+   * slipping into our secure-messaging session. Taken again after every reconnect.
+   *
+   * pcsc-lite answers SCARD_W_RESET_CARD when another client reset the card since we connected
+   * (an application that disconnected with reset just before): that is acknowledged with
+   * SCardReconnect(leave), which changes nothing on the card, and the transaction is begun again.
+   * SCardBeginTransaction waits, without a timeout, while another client holds a transaction.
+   * Nested transactions are counted by pcsc-lite and all end with SCardDisconnect.
+   */
+  async claim(): Promise<void> {
+    this.ensureConnected("SCardBeginTransaction");
+    for (let attempt = 1; ; attempt++) {
+      const { rv } = await this.io.call(Op.BeginTransaction, [this.handle]);
+      if (rv === SCARD_S_SUCCESS) break;
+      if (rv !== SCARD_W_RESET_CARD || attempt >= 3) throw pcscError(rv, "SCardBeginTransaction");
+      const { r } = await this.io.check(Op.Reconnect, [this.handle, this.share, this.protocols, SCARD_LEAVE_CARD]);
+      this.protocol = r[0];
+      this.resetsAcknowledged++;
+    }
+    this.lockDepth++;
+    this.claimed = true;
+  }
+
+  /** @internal Called by PcscClient.connect when a new connection to the same reader takes over the claim. */
+  async releaseTransactions(): Promise<void> {
+    // The card stays claimed in intent: a later successful reconnect of this handle takes it again.
+    for (; this.lockDepth > 0 && this.connected; this.lockDepth--) {
+      const { rv } = await this.io.call(Op.EndTransaction, [this.handle, SCARD_LEAVE_CARD]);
+      if (rv !== SCARD_S_SUCCESS) break;
+    }
+    this.lockDepth = 0;
+  }
+
+  private async begin(): Promise<void> {
+    await this.io.check(Op.BeginTransaction, [this.handle]);
+    this.lockDepth++;
   }
 
   async status(): Promise<CardStatus> {

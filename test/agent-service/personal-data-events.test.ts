@@ -14,6 +14,7 @@ import { validate } from "../support/json-schema.ts";
 import type { Observer } from "../service/fixtures/mqtt-observer.ts";
 import { type AgentEnv, startAgentEnv } from "./fixtures/agent-env.ts";
 import { AgentProcess, writeAgentConfig } from "./fixtures/agent-process.ts";
+import { removeTempDir } from "../support/temp-dir.ts";
 
 const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
 const AGENT = "pd-agent";
@@ -84,14 +85,19 @@ describe("personal data in read events, sealed to the fleet key", () => {
 
 test("a low-order public key stops the agent at start: exit 2 naming the file and key", async () => {
   // u = 0 is a point of small order: every shared secret with it is zero.
-  const { file } = writeAgentConfig({
+  const { file, dir } = writeAgentConfig({
     agentId: "pd-bad",
     broker,
     personalDataPublicKey: b64(new Uint8Array(32)),
   });
   const bad = new AgentProcess(file);
-  await bad.proc.exited;
-  const code = await bad.kill(); // already exited: this only drains its output
+  let code: number | null;
+  try {
+    await bad.proc.exited;
+    code = await bad.kill(); // already exited: this only drains its output
+  } finally {
+    removeTempDir(dir);
+  }
   expect(code).toBe(2);
   expect(bad.stderr).toContain(`${file}: telemetry.personal_data_public_key: not a usable X25519 public key`);
 }, 30_000);

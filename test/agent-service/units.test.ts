@@ -2,10 +2,9 @@
  * Unit tests of the service's parts without broker or PC/SC: metrics (Prometheus histogram
  * semantics), reader health, structured logs, and sd_notify over a real unix datagram socket.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolve } from "node:path";
 import { ReaderHealthTracker, SUCCESS_WINDOW } from "../../agent/service/health.ts";
@@ -14,6 +13,9 @@ import { commandLabel, Histogram, MetricsRegistry, toPrometheusText } from "../.
 import { notifyAddress, sdNotify, SystemdNotifier, watchdogIntervalMs } from "../../agent/service/systemd-notify.ts";
 import { TransportError, AccessDeniedError } from "../../agent/errors.ts";
 import { validate } from "../support/json-schema.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
+
+afterAll(removeTempDirs);
 
 const asyncapi = Bun.YAML.parse(await Bun.file(resolve(import.meta.dir, "../../deploy/asyncapi.yaml")).text()) as object;
 const schemaErrors = (name: string, v: unknown) => validate({ $ref: `#/components/schemas/${name}` }, v, asyncapi);
@@ -151,7 +153,7 @@ function listen(name: string): { fd: number; receive(): string | undefined; clos
 
 describe("sd_notify", () => {
   test("READY, STATUS and STOPPING reach a socket named by a path", () => {
-    const path = join(mkdtempSync(join(tmpdir(), "mrtd-notify-")), "notify.sock");
+    const path = join(makeTempDir("notify"), "notify.sock");
     const s = listen(path);
     try {
       const n = new SystemdNotifier({ NOTIFY_SOCKET: path });
@@ -225,7 +227,7 @@ describe("deploy files and docs", () => {
     expect(unit).toMatch(/^ExecStart=\S+ run --config \/etc\/mrtd-agent\/config\.toml$/m);
     if (Bun.which("systemd-analyze")) {
       // verify with ExecStart pointing at an existing binary (the real one is installed later)
-      const dir = mkdtempSync(join(tmpdir(), "mrtd-unit-"));
+      const dir = makeTempDir("unit");
       const path = join(dir, "mrtd-agent.service");
       await Bun.write(path, unit.replace(/^ExecStart=\S+/m, "ExecStart=/bin/true"));
       const r = Bun.spawnSync(["systemd-analyze", "verify", path], { stdout: "pipe", stderr: "pipe" });
@@ -237,7 +239,7 @@ describe("deploy files and docs", () => {
 
 describe("run: [verification] trust", () => {
   test("a trust source that does not exist stops the agent at start: exit 2 naming file and key", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mrtd-trust-"));
+    const dir = makeTempDir("trust");
     const file = join(dir, "c.toml");
     writeFileSync(file, `[agent]\nid = "trust-check"\nstate_dir = "${dir}/state"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n[verification]\ntrust = ["${dir}/no-such-csca"]\n`);
     const p = Bun.spawn([process.execPath, join(import.meta.dir, "../../agent/cli.ts"), "run", "--config", file], { stdout: "pipe", stderr: "pipe" });

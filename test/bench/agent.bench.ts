@@ -234,7 +234,7 @@ try {
 } finally {
   await op.close();
   await card.stop();
-  await broker.stop();
+  await broker.close();
   await pcscd.stop();
 }
 process.exit(code);

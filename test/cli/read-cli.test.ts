@@ -39,6 +39,15 @@ describe("mrtd-agent read (usage)", () => {
     expect(r.stderr).not.toContain("L898902C3");
   });
 
+  test("a document number the MRZ cannot hold: exit 2 before pcscd is asked, without echoing it", async () => {
+    // PC/SC is pointed at a socket that does not exist: reaching it would exit 3, not 2.
+    const r = await run(["read", "--doc", "<L898902C", "--dob", "740812", "--expiry", "120415", "--wait", "0"], { PCSCLITE_CSOCK_NAME: "/nonexistent/pcscd.comm" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--doc");
+    expect(r.stderr).not.toContain("L898902C");
+    expect(r.stderr).not.toContain("740812");
+  });
+
   test("unknown option and unknown file name: exit 2", async () => {
     expect((await run(["read", "--bogus"])).code).toBe(2);
     expect((await run(["read", ...KEY_ARGS, "--files", "DG1,DG99"])).code).toBe(2);

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { ReaderDiagnosis } from "../../agent/diagnostics/reader-diagnostics.ts";
+import { diagnoseReader, judge, type ReaderDiagnosis } from "../../agent/diagnostics/reader-diagnostics.ts";
+import { PcscClient, type PcscCard } from "../../agent/transport/pcsc.ts";
 import { FaultInjector, vpcdMedium } from "../virtual-passport/faults.ts";
 import type { PcscdHandle } from "../support/pcscd.ts";
 import { insertPassport, startPcscd, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
@@ -87,4 +88,111 @@ describe("mrtd-agent diagnose (through pcscd)", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--count");
   }, 30_000);
+});
+
+/** A plain SELECT of the eMRTD application: what another application sends first. */
+const PLAIN_SELECT = Uint8Array.from([0x00, 0xa4, 0x04, 0x0c, 0x07, 0xa0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01]);
+
+describe("diagnose without false alarms (through pcscd)", () => {
+  /**
+   * Another application used the card and disconnects with a reset right after our connection
+   * was made: pcsc-lite reports SCARD_W_RESET_CARD to our handle once. `claim` says whether our
+   * connection then takes its transaction (the normal path) or not (the reset then meets the
+   * first exchange).
+   */
+  async function diagnoseAfterForeignReset(claim: boolean): Promise<ReaderDiagnosis> {
+    const client = await PcscClient.open();
+    const other = await PcscClient.open();
+    try {
+      const otherCard = await other.connect(VIRTUAL_READER);
+      await otherCard.transmit(PLAIN_SELECT);
+      const connect = client.connect.bind(client);
+      client.connect = async (reader: string, opts: Parameters<PcscClient["connect"]>[1] = {}): Promise<PcscCard> => {
+        const c = await connect(reader, { ...opts, transaction: false });
+        await otherCard.disconnect("reset");
+        if (claim && opts.transaction) await c.claim();
+        return c;
+      };
+      return await diagnoseReader({ reader: VIRTUAL_READER, count: 40, waitMs: 5000, client });
+    } finally {
+      await client.close();
+      await other.close();
+    }
+  }
+
+  for (const claim of [true, false]) {
+    test(`a reset by the previous application just before the test (seen at the ${claim ? "transaction" : "first exchange"}) is acknowledged: good, extended length passes`, async () => {
+      const card = await insertPassport({ profile: "td3" });
+      try {
+        const d = await diagnoseAfterForeignReset(claim);
+        expect(d.stability.resetsBeforeStart).toBe(1);
+        expect(d.extendedApdu.passes).toBe(true);
+        expect(d.extendedApdu.le).not.toContain("reset");
+        expect(d.stability.failed).toBe(0);
+        expect(d.verdict).toBe("good");
+        expect(d.advice.join("\n")).toContain("another application reset the card just before the test");
+      } finally {
+        await card.stop();
+      }
+    }, 30_000);
+  }
+
+  test("a failed extended-length probe is repeated after a reset: one failure does not say the reader cannot carry it", async () => {
+    let failed = 0;
+    const card = await insertPassport({
+      profile: "td3",
+      // The first extended GET CHALLENGE (case 2E, 7 bytes) gets the reader stack's 6F01, once.
+      intercept: (a) => (a[1] === 0x84 && a.length === 7 && failed++ === 0 ? Uint8Array.of(0x6f, 0x01) : undefined),
+    });
+    try {
+      const d = await diagnoseReader({ reader: VIRTUAL_READER, count: 20, waitMs: 5000 });
+      expect(failed).toBeGreaterThanOrEqual(2); // probed twice
+      expect(d.extendedApdu.passes).toBe(true);
+      expect(d.extendedApdu.le).toContain("after a card reset");
+      expect(d.advice.join("\n")).not.toContain("extended-length APDUs do not pass");
+      expect(d.verdict).toBe("good");
+    } finally {
+      await card.stop();
+    }
+  }, 30_000);
+
+  test("a virtual passport started right before diagnose: good, twice in a row", async () => {
+    for (let i = 0; i < 2; i++) {
+      const { code, stdout } = await withCard(undefined, () => diagnose(["--count", "100", "--json"]));
+      const d = JSON.parse(stdout) as ReaderDiagnosis;
+      expect([code, d.verdict, d.extendedApdu.passes, d.stability.failed]).toEqual([0, "good", true, 0]);
+    }
+  }, 60_000);
+});
+
+describe("judge: below good only on repeated evidence", () => {
+  const reader: ReaderDiagnosis["reader"] = { name: "r", missing: [] };
+  const card: ReaderDiagnosis["card"] = { atr: "", contactless: true, historical: "", historicalDecoded: [], extendedLengthClaimed: true };
+  const ext: ReaderDiagnosis["extendedApdu"] = { passes: true, le: "", lc: "" };
+  const stability = (over: Partial<ReaderDiagnosis["stability"]>): ReaderDiagnosis["stability"] => ({
+    exchanges: 100,
+    ok: 100,
+    failed: 0,
+    latencyMs: { min: 0.3, p50: 0.5, p95: 0.8, p99: 1, max: 2 },
+    failures: [],
+    presenceFlaps: 0,
+    relinks: 0,
+    resetsBeforeStart: 0,
+    latencySpikes: 0,
+    ...over,
+  });
+  test.each([
+    ["nothing wrong", "good", {}],
+    ["one failed exchange", "good", { ok: 99, failed: 1 }],
+    ["one presence flap", "good", { presenceFlaps: 1 }],
+    ["one latency spike", "good", { latencySpikes: 1 }],
+    ["a reset before the start", "good", { resetsBeforeStart: 1 }],
+    ["two failed exchanges in 200", "marginal", { exchanges: 200, ok: 198, failed: 2 }],
+    ["two latency spikes", "marginal", { latencySpikes: 2 }],
+    ["two presence flaps", "marginal", { presenceFlaps: 2 }],
+    ["three failed exchanges in 100", "unreliable", { ok: 97, failed: 3 }],
+    ["no exchange passed", "unusable", { ok: 0, failed: 100 }],
+  ] as const)("%s: %s", (_what, verdict, over) => {
+    expect(judge(reader, card, ext, stability(over), 3000).verdict).toBe(verdict);
+  });
 });

@@ -1,5 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { bacKeySeed, mrzInformation, normalizeAccessKey, validateAccessKey, type BacAccessKey } from "../../agent/icao/mrz-key.ts";
+import {
+  accessKeyFromFields,
+  accessKeyFromMrz,
+  AccessKeyProblem,
+  bacKeySeed,
+  mrzInformation,
+  normalizeAccessKey,
+  validateAccessKey,
+  type BacAccessKey,
+} from "../../agent/icao/mrz-key.ts";
 import { sha1 } from "../../agent/crypto/hash.ts";
 import { hex } from "../../agent/bytes.ts";
 import { UsageError } from "../../agent/errors.ts";
@@ -75,5 +84,54 @@ describe("validateAccessKey", () => {
   });
   test("mrzInformation and bacKeySeed validate too", () => {
     expect(() => bacKeySeed({ ...good, dateOfExpiry: "941323" })).toThrow(UsageError);
+  });
+});
+
+describe("one access-key validator (CLI, test bench key, remote commands)", () => {
+  const OPTIONS = { documentNumber: "--doc", dateOfBirth: "--dob", dateOfExpiry: "--expiry" };
+  const problem = (fn: () => unknown): AccessKeyProblem => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(AccessKeyProblem);
+      expect(e).toBeInstanceOf(UsageError); // exit 2 on the command line
+      return e as AccessKeyProblem;
+    }
+    throw new Error("expected an AccessKeyProblem");
+  };
+
+  test("normalizes what a person types and returns the key to use", () => {
+    expect(accessKeyFromFields({ documentNumber: " l898902c3< ", dateOfBirth: "740812", dateOfExpiry: "120415" })).toEqual({
+      documentNumber: "L898902C3",
+      dateOfBirth: "740812",
+      dateOfExpiry: "120415",
+    });
+  });
+
+  test.each([
+    ["a leading filler", "<L898902C"],
+    ["fillers only", "<<<<<<<<<"],
+    ["punctuation", "L8989.02C"],
+  ])("rejects a document number with %s: BAD_FIELD naming the option, not the value", (_what, doc) => {
+    const p = problem(() => accessKeyFromFields({ documentNumber: doc, dateOfBirth: "740812", dateOfExpiry: "120415" }, OPTIONS));
+    expect(p.code).toBe("BAD_FIELD");
+    expect(p.field).toBe("--doc");
+    expect(p.message).toContain("--doc");
+    expect(p.message).not.toContain(doc.replace(/<+$/, "") || "\u0000");
+  });
+
+  test("a missing field is MISSING_FIELD, a non-string BAD_FIELD", () => {
+    expect(problem(() => accessKeyFromFields({ documentNumber: "L898902C3", dateOfBirth: "740812" })).code).toBe("MISSING_FIELD");
+    const p = problem(() => accessKeyFromFields({ documentNumber: "L898902C3", dateOfBirth: 740812, dateOfExpiry: "120415" }));
+    expect([p.code, p.field]).toEqual(["BAD_FIELD", "dateOfBirth"]);
+  });
+
+  test("MRZ text: TD3 line 2 and the 24-character MRZ information give the same key; check digits are verified", () => {
+    const key = { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" };
+    expect(accessKeyFromMrz("L898902C36UTO7408122F1204159ZE184226B<<<<<10", "mrz")).toEqual(key);
+    expect(accessKeyFromMrz("L898902C3674081221204159", "mrz")).toEqual(key);
+    expect(problem(() => accessKeyFromMrz("L898902C3674081231204159", "mrz")).code).toBe("BAD_CHECK_DIGIT");
+    // '<' counts 0, so nine fillers carry a valid check digit: the field rule still refuses them.
+    expect(problem(() => accessKeyFromMrz("<<<<<<<<<074081221204159", "mrz")).code).toBe("BAD_FIELD");
   });
 });

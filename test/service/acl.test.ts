@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../agent/service/config.ts";
 import { CommandDispatcher } from "../../agent/service/commands.ts";
@@ -9,6 +8,9 @@ import { startMosquitto } from "../support/mosquitto.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
 import { observe } from "./fixtures/mqtt-observer.ts";
 import type { Observer } from "./fixtures/mqtt-observer.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
+
+afterAll(removeTempDirs);
 
 // deploy/mosquitto/mosquitto.conf + acl as shipped, certificates from deploy/make-test-pki.sh.
 let broker: Mosquitto;
@@ -18,7 +20,7 @@ let operator: Observer;
 beforeAll(async () => {
   broker = await startMosquitto({ config: "tls-acl", agents: ["agent-a", "agent-b"] });
   const c = broker.certs!;
-  const dir = mkdtempSync(join(tmpdir(), "mrtd-acl-"));
+  const dir = makeTempDir("acl");
   const file = join(dir, "agent-a.toml");
   writeFileSync(
     file,
@@ -36,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await link.stop();
   await operator.close();
-  await broker.stop();
+  await broker.close();
 });
 
 describe("TLS client certificates + pattern ACL (deploy/mosquitto)", () => {

@@ -69,7 +69,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await link.stop({ publishOffline: false });
   await obs.close();
-  await broker.stop();
+  await broker.close();
 });
 
 const SUMMARY: ReadSummary = {

@@ -140,7 +140,7 @@ afterAll(async () => {
   await operator.close();
   await dispatcher.stop();
   await link.stop();
-  await broker.stop();
+  await broker.close();
 });
 
 let seq = 0;
@@ -187,6 +187,9 @@ describe("dispatcher through Mosquitto", () => {
     ["CAN not 6 digits", "read", JSON.stringify({ id: "r6", accessKey: { can: "12345" } }), "BAD_FIELD"],
     ["MRZ bad check digit", "read", JSON.stringify({ id: "r7", accessKey: { mrz: TD3_LINE2.replace("7408122", "7408123") } }), "BAD_CHECK_DIGIT"],
     ["MRZ wrong length", "read", JSON.stringify({ id: "r8", accessKey: { mrz: "L898902C3" } }), "BAD_FIELD"],
+    ["document number starting with a filler", "read", JSON.stringify({ id: "r8a", accessKey: { ...SPECIMEN, documentNumber: "<L898902C3" } }), "BAD_FIELD"],
+    ["document number of fillers only", "read", JSON.stringify({ id: "r8b", accessKey: { ...SPECIMEN, documentNumber: "<<<<<<<<<" } }), "BAD_FIELD"],
+    ["MRZ whose document number is fillers only", "read", JSON.stringify({ id: "r8c", accessKey: { mrz: "<<<<<<<<<074081221204159" } }), "BAD_FIELD"],
     ["files not an array", "read", JSON.stringify({ id: "r9", accessKey: SPECIMEN, files: "DG1" }), "BAD_FIELD"],
     ["unknown file", "read", JSON.stringify({ id: "r10", accessKey: SPECIMEN, files: ["DG17"] }), "BAD_FIELD"],
     ["repeated file", "read", JSON.stringify({ id: "r11", accessKey: SPECIMEN, files: ["DG1", "DG1"] }), "BAD_FIELD"],

@@ -1,10 +1,12 @@
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError } from "../../agent/errors.ts";
 import { DEFAULTS, Secret, loadConfig, parseConfig, readerSelected, redactedConfig } from "../../agent/service/config.ts";
 import { loadTestAccessKey } from "../../agent/service/access-key.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
+
+afterAll(removeTempDirs);
 
 const FILE = "/etc/mrtd-agent/test.toml";
 
@@ -86,7 +88,7 @@ describe("config: values and defaults", () => {
     const text = readFileSync(path, "utf8");
     // Uncomment the "# key = value" default lines and parse: every documented default must match DEFAULTS.
     const uncommented = text.replace(/^# ?([a-z_]+ = .*)$/gm, "$1").replace(/^# ?(\[[a-z]+\])$/gm, "$1");
-    const dir = mkdtempSync(join(tmpdir(), "mrtd-cfg-"));
+    const dir = makeTempDir("cfg");
     const f = join(dir, "c.toml");
     writeFileSync(f, uncommented.replace(/^(password_env|test_key_file|client_cert|client_key|ca|username|password_file|path|id|personal_data_public_key) = .*$/gm, ""));
     const c = loadConfig(f, {});
@@ -112,7 +114,7 @@ describe("config: values and defaults", () => {
   });
 
   test("password from a file or the environment is a Secret that never prints", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mrtd-cfg-"));
+    const dir = makeTempDir("cfg");
     const pw = join(dir, "pw");
     writeFileSync(pw, "s3cret-from-file\n");
     const c = parseConfig(`[mqtt]\nurl = "mqtts://broker:8883"\nusername = "agent"\npassword_file = "${pw}"`, FILE, {});
@@ -143,11 +145,22 @@ describe("config: values and defaults", () => {
 });
 
 describe("test bench access key file", () => {
-  const dir = mkdtempSync(join(tmpdir(), "mrtd-key-"));
+  const dir = makeTempDir("key");
   test("MRZ triple (ICAO specimen)", () => {
     const f = join(dir, "k1.toml");
     writeFileSync(f, 'document_number = "L898902C3"\ndate_of_birth = "740812"\ndate_of_expiry = "120415"\n');
     expect(loadTestAccessKey(f)).toEqual({ kind: "mrz", documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" });
+  });
+  test("the MRZ rules of the CLI and remote commands: a document number of fillers is refused at start", () => {
+    const f = join(dir, "k3.toml");
+    writeFileSync(f, 'document_number = "<<<<<<<<<"\ndate_of_birth = "740812"\ndate_of_expiry = "120415"\n');
+    expect(() => loadTestAccessKey(f)).toThrow(ConfigError);
+    try {
+      loadTestAccessKey(f);
+    } catch (e) {
+      expect((e as ConfigError).key).toBe("document_number");
+      expect((e as ConfigError).message).toContain("document_number must be 1 to 22 characters");
+    }
   });
   test("errors name file and key, never the value", () => {
     const f = join(dir, "k2.toml");

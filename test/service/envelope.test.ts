@@ -1,10 +1,12 @@
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { ENVELOPE_ALG, EnvelopeError, b64, chacha20Poly1305InSlices, eventInfo, generateKeyPair, openSealed, publicKeyOf, replyInfo, sealForRecipient, sealForRecipientInSlices } from "../../agent/service/envelope.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
+
+afterAll(removeTempDirs);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -117,7 +119,7 @@ describe("sealed envelope (X25519-HKDF-SHA256-ChaCha20Poly1305)", () => {
 });
 
 describe("deploy/decrypt-reply.ts CLI", () => {
-  const dir = mkdtempSync(join(tmpdir(), "mrtd-decrypt-"));
+  const dir = makeTempDir("decrypt");
   const run = (args: string[], stdin?: string) => {
     const r = Bun.spawnSync([process.execPath, CLI, ...args], { stdin: stdin === undefined ? "ignore" : Buffer.from(stdin), stdout: "pipe", stderr: "pipe" });
     return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MqttLink, backoffDelayMs } from "../../agent/service/mqtt-link.ts";
 import type { LinkEvents, MqttLinkOptions } from "../../agent/service/mqtt-link.ts";
@@ -9,13 +7,16 @@ import { agentTopics } from "../../agent/service/topics.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
 import { observe } from "./fixtures/mqtt-observer.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
+
+afterAll(removeTempDirs);
 
 let broker: Mosquitto;
 beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
 });
 afterAll(async () => {
-  await broker.stop();
+  await broker.close();
 });
 
 function linkFor(agentId: string, extra: Partial<MqttLinkOptions> = {}): MqttLink {
@@ -145,7 +146,7 @@ describe("mqtt link against Mosquitto", () => {
     // the consumer keeps a persistent session so it misses nothing while both are cut off
     const obs = await observe(broker, "obs-outage", { clean: false, properties: { sessionExpiryInterval: 600 } });
     await obs.client.subscribeAsync(topics.events, { qos: 1 });
-    const outbox = new Outbox(join(mkdtempSync(join(tmpdir(), "mrtd-ob-")), "o.sqlite"), { maxEvents: 1000 });
+    const outbox = new Outbox(join(makeTempDir("ob"), "o.sqlite"), { maxEvents: 1000 });
     const link = linkFor(agentId);
     link.on("error", () => {});
     link.on("connected", () => void outbox.drain(link));

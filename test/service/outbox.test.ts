@@ -1,13 +1,13 @@
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
 import { EVENT_ID_PROPERTY, Outbox } from "../../agent/service/outbox.ts";
 import type { EventPublisher } from "../../agent/service/outbox.ts";
 import type { PublishOptions } from "../../agent/service/mqtt-link.ts";
 import { MqttLinkError } from "../../agent/service/mqtt-link.ts";
+import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
 
-const tmp = () => join(mkdtempSync(join(tmpdir(), "mrtd-outbox-")), "outbox.sqlite");
+const tmp = () => join(makeTempDir("outbox"), "outbox.sqlite");
+afterAll(removeTempDirs);
 const T = "mrtd/v1/a/events";
 
 /** An in-process publisher standing in for the link where the broker is not the point of the test. */

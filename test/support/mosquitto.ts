@@ -32,8 +32,11 @@ export interface Mosquitto {
   certs?: TestCerts;
   /** Broker log so far (stderr). */
   log(): string;
+  /** Stops the broker; restart() brings it back with its files (persistence). */
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Stops the broker for good and removes its files (and the test PKI once no broker uses it). */
+  close(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -45,6 +48,8 @@ export interface StartOptions {
 
 const live = new Set<Subprocess>();
 const tempDirs = new Set<string>();
+// For scripts (the demo). `bun test` runs no exit handlers: there stop() removes the broker's
+// files, and the test PKI (private keys) goes with the last broker that used it.
 process.on("exit", () => {
   for (const p of live) p.kill("SIGKILL");
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
@@ -62,12 +67,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** PKI made once per test process (openssl is slow enough to matter). */
-const pkiCache = new Map<string, TestCerts>();
-export function makeTestPki(agents: string[]): TestCerts {
+/** PKI made once while brokers use it (openssl is slow enough to matter), with how many do. */
+const pkiCache = new Map<string, { certs: TestCerts; users: number }>();
+
+function usePki(agents: string[]): TestCerts {
   const key = agents.join(",");
   const hit = pkiCache.get(key);
-  if (hit) return hit;
+  if (hit) {
+    hit.users++;
+    return hit.certs;
+  }
+  const certs = makeTestPki(agents);
+  pkiCache.set(key, { certs, users: 1 });
+  return certs;
+}
+
+function releasePki(certs: TestCerts): void {
+  for (const [key, entry] of pkiCache) {
+    if (entry.certs !== certs || --entry.users > 0) continue;
+    pkiCache.delete(key);
+    rmSync(certs.dir, { recursive: true, force: true });
+    tempDirs.delete(certs.dir);
+  }
+}
+
+/** A test CA with broker and client certificates (deploy/make-test-pki.sh) in a new temporary directory. */
+export function makeTestPki(agents: string[]): TestCerts {
   const dir = mkdtempSync(join(tmpdir(), "mrtd-pki-"));
   tempDirs.add(dir);
   const r = Bun.spawnSync(["bash", join(DEPLOY, "make-test-pki.sh"), dir, ...agents], { stdout: "pipe", stderr: "pipe" });
@@ -81,7 +106,6 @@ export function makeTestPki(agents: string[]): TestCerts {
       return { cert, key: join(dir, `${name}.key`) };
     },
   };
-  pkiCache.set(key, certs);
   return certs;
 }
 
@@ -99,7 +123,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
   if ((opts.config ?? "plain") === "plain") {
     writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
   } else {
-    certs = makeTestPki(opts.agents ?? ["agent-test"]);
+    certs = usePki(opts.agents ?? ["agent-test"]);
     copyFileSync(join(DEPLOY, "mosquitto", "acl"), join(dir, "acl"));
     const shipped = readFileSync(join(DEPLOY, "mosquitto", "mosquitto.conf"), "utf8");
     const rewritten = templateConfig(shipped, {
@@ -147,6 +171,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
     }
     live.delete(p);
   };
+  let removed = false;
   await launch();
   const scheme = certs ? "mqtts" : "mqtt";
   const handle: Mosquitto = {
@@ -159,6 +184,14 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
     restart: async () => {
       await stop();
       await launch();
+    },
+    close: async () => {
+      await stop();
+      if (removed) return;
+      removed = true;
+      rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+      if (certs) releasePki(certs);
     },
   };
   if (certs) handle.certs = certs;

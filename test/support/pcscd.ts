@@ -41,6 +41,15 @@ function socketAccepts(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Whether a pcscd already answers on its socket. Tests that must stop or restart the daemon
+ * decide with this, before they are registered, whether to run or be reported skipped: a
+ * daemon this process did not start is not theirs to stop.
+ */
+export function pcscdRunning(): Promise<boolean> {
+  return socketAccepts(PCSCD_SOCKET);
+}
+
 /** Reader names via a direct (non-blocking, short) SCardListReaders; undefined when pcscd does not answer. */
 export function listReadersNow(): string[] | undefined {
   const lib = pcscLib();
