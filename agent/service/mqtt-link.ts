@@ -20,6 +20,7 @@ import type { AgentConfig } from "./config.ts";
 import { Secret } from "./config.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
+import { backoffDelayMs } from "./backoff.ts";
 
 export interface StatusOnline {
   state: "online";
@@ -104,15 +105,6 @@ export class MqttLinkError extends Error {
     this.code = code;
     this.reasonCode = reasonCode;
   }
-}
-
-/**
- * Delay before reconnect attempt `attempt` (1-based): exponential from minMs, capped at maxMs,
- * with "equal jitter" (half fixed, half random) so it never drops below half the step.
- */
-export function backoffDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const step = Math.min(maxMs, minMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
-  return Math.round(step / 2 + random() * (step / 2));
 }
 
 type Listener<K extends keyof LinkEvents> = (value: LinkEvents[K]) => void;

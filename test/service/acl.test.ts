@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../agent/service/config.ts";
-import { CommandDispatcher } from "../../agent/service/commands.ts";
+import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
 import { MqttLink, linkOptionsFromConfig } from "../../agent/service/mqtt-link.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";

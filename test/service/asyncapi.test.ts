@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { CommandDispatcher, parseCommand } from "../../agent/service/commands.ts";
+import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
+import { parseCommand } from "../../agent/service/command-validation.ts";
 import { generateKeyPair, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
 import { MqttLink } from "../../agent/service/mqtt-link.ts";
 import { Outbox } from "../../agent/service/outbox.ts";

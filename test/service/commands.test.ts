@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CommandDispatcher, CommandError, IdempotencyCache, MAX_COMMAND_BYTES, parseCommand } from "../../agent/service/commands.ts";
-import type { ErrorReply, ReadCommand } from "../../agent/service/commands.ts";
+import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
+import { CommandError } from "../../agent/service/command-types.ts";
+import type { ErrorReply, ReadCommand } from "../../agent/service/command-types.ts";
+import { MAX_COMMAND_BYTES, parseCommand } from "../../agent/service/command-validation.ts";
+import { IdempotencyCache } from "../../agent/service/idempotency-cache.ts";
 import { MqttLink } from "../../agent/service/mqtt-link.ts";
 import { agentTopics } from "../../agent/service/topics.ts";
 import { AccessDeniedError } from "../../agent/errors.ts";
