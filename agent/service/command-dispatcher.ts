@@ -11,6 +11,11 @@
  *   result    { id, command, kind: "result", ok: true, result }
  *   error     { id?, command?, kind: "result", ok: false, error: { code, message } }
  * The dispatcher never throws: a bad command costs an error reply, not the agent.
+ *
+ * Bounds: retained commands never run (the link subscribes with Retain As Published, so a
+ * retained command keeps its flag on live delivery too); a Message Expiry Interval counts for
+ * at most MAX_COMMAND_EXPIRY_S; the idempotency cache never forgets a running command and
+ * bounds the duplicates waiting on one; stop() returns within its grace period.
  */
 import { MrtdError } from "../errors.ts";
 import {
@@ -28,6 +33,15 @@ import {
 } from "./command-types.ts";
 import { parseCommand } from "./command-validation.ts";
 import { IdempotencyCache } from "./idempotency-cache.ts";
+
+/**
+ * The longest Message Expiry Interval a command is honoured with (24 h): a larger one counts
+ * as this. A timer cannot wait longer than 2^31-1 ms (24.8 days); an expiry past that used to
+ * fire at once and abort the command, and no command runs anywhere near a day.
+ */
+export const MAX_COMMAND_EXPIRY_S = 86_400;
+/** How long stop() waits for running commands to answer after aborting them (ms). */
+export const STOP_GRACE_MS = 5000;
 import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
 import type { AgentTopics } from "./topics.ts";
 import { isPublishableTopic } from "./topics.ts";
@@ -122,10 +136,16 @@ export class CommandDispatcher {
     return p;
   }
 
-  /** Aborts running handlers and waits for their replies. */
-  async stop(): Promise<void> {
+  /**
+   * Aborts running handlers and waits for their replies, at most `graceMs`: a handler that
+   * ignores its abort signal leaves its command unanswered rather than stop() hanging.
+   */
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stop.abort();
-    await Promise.allSettled([...this.#running]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+    await Promise.race([Promise.allSettled([...this.#running]), late]);
+    clearTimeout(timer);
   }
 
   async #handle(msg: IncomingMessage): Promise<void> {
@@ -143,7 +163,8 @@ export class CommandDispatcher {
       this.#log("warn", "ignored a command without a usable response topic", { topic: msg.topic });
       return;
     }
-    const deadline = msg.messageExpiryIntervalS !== undefined ? msg.receivedAt + msg.messageExpiryIntervalS * 1000 : undefined;
+    const expiryS = msg.messageExpiryIntervalS !== undefined ? Math.min(msg.messageExpiryIntervalS, MAX_COMMAND_EXPIRY_S) : undefined;
+    const deadline = expiryS !== undefined ? msg.receivedAt + expiryS * 1000 : undefined;
     const to = { topic: msg.responseTopic, correlationData: msg.correlationData, deadline };
     if (deadline !== undefined && this.#now() >= deadline) {
       this.#stats.expired++;
@@ -173,7 +194,15 @@ export class CommandDispatcher {
         const how = cached.outcome.ok ? "succeeded" : `failed ${cached.outcome.code}`;
         this.#count("DUPLICATE");
         await this.#send(to, errorReply(cmd, "DUPLICATE", `command ${cmd.id} already ran (${how}) at ${new Date(cached.at).toISOString()}; its reply is no longer held`));
-      } else await new Promise<void>((resolve) => cached.waiters.push((r) => void this.#send(to, r).then(resolve)));
+      } else {
+        let waiter!: (reply: string) => void;
+        const answered = new Promise<void>((resolve) => (waiter = (r) => void this.#send(to, r).then(resolve)));
+        if (this.#cache.wait(cmd.id, waiter)) await answered;
+        else {
+          this.#count("BUSY");
+          await this.#send(to, errorReply(cmd, "BUSY", `command ${cmd.id} is running and enough repeats of it are waiting for its reply; retry later with the same id`));
+        }
+      }
       return;
     }
 
@@ -190,8 +219,12 @@ export class CommandDispatcher {
       return;
     }
 
+    if (!this.#cache.begin(cmd.id)) {
+      this.#count("BUSY");
+      await this.#send(to, errorReply(cmd, "BUSY", "the agent is running as many commands as it keeps track of; retry later with the same id"));
+      return;
+    }
     this.#stats.accepted++;
-    this.#cache.begin(cmd.id);
     if (usesCard) this.#cardCommands++;
     const abort = new AbortController();
     const onStop = () => abort.abort(new CommandError("INTERNAL", "the agent is shutting down"));

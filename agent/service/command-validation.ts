@@ -7,6 +7,7 @@ import type { FileKey } from "../reading/read-result.ts";
 import { AccessKeyProblem, parseAccessKey } from "./access-key.ts";
 import { COMMAND_NAMES, CommandError, type AgentCommand, type CommandErrorBody, type CommandName, type DiagnoseCommand, type ReadCommand } from "./command-types.ts";
 import { didYouMean } from "./config.ts";
+import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
 export const DEFAULT_READ_FILES: readonly FileKey[] = ["COM", "SOD", "DG1", "DG2"];
@@ -111,6 +112,9 @@ function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
     const k = b.replyPublicKey;
     const bytes = typeof k === "string" && /^[A-Za-z0-9+/]{43}=$/.test(k) ? new Uint8Array(Buffer.from(k, "base64")) : undefined;
     if (!bytes || bytes.length !== 32) throw new CommandError("BAD_FIELD", "replyPublicKey must be a base64 X25519 public key (32 bytes)");
+    // Here, not when sealing: a key nothing can be sealed to must not cost a card read first.
+    const problem = x25519PublicKeyProblem(bytes);
+    if (problem) throw new CommandError("BAD_FIELD", `replyPublicKey ${problem}`);
     cmd.replyPublicKey = bytes;
   }
   if (includePersonalData && !cmd.replyPublicKey) {

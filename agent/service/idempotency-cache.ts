@@ -14,8 +14,11 @@ interface CacheEntry {
 }
 
 /**
- * Remembers command ids (running or answered) for `ttlMs`, at most `maxEntries` (oldest
- * evicted), so a repeated id never runs twice. The replies themselves are held within
+ * Remembers command ids (running or answered) for `ttlMs`, at most `maxEntries`, so a
+ * repeated id never runs twice. Only answered entries are evicted (oldest first): a running
+ * command keeps its entry, so its duplicates always get its reply; when every entry is a
+ * running command, `begin` refuses (the dispatcher answers BUSY). A running command takes at
+ * most `maxWaiters` duplicates waiting for its reply. The replies themselves are held within
  * `maxReplyBytes` in all: a read reply with a sealed face image is tens of kilobytes, and
  * 512 of them would be a board's memory. Past the budget the oldest replies are dropped and
  * only their id and outcome remain; a repeat of such an id is answered DUPLICATE, not run.
@@ -27,8 +30,10 @@ export class IdempotencyCache {
   readonly #ttlMs: number;
   readonly #now: () => number;
   #replyBytes = 0;
-  constructor(opts: { maxEntries?: number; maxReplyBytes?: number; ttlMs?: number; now?: () => number } = {}) {
+  readonly #maxWaiters: number;
+  constructor(opts: { maxEntries?: number; maxReplyBytes?: number; ttlMs?: number; maxWaiters?: number; now?: () => number } = {}) {
     this.#maxEntries = opts.maxEntries ?? 512;
+    this.#maxWaiters = opts.maxWaiters ?? 8;
     this.#maxReplyBytes = opts.maxReplyBytes ?? 256 * 1024;
     this.#ttlMs = opts.ttlMs ?? 10 * 60_000;
     this.#now = opts.now ?? Date.now;
@@ -49,11 +54,37 @@ export class IdempotencyCache {
     }
     return e;
   }
-  /** Marks `id` as running. */
-  begin(id: string): void {
+  /**
+   * Marks `id` as running, evicting the oldest answered entries to make room. False (and
+   * nothing recorded) when the cache holds `maxEntries` running commands.
+   */
+  begin(id: string): boolean {
     this.#delete(id);
+    if (this.#entries.size >= this.#maxEntries) {
+      for (const [oldId, e] of this.#entries) {
+        if (this.#entries.size < this.#maxEntries) break;
+        if (e.outcome) this.#delete(oldId);
+      }
+      if (this.#entries.size >= this.#maxEntries) return false;
+    }
     this.#entries.set(id, { at: this.#now(), waiters: [] });
-    while (this.#entries.size > this.#maxEntries) this.#delete(this.#entries.keys().next().value as string);
+    return true;
+  }
+  /**
+   * Adds a caller to wait for the reply of running command `id`. False when `id` is not
+   * running or already has `maxWaiters` callers waiting.
+   */
+  wait(id: string, waiter: (reply: string) => void): boolean {
+    const e = this.#entries.get(id);
+    if (!e || e.outcome || e.waiters.length >= this.#maxWaiters) return false;
+    e.waiters.push(waiter);
+    return true;
+  }
+  /** How many commands are running (begun, not finished). */
+  get running(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (!e.outcome) n++;
+    return n;
   }
   /** Records the final reply (its JSON) and returns the callers that waited on the running command. */
   finish(id: string, reply: string, outcome: { ok: boolean; code?: ErrorCode }): Array<(reply: string) => void> {

@@ -9,6 +9,12 @@
  *   then come back in lock step, so its reconnect is disabled and this module reconnects with
  *   exponential backoff and jitter, using a fresh mqtt.js client per attempt (so nothing it
  *   queued in memory is replayed behind the outbox's back).
+ * - Bounded input: CONNECT carries a Maximum Packet Size (MQTT 5.0 §3.1.2.11.4) of
+ *   MAX_INCOMING_PACKET_BYTES, so the broker never sends the agent a packet larger than a
+ *   command can be; it drops such messages instead (the agent only subscribes to commands).
+ * - Commands are subscribed with Retain Handling 2 (no retained messages at subscribe) and
+ *   Retain As Published (§3.8.3.1), so a retained command published while the agent is
+ *   connected still arrives flagged retained and the dispatcher drops it.
  * - mqtt.js parses a URL string with the deprecated `url.parse()` (a DeprecationWarning on every
  *   start); the URL is parsed here with WHATWG `URL` and handed over as host/port/protocol,
  *   which skips that path without muting other warnings.
@@ -21,6 +27,14 @@ import { Secret } from "./config.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
 import { backoffDelayMs } from "./backoff.ts";
+import { MAX_COMMAND_BYTES } from "./command-validation.ts";
+
+/**
+ * The Maximum Packet Size the agent announces in CONNECT: the largest command payload
+ * (MAX_COMMAND_BYTES, 16 KiB) plus 16 KiB for the fixed header, topic and properties
+ * (response topic, correlation data, user properties) of a PUBLISH.
+ */
+export const MAX_INCOMING_PACKET_BYTES = MAX_COMMAND_BYTES + 16 * 1024;
 
 export interface StatusOnline {
   state: "online";
@@ -257,6 +271,7 @@ export class MqttLink {
       // one small allocation per packet. Measured in test/bench/agent.bench.ts.
       writeCache: false,
       will: { topic: o.topics.status, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+      properties: { maximumPacketSize: MAX_INCOMING_PACKET_BYTES },
     };
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password.reveal();
@@ -306,7 +321,7 @@ export class MqttLink {
     const o = this.#opts;
     try {
       if (o.subscribeCommands !== false) {
-        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true });
+        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true, rap: true, rh: 2 });
         const bad = granted.find((g) => g.qos > 2);
         if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
       }

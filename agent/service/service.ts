@@ -181,7 +181,7 @@ export class AgentService {
     this.#notifier.ready(`watching ${this.watcher.readers.length} reader(s)`);
   }
 
-  /** Stops everything; safe to call twice. */
+  /** Stops everything; safe to call twice. Every wait in it is bounded, so it always returns. */
   async stop(reason = "stop"): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -202,7 +202,7 @@ export class AgentService {
     await Promise.race([Promise.allSettled([...this.#readsInFlight]), sleep(3000)]);
     if (this.link.connected) await Promise.race([this.outbox.drain(this.link), sleep(2000)]);
     await this.link.stop({ publishOffline: true });
-    await this.watcher.stop();
+    await Promise.race([this.watcher.stop(), sleep(3000)]);
     this.outbox.close();
     this.#log.info("agent stopped", { reason });
   }
