@@ -20,6 +20,7 @@
  *   which skips that path without muting other warnings.
  */
 import { readFileSync } from "node:fs";
+import { ConfigError } from "../errors.ts";
 import mqtt from "mqtt";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { AgentConfig } from "./config.ts";
@@ -361,7 +362,14 @@ export class MqttLink {
 /** Builds link options from the validated configuration (reads the TLS files). */
 export function linkOptionsFromConfig(config: AgentConfig, extra: { version: string; readers: () => string[] }): MqttLinkOptions {
   const m = config.mqtt;
-  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path, "utf8"));
+  const read = (path: string | undefined, key: string) => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError(`${config.file}: ${key}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: config.file, key });
+    }
+  };
   const opts: MqttLinkOptions = {
     url: m.url,
     clientId: config.agent.id,
@@ -374,9 +382,9 @@ export function linkOptionsFromConfig(config: AgentConfig, extra: { version: str
     connectTimeoutMs: m.connectTimeoutMs,
   };
   const tls: NonNullable<MqttLinkOptions["tls"]> = {};
-  const ca = read(m.ca);
-  const cert = read(m.clientCert);
-  const key = read(m.clientKey);
+  const ca = read(m.ca, "mqtt.ca");
+  const cert = read(m.clientCert, "mqtt.client_cert");
+  const key = read(m.clientKey, "mqtt.client_key");
   if (ca !== undefined) tls.ca = ca;
   if (cert !== undefined) tls.cert = cert;
   if (key !== undefined) tls.key = key;

@@ -100,7 +100,13 @@ export class AgentService {
       if (e instanceof ConfigError) throw new ConfigError(`${c.file}: verification.trust: ${e.message}`, { file: c.file, key: "verification.trust" });
       throw e;
     }
-    this.outbox = new Outbox(c.outbox.path, { maxEvents: c.outbox.maxEvents });
+    try {
+      this.outbox = new Outbox(c.outbox.path, { maxEvents: c.outbox.maxEvents });
+    } catch (e) {
+      // run checks the path first (config-files.ts); this is for what changed since, or what only SQLite sees.
+      const why = (e as { code?: unknown }).code ?? (e instanceof Error ? e.message : "error");
+      throw new ConfigError(`${c.file}: outbox.path: cannot open ${c.outbox.path} as the outbox database (${String(why)})`, { file: c.file, key: "outbox.path" });
+    }
     this.watcher = new ReaderWatcher({ select: (name) => readerSelected(c.readers, name), log: this.#log });
     this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers }));
     this.#memory = new MemoryTrimmer({ enabled: c.memory.trimExecutablePages, log: this.#log });
