@@ -2,7 +2,7 @@
  * Writes the parts of deploy/asyncapi.yaml that the code defines, so the document cannot drift
  * from it: failure classes (agent/reading/failure-classes.ts), status words
  * (agent/iso7816/status-words.ts), the agent id rule (agent/service/config.ts), command names
- * and error codes (agent/service/commands.ts), the health windows (agent/service/health.ts) and
+ * and error codes (agent/service/command-types.ts), the health windows (agent/service/health.ts) and
  * the metric series (agent/service/metrics.ts).
  *
  *   bun deploy/gen-asyncapi-enums.ts           rewrite the marked sections in place
@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { KNOWN_STATUS_WORDS, STATUS_WORD_FAMILIES } from "../agent/iso7816/status-words.ts";
 import { FAILURE_CLASSES } from "../agent/reading/failure-classes.ts";
-import { COMMAND_ERROR_CODES, COMMAND_NAMES } from "../agent/service/commands.ts";
+import { COMMAND_ERROR_CODES, COMMAND_NAMES } from "../agent/service/command-types.ts";
 import { AGENT_ID_PATTERN, AGENT_ID_RULE } from "../agent/service/config.ts";
 import { LATENCY_WINDOW, SUCCESS_WINDOW } from "../agent/service/health.ts";
 import { METRIC_CATALOG, type LabelValues, type MetricSpec } from "../agent/service/metrics.ts";
@@ -111,8 +111,8 @@ export function generatedSections(): Record<string, Record<string, unknown>> {
       },
     },
     Commands: {
-      CommandName: { description: "The remote commands (agent/service/commands.ts); the last level of a cmd topic.", enum: [...COMMAND_NAMES] },
-      CommandErrorCode: { description: "Codes of error replies (agent/service/commands.ts).", enum: [...COMMAND_ERROR_CODES] },
+      CommandName: { description: "The remote commands (agent/service/command-types.ts); the last level of a cmd topic.", enum: [...COMMAND_NAMES] },
+      CommandErrorCode: { description: "Codes of error replies (agent/service/command-types.ts).", enum: [...COMMAND_ERROR_CODES] },
     },
     HealthWindows: {
       SuccessRate: {

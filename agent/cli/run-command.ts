@@ -9,6 +9,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { UsageError } from "../errors.ts";
 import { DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from "../service/config.ts";
+import { checkConfigFiles } from "../service/config-files.ts";
 import { createLogger } from "../service/logger.ts";
 import { AgentService } from "../service/service.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
@@ -17,7 +18,7 @@ import { loadTestAccessKey } from "../service/access-key.ts";
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", arg: "<file>", help: `configuration file (TOML)`, default: DEFAULT_CONFIG_FILE },
-  check: { type: "boolean", help: "validate the configuration, print it with secrets redacted, and exit" },
+  check: { type: "boolean", help: "validate the configuration and every file and directory it names, print it with secrets redacted, and exit" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -42,6 +43,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent run --help`);
   const config = loadConfig(String(o.config));
+  // Every file and directory the run will open, checked now: a problem is exit 2 with
+  // "<file>: <key>: <problem>", never a stack trace at the first use.
+  checkConfigFiles(config);
   if (o.check) {
     // The test bench key by the same MRZ rules the agent applies at start (never printed).
     if (config.readers.testKeyFile !== undefined) loadTestAccessKey(config.readers.testKeyFile);

@@ -97,7 +97,22 @@ export function readerSlug(name: string): string {
   return `${readable || "reader"}-${digest}`;
 }
 
-/** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved). */
+/**
+ * Bounds on a topic the agent publishes to that it did not build itself (a command's response
+ * topic): far above any topic of the layout, far below what makes a broker drop the
+ * connection (Mosquitto 2.0 refuses more than 200 levels with a protocol error, which costs
+ * the agent its connection and publishes its will).
+ */
+export const MAX_TOPIC_BYTES = 512;
+export const MAX_TOPIC_LEVELS = 32;
+
+/** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved, within the bounds above). */
 export function isPublishableTopic(topic: string): boolean {
-  return topic.length > 0 && Buffer.byteLength(topic) <= 65535 && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
+  return (
+    topic.length > 0 &&
+    Buffer.byteLength(topic) <= MAX_TOPIC_BYTES &&
+    topic.split("/").length <= MAX_TOPIC_LEVELS &&
+    !/[+#\u0000]/.test(topic) &&
+    !topic.startsWith("$")
+  );
 }

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { b64, generateKeyPair, openSealed, replyInfo } from "../../agent/service/envelope.ts";
-import { MAX_COMMAND_BYTES } from "../../agent/service/commands.ts";
+import { MAX_COMMAND_BYTES } from "../../agent/service/command-validation.ts";
 import { readerSlug } from "../../agent/service/topics.ts";
 import { insertPassport, SPECIMEN_KEY, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
 import { pcscdRunning, type PcscdHandle } from "../support/pcscd.ts";
