@@ -51,7 +51,9 @@ export function internalAuthenticateCommand(challenge: Uint8Array, ne = 256): Co
 }
 
 /**
- * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge.
+ * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge
+ * (9303-11 §6.1.2, 9796-2 §8): the recovered block must be exactly header 6A, M1 filling the
+ * space left, the hash, and the trailer BC (SHA-1 implicit) or hashID CC; nothing else passes.
  * Returns the hash the trailer named, or why it does not verify.
  */
 export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, signature: Uint8Array): { ok: true; hash: HashName } | { ok: false; detail: string; hash?: HashName } {
@@ -63,31 +65,36 @@ export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, s
   // 9796-2 §B.6: the signer may have sent n - J^d; the representative always ends in nibble C
   if ((x & 0xfn) !== 0xcn) x = key.n - x;
   if ((x & 0xfn) !== 0xcn) return { ok: false, detail: "no 9796-2 trailer in the recovered block" };
-  const f = fromBig(x, k);
+  // The representative has the modulus' bit length minus one (9796-2 §8.1.2): a modulus of
+  // 8m+1 bits leaves a zero first byte before the header.
+  let f = fromBig(x, k);
+  if (key.bits % 8 === 1) {
+    if (f[0] !== 0) return { ok: false, detail: "no 9796-2 header in the recovered block" };
+    f = f.subarray(1);
+  }
+  const len = f.length;
+  // header: bits 01 (start), 1 (partial recovery), 0 (no padding: M1 fills the block), nibble A
   if ((f[0]! & 0xc0) !== 0x40) return { ok: false, detail: "no 9796-2 header in the recovered block" };
   if ((f[0]! & 0x20) === 0) return { ok: false, detail: "9796-2 total recovery: the challenge is not part of the signature" };
+  if (f[0] !== 0x6a) return { ok: false, detail: `9796-2 header ${f[0]!.toString(16).toUpperCase()} instead of 6A (padding in a partial-recovery block)` };
   let hash: HashName;
   let t: number;
-  if (f[k - 1] === 0xbc) {
+  if (f[len - 1] === 0xbc) {
     hash = "sha1";
     t = 1;
-  } else if (f[k - 1] === 0xcc) {
-    const h = ISO9796_HASH_ID[f[k - 2]!];
-    if (!h) return { ok: false, detail: `unknown 9796-2 hash identifier ${f[k - 2]!.toString(16)}` };
+  } else if (f[len - 1] === 0xcc) {
+    const h = ISO9796_HASH_ID[f[len - 2]!];
+    if (!h) return { ok: false, detail: `unknown 9796-2 hash identifier ${f[len - 2]!.toString(16)}` };
     hash = h;
     t = 2;
   } else {
     return { ok: false, detail: "unknown 9796-2 trailer" };
   }
-  // padding nibbles B..B then A end the header (9796-2 §8.1.1); M1 follows
-  let mStart = 0;
-  while (mStart < k && (f[mStart]! & 0x0f) !== 0x0a) mStart++;
-  mStart++;
   const hLen = digestLength(hash);
-  const hStart = k - t - hLen;
-  if (hStart < mStart) return { ok: false, detail: "recovered block too short for the hash", hash };
-  const m1 = f.subarray(mStart, hStart);
-  const recovered = f.subarray(hStart, k - t);
+  const hStart = len - t - hLen;
+  if (hStart < 1) return { ok: false, detail: "recovered block too short for the hash", hash };
+  const m1 = f.subarray(1, hStart);
+  const recovered = f.subarray(hStart, len - t);
   return equalBytes(digest(hash, concat(m1, challenge)), recovered) ? { ok: true, hash } : { ok: false, detail: "hash of M1 || challenge differs", hash };
 }
 

@@ -58,6 +58,13 @@ export const OID = {
   basicConstraints: "2.5.29.19",
   authorityKeyIdentifier: "2.5.29.35",
   extKeyUsage: "2.5.29.37",
+  subjectAltName: "2.5.29.17",
+  issuerAltName: "2.5.29.18",
+  privateKeyUsagePeriod: "2.5.29.16",
+  crlDistributionPoints: "2.5.29.31",
+  // ICAO 9303-12 §7.1.1 certificate extensions
+  icaoDocumentTypeList: "2.23.136.1.1.6.2",
+  icaoNameChange: "2.23.136.1.1.6.1",
 } as const;
 
 export type HashName = "sha1" | "sha224" | "sha256" | "sha384" | "sha512";

@@ -6,7 +6,7 @@
  */
 import { MrtdError } from "../errors.ts";
 import { type DgHashStatus, type KnownDigests, compareHashes, parseSod } from "../lds/sod.ts";
-import { isCaCertificate } from "./chain.ts";
+import { caProblem } from "./chain.ts";
 import { signingTime as readSigningTime } from "./cms.ts";
 import { findSignerCertificate, verifySigner } from "./cms-verify.ts";
 import { countryAlpha2 } from "./country-codes.ts";
@@ -17,6 +17,11 @@ export type PaOverall = "verified" | "failed" | "unverifiable";
 export type SodSignatureStatus = "ok" | "bad" | "unsupported" | "not-checked";
 /** `invalid`: the DS certificate's signature or extensions are wrong (a forged or misissued signer). */
 export type ChainStatus = "trusted" | "no-csca" | "invalid" | "expired" | "revoked" | "country-mismatch" | "not-checked";
+/**
+ * What the CRLs say about the document signer: not-revoked (a current CRL of its CSCA does not
+ * list it), revoked, stale (every CRL of its CSCA is past nextUpdate: not proven), no-crl, not-checked.
+ */
+export type RevocationStatus = "not-revoked" | "revoked" | "stale" | "no-crl" | "not-checked";
 
 export interface PaSigner {
   subject: string;
@@ -45,8 +50,9 @@ export interface PaVerdict {
   csca: { subject: string; serial: string; source: string } | undefined;
   /** signingTime signed attribute (ISO 8601), if present. */
   signingTime: string | undefined;
-  /** Active Authentication is checked elsewhere (issue 3 item 3). */
-  aa: "not-checked";
+  revocation: RevocationStatus;
+  /** CRLs of the CSCA that are past their nextUpdate, when revocation is "stale". */
+  staleCrls: { source: string; nextUpdate: string }[];
 }
 
 export interface PaPolicy {
@@ -84,9 +90,14 @@ export const REASONS: Record<string, { fails: boolean; text: string }> = {
   SOD_DIGEST_MISMATCH: { fails: true, text: "the SOD's signed message digest does not match its content" },
   SOD_CONTENT_TYPE_MISMATCH: { fails: true, text: "the SOD's signed content type is wrong" },
   SOD_ATTRIBUTES_MALFORMED: { fails: true, text: "the SOD's signed attributes are malformed" },
+  SOD_NO_SIGNED_ATTRIBUTES: { fails: true, text: "the SOD's signer has no signed attributes (ICAO 9303-10 requires contentType and messageDigest)" },
   DS_CERT_SIGNATURE_BAD: { fails: true, text: "the document signer certificate was not signed by the CSCA it names" },
   DS_KEY_USAGE: { fails: true, text: "the document signer certificate does not allow digital signatures" },
+  DS_IS_CA: { fails: true, text: "the document signer certificate is a CA certificate (basicConstraints cA TRUE)" },
+  DS_CRITICAL_EXTENSION: { fails: true, text: "the document signer certificate has a critical extension this verifier does not know" },
   CSCA_NOT_CA: { fails: true, text: "the issuing CSCA certificate is not a CA certificate" },
+  CSCA_KEY_USAGE: { fails: true, text: "the issuing CSCA certificate does not allow keyCertSign" },
+  CSCA_CRITICAL_EXTENSION: { fails: true, text: "the issuing CSCA certificate has a critical extension this verifier does not know" },
   DS_EXPIRED: { fails: true, text: "the document signer certificate is expired" },
   DS_NOT_YET_VALID: { fails: true, text: "the document signer certificate is not yet valid" },
   CSCA_EXPIRED: { fails: true, text: "the CSCA certificate is expired" },
@@ -132,6 +143,8 @@ function check(input: PassiveInput, now: Date, policy: Required<PaPolicy>, v: Pa
     add(reasons, "NO_DS_CERT");
     return;
   }
+  // 9303-10 §4.6.2.3: signed attributes (contentType, messageDigest) are mandatory in EF.SOD
+  if (!si.signedAttrs) add(reasons, "SOD_NO_SIGNED_ATTRIBUTES");
   const sig = verifySigner(sd, si, ds);
   v.signer = {
     subject: ds.subject.text,
@@ -187,10 +200,18 @@ function checkChain(
     }
   };
 
-  // Checks that need only the DS certificate.
+  // Checks that need only the DS certificate (9303-12 §7.1.1 document signer profile, RFC 5280 §4.2).
   checkValidity(ds, "DS");
   if (policy.checkKeyUsage && ds.keyUsage && !ds.keyUsage.has(KEY_USAGE.digitalSignature)) {
     add(reasons, "DS_KEY_USAGE");
+    found.add("invalid");
+  }
+  if (ds.basicConstraintsCa === true) {
+    add(reasons, "DS_IS_CA");
+    found.add("invalid");
+  }
+  if (ds.unknownCriticalExtensions.length > 0) {
+    add(reasons, "DS_CRITICAL_EXTENSION");
     found.add("invalid");
   }
   const expected = issuingState !== undefined && policy.checkCountry ? countryAlpha2(issuingState) : undefined;
@@ -211,6 +232,14 @@ function checkChain(
   if (trust.revocation(ds)) {
     add(reasons, "DS_REVOKED");
     found.add("revoked");
+    v.revocation = "revoked";
+  } else {
+    const r = trust.revocationStatus(ds, now);
+    v.revocation = r.status === "current" ? "not-revoked" : r.status;
+    if (r.status === "stale") {
+      warnings.push("CRL_STALE");
+      v.staleCrls = r.stale.map((c) => ({ source: c.source, nextUpdate: c.nextUpdate.toISOString() }));
+    }
   }
   const issuer = trust.findIssuer(ds);
   if (!issuer) {
@@ -227,8 +256,9 @@ function checkChain(
     add(reasons, "DS_CERT_SIGNATURE_BAD");
     found.add("invalid");
   }
-  if (!isCaCertificate(csca)) {
-    add(reasons, "CSCA_NOT_CA");
+  const notCa = caProblem(csca);
+  if (notCa) {
+    add(reasons, `CSCA_${notCa}`);
     found.add("invalid");
   }
   checkValidity(csca, "CSCA");
@@ -288,6 +318,7 @@ export function uncheckedVerdict(): PaVerdict {
     signer: undefined,
     csca: undefined,
     signingTime: undefined,
-    aa: "not-checked",
+    revocation: "not-checked",
+    staleCrls: [],
   };
 }

@@ -1,7 +1,8 @@
 /**
  * One eMRTD read as a named list of steps (ICAO 9303-10/11): select the applet,
- * authenticate (BAC), read EF.COM, the data groups and EF.SOD, parse, and compare the
- * hashes with EF.SOD. Recovers from a lost secure channel or link by re-authenticating
+ * authenticate (BAC), read EF.COM and EF.SOD, then the data groups EF.SOD lists (the signed
+ * list decides; EF.COM is advisory), parse, compare the hashes with EF.SOD, and run Active
+ * Authentication when EF.SOD lists DG15. Recovers from a lost secure channel or link by re-authenticating
  * (and reconnecting) and resuming at the last verified offset.
  */
 import { sha256InSlices } from "../crypto/hash.ts";
@@ -34,7 +35,11 @@ const EAC_PROTECTED = new Set([3, 4]);
 
 export interface ReadOptions {
   accessKey: BacAccessKey;
-  /** Files to read; default: every data group EF.COM lists (except EAC-protected DG3/DG4), and EF.SOD. */
+  /**
+   * Data groups to read; default: every data group EF.SOD lists except the EAC-protected DG3/DG4.
+   * EF.COM and EF.SOD are always read, and DG15 too when EF.SOD lists it and Active
+   * Authentication is on, whatever this list says.
+   */
   files?: LdsFileInfo[];
   /** Extended-length READ BINARY: probe ("auto"), force, or never. */
   extendedLength?: "auto" | "on" | "off";
@@ -47,7 +52,7 @@ export interface ReadOptions {
   random?: (n: number) => Uint8Array;
   onProgress?: (p: ReadProgress) => void;
   recovery?: RecoveryOptions;
-  /** Run Active Authentication (9303-11 §6.1) after the files when DG15 was read (default false). */
+  /** Run Active Authentication (9303-11 §6.1) after the files when EF.SOD lists DG15 (default false). */
   activeAuthentication?: boolean;
 }
 
@@ -127,6 +132,8 @@ export interface DocumentRead {
   trace?: TraceEntry[];
   /** Active Authentication result, when requested and DG15 was read. */
   aa?: AaResult;
+  /** What the read was asked to do: the caller's file list (undefined: EF.SOD decided) and whether AA was on. */
+  plan: { requested: FileKey[] | undefined; activeAuthentication: boolean };
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
@@ -301,6 +308,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     absent: [],
     parseErrors: [],
     timing: { exchangeMs: 0, nativeMs: undefined },
+    plan: { requested: opts.files?.map((f) => f.key), activeAuthentication: opts.activeAuthentication === true },
   };
   const fileStats: ReadSummary["files"] = {};
 
@@ -350,11 +358,10 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
 
     const com = await readOne(byKey("COM")!);
     if (com) out.com = tryParse(out, "COM", () => parseEfCom(com));
-    const wanted = opts.files ?? defaultFiles(out.com);
-    for (const info of wanted) {
-      if (info.key === "COM" && out.files.has("COM")) continue;
-      await readOne(info);
-    }
+    // EF.SOD early: its signed list of data groups decides what is read
+    const sod = await readOne(byKey("SOD")!);
+    if (sod) out.sod = tryParse(out, "SOD", () => parseSod(sod));
+    for (const info of filesToRead(opts.files, out.sod, out.com, opts.activeAuthentication === true)) await readOne(info);
 
     await step("parse", async () => {
       const dg1 = out.files.get("DG1");
@@ -365,13 +372,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
       if (dg11) out.dg11 = tryParse(out, "DG11", () => parseDg11(dg11));
       const dg12 = out.files.get("DG12");
       if (dg12) out.dg12 = tryParse(out, "DG12", () => parseDg12(dg12));
-      const sod = out.files.get("SOD");
-      if (sod) {
-        out.sod = tryParse(out, "SOD", () => parseSod(sod));
-        if (out.sod) {
-          out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
-        }
-      }
+      if (out.sod) out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
     });
 
     // INTERNAL AUTHENTICATE inside the secure channel, while it is still open
@@ -410,15 +411,17 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   return out;
 }
 
-/** Files read when none are named: the data groups EF.COM lists, minus EAC-protected ones, then EF.SOD. */
-export function defaultFiles(com: EfCom | undefined): LdsFileInfo[] {
-  const dgs = com ? com.dataGroups.filter((n) => !EAC_PROTECTED.has(n)) : [1, 2];
-  const out: LdsFileInfo[] = [];
-  for (const n of dgs) {
-    const info = byDgNumber(n);
-    if (info) out.push(info);
-  }
-  out.push(byKey("SOD")!);
+/**
+ * The data groups to read after EF.COM and EF.SOD: the caller's list, or every data group EF.SOD
+ * lists except the EAC-protected ones (EF.COM's list only when EF.SOD is missing or malformed, and
+ * the verdict then fails or is unverifiable anyway). DG15 is added when EF.SOD lists it and Active
+ * Authentication is on: neither EF.COM (unsigned) nor the caller can talk the chip out of it.
+ */
+export function filesToRead(requested: LdsFileInfo[] | undefined, sod: SodInfo | undefined, com: EfCom | undefined, activeAuthentication: boolean): LdsFileInfo[] {
+  const listed = sod ? [...sod.dataGroupHashes.keys()].sort((a, b) => a - b) : undefined;
+  const base = requested ?? (listed ?? com?.dataGroups ?? [1, 2]).filter((n) => !EAC_PROTECTED.has(n)).map((n) => byDgNumber(n)!);
+  const out = base.filter((f) => f && f.key !== "COM" && f.key !== "SOD");
+  if (activeAuthentication && listed?.includes(15) && !out.some((f) => f.key === "DG15")) out.push(byDgNumber(15)!);
   return out;
 }
 
