@@ -13,7 +13,9 @@ import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { Progress } from "./progress.ts";
-import { type DocumentVerdict, loadTrust, verdictLines } from "../reading/verification.ts";
+import { verdictLines } from "../verification/report.ts";
+import { loadTrust } from "../verification/trust.ts";
+import type { DocumentVerdict } from "../verification/verdict.ts";
 import { verifyRead } from "../reading/verify-read.ts";
 import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 

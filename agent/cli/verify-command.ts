@@ -13,7 +13,9 @@ import { parseDg1 } from "../lds/mrz.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
-import { loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
+import { verdictLines } from "../verification/report.ts";
+import { loadTrust } from "../verification/trust.ts";
+import { verifyDocument } from "../verification/verdict.ts";
 import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
 export const VERIFY_OPTIONS: Record<string, OptionSpec> = {

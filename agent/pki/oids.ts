@@ -81,6 +81,9 @@ export function hashNameByOid(oid: string): HashName | undefined {
   return HASH_BY_OID[oid];
 }
 
+/** Display names of the hashes, e.g. in "RSA-2048 PKCS#1 v1.5 SHA-256". */
+export const HASH_LABEL: Record<HashName, string> = { sha1: "SHA-1", sha224: "SHA-224", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
+
 export const HASH_OID: Record<HashName, string> = {
   sha1: OID.sha1,
   sha224: OID.sha224,

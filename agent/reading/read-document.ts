@@ -21,7 +21,7 @@ import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
 import { parseDg12, type Dg12 } from "../lds/dg12.ts";
 import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
-import type { AaResult } from "../pki/active-auth.ts";
+import type { AaResult } from "../verification/active-authentication.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
 import { isFileAbsent, readFile, type FileProgress, type ProtectedLink, type SmResponse } from "./file-reader.ts";
@@ -379,7 +379,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     const dg15 = out.files.get("DG15");
     if (opts.activeAuthentication && dg15) {
       // Loaded on demand: AA pulls in the signature code, which a read without it does not need.
-      const { activeAuthenticate } = await import("../pki/active-auth.ts");
+      const { activeAuthenticate } = await import("../verification/active-authentication.ts");
       out.aa = await step("active authentication", () => activeAuthenticate(link.send, { dg15, dg14: out.files.get("DG14"), random }));
     }
   } catch (e) {

@@ -4,7 +4,7 @@
  */
 import type { TrustStore } from "../pki/trust-store.ts";
 import type { DocumentRead } from "./read-document.ts";
-import { type DocumentVerdict, verifyDocument } from "./verification.ts";
+import { type DocumentVerdict, verifyDocument } from "../verification/verdict.ts";
 
 export function verifyRead(doc: DocumentRead, opts: { trust: TrustStore | undefined; trustSources?: string[]; now?: Date }): DocumentVerdict {
   return verifyDocument({

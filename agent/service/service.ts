@@ -22,7 +22,7 @@ import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
 import { byKey, type LdsFileInfo } from "../lds/lds-files.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
-import { loadTrust } from "../reading/verification.ts";
+import { loadTrust } from "../verification/trust.ts";
 import { verifyRead } from "../reading/verify-read.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
@@ -632,7 +632,7 @@ function bacKeyOf(k: AccessKey, field: string): BacAccessKey {
 }
 
 /**
- * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
+ * The document verdict, as the CLI gives it (agent/verification): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
 function verdictOf(doc: DocumentRead, trust: TrustStore | undefined): { verdict: string; reasons: string[] } | undefined {

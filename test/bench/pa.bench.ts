@@ -7,7 +7,7 @@
  */
 import { OID } from "../../agent/pki/oids.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import { verifySignature } from "../../agent/pki/signature.ts";
 import { readSpki } from "../../agent/pki/x509.ts";
 import { parseAsn1 } from "../../agent/pki/asn1.ts";

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
 import { parseSod } from "../../agent/lds/sod.ts";
 import { loadTrustSources } from "../../agent/pki/trust-files.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import { PROFILE_NAMES, loadProfile } from "../virtual-passport/fixtures/index.ts";
 import { PKI_DIR } from "../virtual-passport/fixtures/pki.ts";
 

@@ -11,7 +11,7 @@ import { parseContentInfoSignedData } from "../../agent/pki/cms.ts";
 import { parseCrl } from "../../agent/pki/crl.ts";
 import { OID } from "../../agent/pki/oids.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import { parseCertificate } from "../../agent/pki/x509.ts";
 import {
   DAY,

@@ -7,7 +7,7 @@ import { ConfigError, ParseError } from "../../agent/errors.ts";
 import { OID } from "../../agent/pki/oids.ts";
 import { loadTrustSources } from "../../agent/pki/trust-files.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import {
   DAY,
   type Scenario,

@@ -1,12 +1,13 @@
 /**
- * Active Authentication (ICAO 9303-11 §6.1): the reader's verifier (agent/pki/active-auth.ts)
+ * Active Authentication (ICAO 9303-11 §6.1): the reader's verifier (agent/verification/active-authentication.ts)
  * against the virtual chip's signer (test/virtual-passport/card-aa.ts, written separately) with
  * the committed TEST-ONLY keys; ISO/IEC 9796-2 scheme 1 trailers, ECDSA plain and DER, clones,
  * wrong challenges, DG14/DG15 parsing and hostile input.
  */
 import { describe, expect, test } from "bun:test";
 import { ParseError } from "../../agent/errors.ts";
-import { activeAuthenticate, AA_CHALLENGE_LENGTH, internalAuthenticateCommand, verifyActiveAuthentication } from "../../agent/pki/active-auth.ts";
+import { AA_CHALLENGE_LENGTH, internalAuthenticateCommand } from "../../agent/icao/active-authentication.ts";
+import { activeAuthenticate, verifyActiveAuthentication } from "../../agent/verification/active-authentication.ts";
 import type { CommandApdu } from "../../agent/iso7816/apdu.ts";
 import { encodeTlv } from "../../agent/iso7816/tlv.ts";
 import { ID_AA, parseDg14 } from "../../agent/lds/dg14.ts";

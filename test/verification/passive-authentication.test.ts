@@ -5,7 +5,8 @@ import { OID } from "../../agent/pki/oids.ts";
 import { caProblem } from "../../agent/pki/chain.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
 import { parseCertificate } from "../../agent/pki/x509.ts";
-import { type PaVerdict, REASONS, verifyPassive } from "../../agent/pki/verify.ts";
+import { type PaVerdict, verifyPassive } from "../../agent/verification/passive-authentication.ts";
+import { REASONS } from "../../agent/verification/reasons.ts";
 import {
   DAY,
   type Scenario,
@@ -21,7 +22,7 @@ import {
   nistKey,
   rsaKey,
   toIndefinite,
-} from "./pki-builder.ts";
+} from "../pki/pki-builder.ts";
 
 let csca: TestKey;
 let ds: TestKey;

@@ -6,12 +6,13 @@
  */
 import { MrtdError } from "../errors.ts";
 import { type DgHashStatus, type KnownDigests, compareHashes, parseSod } from "../lds/sod.ts";
-import { caProblem } from "./chain.ts";
-import { signingTime as readSigningTime } from "./cms.ts";
-import { findSignerCertificate, verifySigner } from "./cms-verify.ts";
-import { countryAlpha2 } from "./country-codes.ts";
-import type { TrustStore } from "./trust-store.ts";
-import { type Certificate, KEY_USAGE, serialHex, validAt } from "./x509.ts";
+import { caProblem } from "../pki/chain.ts";
+import { signingTime as readSigningTime } from "../pki/cms.ts";
+import { findSignerCertificate, verifySigner } from "../pki/cms-verify.ts";
+import { countryAlpha2 } from "../pki/country-codes.ts";
+import type { TrustStore } from "../pki/trust-store.ts";
+import { REASONS } from "./reasons.ts";
+import { type Certificate, KEY_USAGE, serialHex, validAt } from "../pki/x509.ts";
 
 export type PaOverall = "verified" | "failed" | "unverifiable";
 export type SodSignatureStatus = "ok" | "bad" | "unsupported" | "not-checked";
@@ -36,7 +37,7 @@ export interface PaSigner {
 
 export interface PaVerdict {
   overall: PaOverall;
-  /** Reason codes, failures first (see REASONS). Empty when verified. */
+  /** Reason codes, failures first (see reasons.ts). Empty when verified. */
   reasons: string[];
   /** Observations that do not change the verdict (e.g. COUNTRY_CODE_UNKNOWN). */
   warnings: string[];
@@ -80,37 +81,6 @@ export interface PassiveInput {
   now?: Date;
   policy?: PaPolicy;
 }
-
-/** Reason code -> whether it makes the verdict failed (true) or only unverifiable (false). */
-export const REASONS: Record<string, { fails: boolean; text: string }> = {
-  SOD_MALFORMED: { fails: true, text: "EF.SOD is malformed" },
-  DG_HASH_MISMATCH: { fails: true, text: "a data group does not match its hash" },
-  DG_NOT_IN_SOD: { fails: true, text: "a data group read is not covered by the SOD" },
-  SOD_SIGNATURE_BAD: { fails: true, text: "the SOD signature does not verify" },
-  SOD_DIGEST_MISMATCH: { fails: true, text: "the SOD's signed message digest does not match its content" },
-  SOD_CONTENT_TYPE_MISMATCH: { fails: true, text: "the SOD's signed content type is wrong" },
-  SOD_ATTRIBUTES_MALFORMED: { fails: true, text: "the SOD's signed attributes are malformed" },
-  SOD_NO_SIGNED_ATTRIBUTES: { fails: true, text: "the SOD's signer has no signed attributes (ICAO 9303-10 requires contentType and messageDigest)" },
-  DS_CERT_SIGNATURE_BAD: { fails: true, text: "the document signer certificate was not signed by the CSCA it names" },
-  DS_KEY_USAGE: { fails: true, text: "the document signer certificate does not allow digital signatures" },
-  DS_IS_CA: { fails: true, text: "the document signer certificate is a CA certificate (basicConstraints cA TRUE)" },
-  DS_CRITICAL_EXTENSION: { fails: true, text: "the document signer certificate has a critical extension this verifier does not know" },
-  CSCA_NOT_CA: { fails: true, text: "the issuing CSCA certificate is not a CA certificate" },
-  CSCA_KEY_USAGE: { fails: true, text: "the issuing CSCA certificate does not allow keyCertSign" },
-  CSCA_CRITICAL_EXTENSION: { fails: true, text: "the issuing CSCA certificate has a critical extension this verifier does not know" },
-  DS_EXPIRED: { fails: true, text: "the document signer certificate is expired" },
-  DS_NOT_YET_VALID: { fails: true, text: "the document signer certificate is not yet valid" },
-  CSCA_EXPIRED: { fails: true, text: "the CSCA certificate is expired" },
-  CSCA_NOT_YET_VALID: { fails: true, text: "the CSCA certificate is not yet valid" },
-  DS_REVOKED: { fails: true, text: "the document signer certificate is revoked" },
-  CSCA_REVOKED: { fails: true, text: "the CSCA certificate is revoked" },
-  COUNTRY_MISMATCH: { fails: true, text: "the signer's country differs from the issuing state" },
-  NO_DG_CHECKED: { fails: false, text: "no data group was checked" },
-  NO_DS_CERT: { fails: false, text: "the document signer certificate is missing" },
-  UNSUPPORTED_ALGORITHM: { fails: false, text: "an algorithm is not supported" },
-  NO_TRUST_STORE: { fails: false, text: "no trust store is configured" },
-  NO_CSCA: { fails: false, text: "no trusted CSCA issued the document signer" },
-};
 
 export function verifyPassive(input: PassiveInput): PaVerdict {
   const now = input.now ?? new Date();
