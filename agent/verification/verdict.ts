@@ -119,6 +119,9 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
   if (chip) {
     if (sodHas15 && refused.has("DG15")) add(v.reasons, "DG15_REFUSED");
     else if (v.aa === "failed") add(v.reasons, "AA_FAILED");
+    // a chip that answers INTERNAL AUTHENTICATE with a status word is refusing, not failing to be
+    // reached: a clone would rather be "unverifiable" than "failed", so it is failed
+    else if (v.aa === "error" && chip.aa?.sw !== undefined && sodHas15) add(v.reasons, "AA_REFUSED");
     else if (v.aa === "error") add(v.reasons, "AA_ERROR");
     else if (sodHas15 && !chip.aa) add(v.reasons, "AA_NOT_PERFORMED");
   }
