@@ -61,6 +61,11 @@ describe("EF.SOD lists DG15: Active Authentication is required", () => {
     expect(verdictLines(refused).join("\n")).toContain("it REFUSED Active Authentication (INTERNAL AUTHENTICATE answered 6D00)");
     const lost = await verdict("aa-rsa", { activeAuthentication: true, aa: { status: "error", algorithm: "RSA-1024", detail: "INTERNAL AUTHENTICATE: card lost" }, absent: [] });
     expect(`${lost.overall} ${lost.reasons}`).toBe("unverifiable AA_ERROR");
+    // a length or reader-stack status word is an exchange that did not get through, not a refusal
+    for (const sw of [0x6700, 0x6c80, 0x6f01, 0x6600]) {
+      const v = await verdict("aa-rsa", { activeAuthentication: true, aa: { status: "error", algorithm: "RSA-1024", sw, detail: "answered" }, absent: [] });
+      expect(`${sw.toString(16)} ${v.overall} ${v.reasons}`).toBe(`${sw.toString(16)} unverifiable AA_ERROR`);
+    }
   });
 
   test("AA passed but no trust store: DG15 is not authenticated, so no claim that the chip is not a copy", async () => {
