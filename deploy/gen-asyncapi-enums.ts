@@ -19,7 +19,8 @@ import { FAILURE_CLASSES } from "../agent/reading/failure-classes.ts";
 import { COMMAND_ERROR_CODES, COMMAND_NAMES } from "../agent/service/command-types.ts";
 import { AGENT_ID_PATTERN, AGENT_ID_RULE } from "../agent/service/config.ts";
 import { LATENCY_WINDOW, SUCCESS_WINDOW } from "../agent/service/health.ts";
-import { METRIC_CATALOG, type LabelValues, type MetricSpec } from "../agent/service/metrics.ts";
+import { CHIP_REASONS, REASONS } from "../agent/verification/reasons.ts";
+import { METRIC_CATALOG, STATUS_WORD_LABEL_EXTRAS, type LabelValues, type MetricSpec } from "../agent/service/metrics.ts";
 
 export const ASYNCAPI_FILE = resolve(import.meta.dir, "asyncapi.yaml");
 
@@ -34,7 +35,7 @@ export function rfDropClasses(): string[] {
 function labelSchema(v: LabelValues): unknown {
   if ("enum" in v) return { enum: [...v.enum] };
   if ("failureClass" in v) return ref("FailureClass");
-  if ("statusWord" in v) return { anyOf: [ref("StatusWord"), { const: "none" }] };
+  if ("statusWord" in v) return { anyOf: [ref("StatusWord"), { enum: [...STATUS_WORD_LABEL_EXTRAS] }] };
   return { type: "string", pattern: v.pattern };
 }
 
@@ -108,6 +109,16 @@ export function generatedSections(): Record<string, Record<string, unknown>> {
           "Any other value is a card-specific status (category other).",
         ].join("\n"),
         examples: ["9000", "6982", "6F01"],
+      },
+    },
+    VerificationReason: {
+      VerificationReason: {
+        type: "string",
+        description: [
+          "A reason code of the verdict (agent/verification/reasons.ts); never personal data. Failing codes make the verdict failed, the others unverifiable:",
+          ...Object.entries({ ...REASONS, ...CHIP_REASONS }).map(([code, r]) => `- ${code} (${r.fails ? "fails" : "unverifiable"}): ${r.text}`),
+        ].join("\n"),
+        enum: [...Object.keys(REASONS), ...Object.keys(CHIP_REASONS)],
       },
     },
     Commands: {

@@ -13,8 +13,11 @@ import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { Progress } from "./progress.ts";
-import { type DocumentVerdict, loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
-import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
+import { verdictLines } from "../verification/report.ts";
+import { loadTrust } from "../verification/trust.ts";
+import type { DocumentVerdict } from "../verification/verdict.ts";
+import { verifyRead } from "../reading/verify-read.ts";
+import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
 export const READ_OPTIONS: Record<string, OptionSpec> = {
   doc: { type: "string", arg: "<number>", help: "document number as printed in the MRZ" },
@@ -22,7 +25,7 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   expiry: { type: "string", arg: "<YYMMDD>", help: "date of expiry" },
   "key-file": { type: "string", arg: "<file>", help: "read document number, birth and expiry dates from a file (one line: NUMBER YYMMDD YYMMDD), keeping them out of the process list" },
   reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
-  files: { type: "string", arg: "<list>", help: "files to read, e.g. DG1,DG2 (default: every data group EF.COM lists except DG3/DG4, then EF.SOD)" },
+  files: { type: "string", arg: "<list>", help: "data groups to read, e.g. DG1,DG2 (default: every data group the signed EF.SOD lists except DG3/DG4; EF.COM and EF.SOD are always read, DG15 too when EF.SOD lists it and AA is on; data groups left out are reported as not proven)" },
   out: { type: "string", arg: "<dir>", help: "write the raw files, the face image and result.json to this directory" },
   json: { type: "boolean", help: "print one JSON object instead of the human report" },
   wait: { type: "number", arg: "<seconds>", help: "how long to wait for a card", default: 15 },
@@ -31,7 +34,8 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   "no-sfi": { type: "boolean", help: "select each file by identifier instead of reading by short EF identifier" },
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
-  "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
+  "master-list-anchor": { type: "string", arg: "<dir or file>", help: MASTER_LIST_ANCHOR_HELP },
+  "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key); a document whose EF.SOD lists DG15 is then at best unverifiable (AA_NOT_PERFORMED)" },
   "leave-card": { type: "boolean", help: "leave the chip in our secure-messaging session afterwards instead of resetting it (the next application may then see 6982 first)" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -39,11 +43,13 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
 export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> --expiry <YYMMDD> [options]
 
 Reads an ICAO 9303 passport or ID card through pcsc-lite with Basic Access Control:
-EF.COM, the data groups, EF.SOD; checks every MRZ check digit, then verifies the
-document: Passive Authentication (data-group hashes, the EF.SOD signature, the
-document signer's chain to a CSCA from --trust, validity, CRLs) and, when the chip
-has DG15, Active Authentication. The verdict is verified, failed or unverifiable
-(e.g. without --trust), with what was and was not proven.
+EF.COM, EF.SOD, then the data groups the signed EF.SOD lists (EF.COM is only compared
+with it); checks every MRZ check digit, then verifies the document: Passive
+Authentication (data-group hashes, the EF.SOD signature and its signed attributes, the
+document signer's chain to a CSCA from --trust, certificate profiles, validity, CRLs)
+and, when EF.SOD lists DG15, Active Authentication. The verdict is verified, failed or
+unverifiable (e.g. without --trust), with its reason codes and what was and was not
+proven.
 
 Options:
 ${formatOptions(READ_OPTIONS)}
@@ -51,7 +57,8 @@ ${formatOptions(READ_OPTIONS)}
 Exit codes: 0 read complete (verdict verified or unverifiable), 2 usage, 3 no reader
 or no card, 4 access denied, 5 transport failure (card lost, reader error), 6 card or
 data error, 7 read complete but the verdict is failed (altered data, bad signature,
-expired or revoked signer, failed Active Authentication), 1 other.
+expired or revoked signer, a certificate against the profile, a DG15 the chip refuses,
+failed Active Authentication), 1 other.
 (3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
@@ -73,7 +80,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const json = o.json === true;
   const activeAuthentication = o["no-aa"] !== true;
   // before the card: a wrong --trust path is a usage error, not a wasted read
-  const trust = loadTrust(taken.trust);
+  const trust = loadTrust(taken.trust, taken.masterListAnchors);
 
   const progress = new Progress(json ? undefined : process.stderr);
   const card = await openCard({
@@ -111,16 +118,7 @@ export async function readCommand(argv: string[]): Promise<number> {
     await card.close();
   }
 
-  const verification = verifyDocument({
-    files: result.files,
-    sha256: result.sha256,
-    comDataGroups: result.com?.dataGroups,
-    trust,
-    trustSources: taken.trust,
-    issuingState: result.mrz?.issuingState,
-    aa: result.aa,
-    aaAttempted: activeAuthentication,
-  });
+  const verification = verifyRead(result, { trust, trustSources: taken.trust });
   if (typeof o.out === "string") writeOut(o.out, result, verification);
   if (json) console.log(JSON.stringify(toJson(result, verification), null, 2));
   else {

@@ -71,6 +71,11 @@ export const STATUS_WORD_FAMILIES: ReadonlyArray<{ pattern: string; category: Sw
   { pattern: "6Fxx", category: "reader-stack", summary: "the card did not answer or the RF exchange failed (reader stack)", matches: isReaderStackSw, meaning: () => "the card did not answer or the RF exchange failed (reader stack)" },
 ];
 
+/** Whether `sw` is one of the status words listed in this module's table. */
+export function isListedSw(sw: number): boolean {
+  return KNOWN_STATUS_WORDS[sw] !== undefined;
+}
+
 export function describeSw(sw: number): SwInfo {
   const known = KNOWN_STATUS_WORDS[sw];
   if (known) return { sw, category: known[0], meaning: known[1] };

@@ -14,13 +14,13 @@ import type { TrustStore } from "../pki/trust-store.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
-import { verifyDocument } from "../reading/verification.ts";
+import { verifyRead } from "../reading/verify-read.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import type { AgentConfig } from "./config.ts";
 import type { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type Logger } from "./logger.ts";
 import { meteredConnection } from "./metered-connection.ts";
-import { APDU_BUCKETS_S, commandLabel, READ_BUCKETS_S, sampleEventLoopLag, type MetricsRegistry } from "./metrics.ts";
+import { APDU_BUCKETS_S, commandLabel, READ_BUCKETS_S, sampleEventLoopLag, statusWordLabel, type MetricsRegistry } from "./metrics.ts";
 import { readEvent, type ReadEvent } from "./payloads.ts";
 import type { EventSealer } from "./personal-data.ts";
 import type { ReaderWatcher } from "./reader-watcher.ts";
@@ -83,7 +83,7 @@ export class CardReads {
     const record = (ins: number, sw: number | undefined, ms: number) => {
       apduMs.push(ms);
       this.#o.metrics.histogram("mrtd_apdu_duration_seconds", { command: commandLabel(commandName(ins)) }, APDU_BUCKETS_S).observe(ms / 1000);
-      this.#o.metrics.inc("mrtd_apdu_status_total", { sw: sw === undefined ? "none" : sw.toString(16).toUpperCase().padStart(4, "0") });
+      this.#o.metrics.inc("mrtd_apdu_status_total", { sw: statusWordLabel(sw) });
     };
     const wrap = (c: CardConnection) => meteredConnection(c, record, abort.signal);
     const reconnect = async (waitMs: number): Promise<CardConnection> => {
@@ -138,7 +138,7 @@ export class CardReads {
     let event: ReadEvent;
     let failureClass: string | undefined;
     if (doc) {
-      const v = verdictOf(doc, this.#o.trust, this.#o.config.verification.activeAuthentication);
+      const v = verdictOf(doc, this.#o.trust);
       event = readEvent(id, doc.summary, {
         trigger: p.trigger,
         ...(p.commandId ? { commandId: p.commandId } : {}),
@@ -201,21 +201,13 @@ export class CardReads {
 }
 
 /**
- * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
+ * The document verdict, as the CLI gives it (agent/verification): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
-function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[] } | undefined {
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined): { verdict: string; reasons: string[] } | undefined {
   if (!doc.files.has("SOD")) return undefined;
   try {
-    const v = verifyDocument({
-      files: doc.files,
-      sha256: doc.sha256,
-      comDataGroups: doc.com?.dataGroups,
-      trust,
-      ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),
-      ...(doc.aa ? { aa: doc.aa } : {}),
-      aaAttempted,
-    });
+    const v = verifyRead(doc, { trust });
     return { verdict: v.overall, reasons: v.reasons };
   } catch {
     return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };

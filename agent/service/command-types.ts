@@ -39,7 +39,8 @@ export interface PingCommand extends CommandBase {
 export interface ReadCommand extends CommandBase {
   command: "read";
   accessKey: AccessKey;
-  files: FileKey[];
+  /** Data groups to read; absent: every data group the signed EF.SOD lists (DG3/DG4 aside). */
+  files?: FileKey[];
   /** Part of a reader name (case-insensitive); any selected reader when absent. */
   reader?: string;
   timeoutS: number;

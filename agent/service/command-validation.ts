@@ -10,7 +10,6 @@ import { didYouMean } from "./config.ts";
 import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
-export const DEFAULT_READ_FILES: readonly FileKey[] = ["COM", "SOD", "DG1", "DG2"];
 export const DEFAULT_READ_TIMEOUT_S = 30;
 export const MAX_READ_TIMEOUT_S = 600;
 export const DEFAULT_DIAGNOSE_COUNT = 10;
@@ -93,7 +92,7 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
 function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
   if (b.accessKey === undefined) throw new CommandError("MISSING_FIELD", "accessKey is missing");
   const accessKey = parseAccessKey(b.accessKey, "accessKey");
-  let files: FileKey[] = [...DEFAULT_READ_FILES];
+  let files: FileKey[] | undefined;
   if (b.files !== undefined) {
     if (!Array.isArray(b.files) || b.files.length === 0 || b.files.length > 18) throw new CommandError("BAD_FIELD", "files must be a non-empty array of file names (COM, SOD, DG1..DG16)");
     const seen = new Set<string>();
@@ -105,7 +104,8 @@ function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
     files = b.files as FileKey[];
   }
   const includePersonalData = boolField(b, "includePersonalData", false);
-  const cmd: ReadCommand = { id, command: "read", accessKey, files, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
+  const cmd: ReadCommand = { id, command: "read", accessKey, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
+  if (files) cmd.files = files;
   const reader = readerField(b);
   if (reader !== undefined) cmd.reader = reader;
   if (b.replyPublicKey !== undefined) {

@@ -19,7 +19,7 @@
 import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statfsSync, statSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
-import { loadTrust } from "../reading/verification.ts";
+import { loadTrust } from "../verification/trust.ts";
 import { loadTestAccessKey } from "./access-key.ts";
 import type { AgentConfig } from "./config.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The agent's metrics (issue 5, telemetry): Prometheus-style histograms with cumulative
+ * The agent's metrics (telemetry): Prometheus-style histograms with cumulative
  * buckets, counters and gauges, published as JSON on the metrics topic (deploy/asyncapi.yaml,
  * Metrics) and printable in the Prometheus text format (exposition format 0.0.4). Every
  * series is one of METRIC_CATALOG (the registry refuses others), and the document's series
@@ -10,6 +10,8 @@
  * outbox file was created); `intervalS` says how often they are published. Gauges are values
  * as they stand at `at` and may go down. Labels never hold personal data.
  */
+import { hex4 } from "../errors.ts";
+import { isListedSw, STATUS_WORD_FAMILIES } from "../iso7816/status-words.ts";
 import type { CounterMetric, GaugeMetric, HistogramMetric, MetricsPayload } from "./payloads.ts";
 
 /** What a label's values are: one of a list, a failure class code, a status word, or a pattern. */
@@ -49,6 +51,21 @@ function checkSeries(name: string, type: MetricSpec["type"], labels: Record<stri
   const got = Object.keys(labels).sort().join(",");
   if (want !== got) throw new RangeError(`MetricsRegistry: ${name} takes labels {${want}}, not {${got}}`);
 }
+
+/**
+ * The `sw` label of mrtd_apdu_status_total: a status word comes from the card (or a hostile chip),
+ * so the label takes a bounded set of values: the status words we know (4 hex digits), the
+ * families of STATUS_WORD_FAMILIES in upper case (61XX, 6CXX, 63CX, 6FXX), "none" (no answer)
+ * and "other".
+ */
+export function statusWordLabel(sw: number | undefined): string {
+  if (sw === undefined) return "none";
+  if (isListedSw(sw)) return hex4(sw);
+  return STATUS_WORD_FAMILIES.find((f) => f.matches(sw))?.pattern.toUpperCase() ?? "other";
+}
+
+/** The `sw` label values besides a listed status word (deploy/asyncapi.yaml is generated from this). */
+export const STATUS_WORD_LABEL_EXTRAS: readonly string[] = ["none", "other", ...STATUS_WORD_FAMILIES.map((f) => f.pattern.toUpperCase())];
 
 /** APDU buckets: a contactless APDU takes 1-50 ms; reader-stack timeouts end near 3 s. */
 export const APDU_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;

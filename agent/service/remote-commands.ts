@@ -48,7 +48,7 @@ export class RemoteCommands {
 
   async read(cmd: ReadCommand, ctx: HandlerContext): Promise<ReadReplyResult> {
     const accessKey = bacKeyOf(cmd.accessKey, "accessKey");
-    const files: LdsFileInfo[] = cmd.files.map((k) => byKey(k)!).filter(Boolean);
+    const files: LdsFileInfo[] | undefined = cmd.files?.map((k) => byKey(k)!).filter(Boolean);
     const part = cmd.reader?.toLowerCase();
     const match = (n: string) => part === undefined || n.toLowerCase().includes(part);
     if (this.#o.watcher.serviceUp && !this.#o.watcher.readers.some(match)) {
@@ -74,7 +74,7 @@ export class RemoteCommands {
         const outcome = await this.#o.reads.read({
           reader,
           accessKey,
-          files,
+          ...(files ? { files } : {}),
           trigger: "command",
           commandId: cmd.id,
           cardWaitMs: Math.min(10_000, Math.max(2000, deadline - Date.now())),

@@ -28,7 +28,7 @@
 import { ConfigError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
-import { loadTrust } from "../reading/verification.ts";
+import { loadTrust } from "../verification/trust.ts";
 import { loadTestAccessKey } from "./access-key.ts";
 import { CardLock } from "./card-lock.ts";
 import { CardReads } from "./card-reads.ts";
@@ -95,7 +95,7 @@ export class AgentService {
     // Loaded once at start: a path that does not exist is a ConfigError before anything runs.
     let trust: TrustStore | undefined;
     try {
-      trust = loadTrust(c.verification.trust);
+      trust = loadTrust(c.verification.trust, c.verification.masterListAnchors);
     } catch (e) {
       if (e instanceof ConfigError) throw new ConfigError(`${c.file}: verification.trust: ${e.message}`, { file: c.file, key: "verification.trust" });
       throw e;
