@@ -90,15 +90,15 @@ fi
 # ---- a helper layer: a stub virtual/fakeroot-native, so no native pseudo is built from source ----
 HELPER=$WORK/layers/meta-mrtd-check-offline
 mkdir -p "$HELPER/conf" "$HELPER/recipes"
-cat >"$HELPER/conf/layer.conf" <<'EOF'
+cat >"$HELPER/conf/layer.conf" <<EOF
 # yocto/check.sh only: the host's pseudo (PSEUDO_SYSROOT) is the fakeroot of the offline tasks
-BBPATH .= ":${LAYERDIR}"
-BBFILES += "${LAYERDIR}/recipes/*.bb"
+BBPATH .= ":\${LAYERDIR}"
+BBFILES += "\${LAYERDIR}/recipes/*.bb"
 BBFILE_COLLECTIONS += "mrtd-check-offline"
-BBFILE_PATTERN_mrtd-check-offline = "^${LAYERDIR}/"
+BBFILE_PATTERN_mrtd-check-offline = "^\${LAYERDIR}/"
 BBFILE_PRIORITY_mrtd-check-offline = "1"
 LAYERDEPENDS_mrtd-check-offline = "core"
-LAYERSERIES_COMPAT_mrtd-check-offline = "${LAYERSERIES_CORENAMES}"
+LAYERSERIES_COMPAT_mrtd-check-offline = "$RELEASES"
 EOF
 cat >"$HELPER/recipes/fakeroot-host-native_1.0.bb" <<'EOF'
 SUMMARY = "yocto/check.sh: the host's pseudo stands in for pseudo-native"
@@ -113,6 +113,16 @@ do_patch[noexec] = "1"
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
 do_install[noexec] = "1"
+EOF
+
+# parses single recipe files with the release's tinfoil and prints why each is skipped, if it is
+cat >"$WORK/skipped.py" <<'EOF'
+import os, sys, bb.tinfoil
+with bb.tinfoil.Tinfoil(tracking=False) as t:
+    t.prepare(config_only=True, quiet=2)
+    for fn in sys.argv[1:]:
+        d = t.parse_recipe_file(fn)
+        print("%s %s %s" % ("SKIPPED" if d.getVar("__SKIPPED") else "PARSED", os.path.basename(fn), d.getVar("__SKIPPED") or ""))
 EOF
 
 # the layer as committed in this checkout, copied so the bitbake user can read it
@@ -240,14 +250,15 @@ EOF
     report "$rel" graph FAILED "$(first_error "$log") [log: $log]"
   fi
 
-  # arch: a 32-bit Arm MACHINE gets the recipe skipped with the reason
+  # arch: with a 32-bit Arm MACHINE both recipes are skipped, with the reason (tinfoil parses just them)
   log=$logs/arch.log
-  recipe=$(ls "$LAYER"/recipes-mrtd/mrtd-agent/mrtd-agent_*.bb | head -n1)
-  BBX="MACHINE=qemuarm BB_ENV_PASSTHROUGH_ADDITIONS=MACHINE" bb "$rel" "$log" bitbake -e -b "$recipe"
-  if grep -q "has no build for arm" "$log"; then
-    report "$rel" arch ok "qemuarm: $(grep -o 'mrtd-agent needs a 64-bit Arm[^"]*' "$log" | head -n1 | cut -c1-120)..."
+  files=$(ls "$LAYER"/recipes-mrtd/mrtd-agent/mrtd-agent*_*.bb)
+  BBX="MACHINE=qemuarm BB_ENV_PASSTHROUGH_ADDITIONS=MACHINE" bb "$rel" "$log" python3 "$WORK/skipped.py" $files
+  n=$(grep -c "^SKIPPED .*has no build for arm (MACHINE qemuarm)" "$log")
+  if [[ $n -eq $(wc -w <<<"$files") ]]; then
+    report "$rel" arch ok "qemuarm: $(grep -m1 '^SKIPPED ' "$log" | cut -d' ' -f3- | cut -c1-130)..."
   else
-    report "$rel" arch FAILED "no 32-bit Arm message for MACHINE=qemuarm: $(first_error "$log") [log: $log]"
+    report "$rel" arch FAILED "not every recipe skipped with the 32-bit Arm message for MACHINE=qemuarm: $(grep -v '^NOTE' "$log" | tail -n1 | cut -c1-200) [log: $log]"
   fi
   unset BBX
 
@@ -265,7 +276,7 @@ EOF
   fi
 
   # package: QA, installed-but-not-shipped, content
-  qa=$(grep -E "QA Issue|installed-vs-shipped|not shipped" "$log" | sort -u)
+  qa=$(grep -E "QA Issue|installed-vs-shipped|not shipped|^WARNING: mrtd-agent" "$log" | sort -u)
   notes=""
   if [[ -n $qa ]]; then
     report "$rel" package FAILED "$(wc -l <<<"$qa") QA issue(s), first: $(head -n1 <<<"$qa" | cut -c1-250)"; continue
@@ -273,7 +284,8 @@ EOF
   declare -A sums=()
   bad=""
   for r in $RECIPES; do
-    ps=$(ls -d "$st"/tmp/work/*/"$r"/*/packages-split 2>/dev/null | head -n1)
+    # TMPDIR gets the libc suffix on some releases (tmp-glibc)
+    ps=$(ls -d "$st"/tmp*/work/*/"$r"/*/packages-split 2>/dev/null | head -n1)
     [[ -d $ps ]] || { bad+=" $r: no packages-split;"; continue; }
     p=$ps/$r
     for f in usr/bin/mrtd-agent lib/systemd/system/mrtd-agent.service etc/mrtd-agent/config.toml; do
@@ -290,15 +302,22 @@ EOF
     [[ $(od -An -tu2 -j18 -N2 "$bin" | tr -d ' ') == 183 ]] || bad+=" $r: binary is not AArch64;"
     unit=$(find "$p" -name mrtd-agent.service | head -n1)
     grep -q '^ExecStart=/usr/bin/mrtd-agent run' "$unit" || bad+=" $r: unit ExecStart is not /usr/bin/mrtd-agent;"
-    pkgdata=$(ls -d "$st"/tmp/work/*/"$r"/*/pkgdata-split/runtime/"$r" 2>/dev/null | head -n1)
+    pkgdata=$(ls -d "$ps"/../pkgdata/runtime/"$r" 2>/dev/null | head -n1)
     if [[ -f $pkgdata ]]; then
       grep -q '^RDEPENDS:'"$r"':.*pcsc-lite-lib' "$pkgdata" || bad+=" $r: RDEPENDS lacks pcsc-lite-lib;"
     fi
-    size=$(du -sb "$p" | cut -f1)
-    b64=$(stat -c %s "$bin")
-    owners=$(cd "$p" && find . -mindepth 1 -printf '%M %u:%g %P\n' 2>/dev/null | grep -v ' usr$\| etc$' | head -n 12 | tr '\n' ';')
-    notes+=" $r: $size bytes installed (binary $b64), sha256 ${sums[$r]:0:16}…;"
-    echo "# $rel $r files: $owners"
+    [[ -f $pkgdata ]] || bad+=" $r: no pkgdata;"
+    size=$(sed -n "s/^PKGSIZE:$r: //p" "$pkgdata" 2>/dev/null)
+    # owners and modes as the package records them (pseudo's database of do_package)
+    owners=$("${AS[@]}" env PSEUDO_PREFIX="$PSEUDO_DIR/usr" PSEUDO_LIBDIR="$PSEUDO_DIR/usr/lib/pseudo/lib" \
+      PSEUDO_LOCALSTATEDIR="$ps/../pseudo/" PSEUDO_PASSWD=/ PSEUDO_NOSYMLINKEXP=1 \
+      "$PSEUDO_DIR/usr/bin/pseudo" find "$p" -mindepth 1 -printf '%M %U:%G /%P\n' 2>/dev/null)
+    grep -q '^-rwxr-xr-x 0:0 /usr/bin/mrtd-agent$' <<<"$owners" || bad+=" $r: /usr/bin/mrtd-agent is not root 0755;"
+    grep -q '^-rw-r--r-- 0:0 /etc/mrtd-agent/config.toml$' <<<"$owners" || bad+=" $r: config.toml is not root 0644;"
+    notroot=$(grep -v ' 0:0 ' <<<"$owners")
+    [[ -z $notroot ]] || bad+=" $r: not owned by root: $(head -n1 <<<"$notroot");"
+    echo "# $rel $r: $(grep -v '^d' <<<"$owners" | tr '\n' ';')"
+    notes+=" $r: ${size:-?} bytes installed (PKGSIZE), binary $(stat -c %s "$bin") bytes, sha256 ${sums[$r]:0:16}…;"
   done
   if [[ ${#sums[@]} -eq 2 && ${sums[mrtd-agent]} != "${sums[mrtd-agent-bin]}" ]]; then
     bad+=" the source build's binary differs from the released one (not reproducible);"

@@ -150,6 +150,13 @@ export function buildRelease(rev: string, into: string): Record<Arch, string> {
     const archive = Bun.spawnSync(["bash", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "_", ROOT, rev, tree], { stderr: "pipe" });
     if (archive.exitCode !== 0) throw new SourcesError(`git archive ${rev}: ${archive.stderr.toString().trim()}`);
     symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
+    // build-binary.sh's cache of the aarch64 runtime, from the pinned tarball (no `npm pack` at build time)
+    const { bun, bunVersion } = lockedSources(rev);
+    const runtime = join(tree, "dist", `.bun-linux-aarch64-${bunVersion}`);
+    mkdirSync(runtime, { recursive: true });
+    writeFileSync(join(runtime, "runtime.tgz"), tarballBytes(bun.arm64));
+    const untar = Bun.spawnSync(["tar", "-xzf", "runtime.tgz"], { cwd: runtime, stderr: "pipe" });
+    if (untar.exitCode !== 0) throw new SourcesError(`unpacking ${bun.arm64.name}: ${untar.stderr.toString().trim()}`);
     const out: Record<Arch, string> = { arm64: "", x64: "" };
     for (const arch of ARCHES) {
       // the file name is embedded in the binary (/$bunfs/root/<name>): always build under the release name
