@@ -19,7 +19,8 @@
 # Environment:
 #   YOCTO_SCARTHGAP_DIR, YOCTO_WRYNOSE_DIR (YOCTO_<RELEASE>_DIR for any release in RELEASES): a
 #       directory holding checkouts bitbake/, openembedded-core/ and meta-openembedded/ at that
-#       release's branches (scarthgap: bitbake 2.8; wrynose: bitbake 2.18)
+#       release's branches (scarthgap: bitbake 2.8; styhead: 2.10; walnascar: 2.12; whinlatter: 2.16;
+#       wrynose: 2.18; oe-core and meta-oe: the branch named after the release)
 #   RELEASES           default "scarthgap wrynose"
 #   YOCTO_CHECK_DIR    build dirs, caches, logs (default /tmp/mrtd-yocto-check; no "+" in the path)
 #   MRTD_DL_DIR        download dir; default $YOCTO_CHECK_DIR/downloads, filled by
