@@ -65,19 +65,24 @@ describe("layer files", () => {
   });
 
   test("the recipes never strip, need no C toolchain, install the service and config, depend on pcsc-lite", () => {
-    const inc = readFileSync(join(RECIPES, "mrtd-agent.inc"), "utf8");
+    const inc = readFileSync(join(RECIPES, "mrtd-agent.inc"), "utf8").split("\n");
     for (const line of [
       'INHIBIT_PACKAGE_STRIP = "1"',
       'INHIBIT_PACKAGE_DEBUG_SPLIT = "1"',
       'INHIBIT_DEFAULT_DEPS = "1"',
       'COMPATIBLE_HOST = "(aarch64|x86_64).*-linux"',
-      'SYSTEMD_SERVICE:${PN} = "mrtd-agent.service"',
-      'CONFFILES:${PN} = "${sysconfdir}/mrtd-agent/config.toml"',
       'RDEPENDS:${PN} += "pcsc-lite pcsc-lite-lib ccid ca-certificates"',
     ]) {
-      expect(inc.split("\n")).toContain(line);
+      expect(inc).toContain(line);
     }
-    expect(inc).toMatch(/^inherit systemd$/m);
+    for (const recipe of ["mrtd-agent_0.1.0.bb", "mrtd-agent-bin_0.1.0.bb"]) {
+      const bb = readFileSync(join(RECIPES, recipe), "utf8").split("\n");
+      expect(bb).toContain("require mrtd-agent.inc");
+      expect(bb).toContain("inherit systemd");
+      expect(bb).toContain('SYSTEMD_SERVICE:${PN} = "mrtd-agent.service"');
+      expect(bb).toContain('SYSTEMD_AUTO_ENABLE:${PN} ??= "enable"');
+      expect(bb).toContain('CONFFILES:${PN} = "${sysconfdir}/mrtd-agent/config.toml"');
+    }
   });
 
   test("no old yocto/recipes-mrtd left beside the layer", () => {

@@ -5,6 +5,13 @@ require mrtd-agent.inc
 
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
+# The service, on by default; turn it off with SYSTEMD_AUTO_ENABLE:pn-${PN} = "disable" (local.conf
+# or a bbappend), change it with a drop-in (see README). The config keeps local edits on upgrade.
+inherit systemd
+SYSTEMD_SERVICE:${PN} = "mrtd-agent.service"
+SYSTEMD_AUTO_ENABLE:${PN} ??= "enable"
+CONFFILES:${PN} = "${sysconfdir}/mrtd-agent/config.toml"
+
 # Where your CI publishes mrtd-agent-linux-arm64 and mrtd-agent-linux-x64 for version PV.
 MRTD_AGENT_RELEASE_URL ??= "https://example.invalid/mrtd-agent/releases/download/v${PV}"
 

@@ -8,6 +8,13 @@ require mrtd-agent-sources.inc
 
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
+# The service, on by default; turn it off with SYSTEMD_AUTO_ENABLE:pn-${PN} = "disable" (local.conf
+# or a bbappend), change it with a drop-in (see README). The config keeps local edits on upgrade.
+inherit systemd
+SYSTEMD_SERVICE:${PN} = "mrtd-agent.service"
+SYSTEMD_AUTO_ENABLE:${PN} ??= "enable"
+CONFFILES:${PN} = "${sysconfdir}/mrtd-agent/config.toml"
+
 # Where the agent's repository lives: set it to your mirror (e.g. in local.conf or a bbappend).
 MRTD_AGENT_GIT_URI ??= "git://example.invalid/mrtd-agent.git;protocol=https"
 MRTD_AGENT_GIT_BRANCH ??= "main"
