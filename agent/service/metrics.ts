@@ -10,7 +10,7 @@
  *   mrtd_recoveries_total{class}            recoveries during reads, by the class they recovered from
  *   mrtd_reads_total{outcome,trigger}       reads
  *   mrtd_commands_total{command,result}     remote commands (result = ok or the error code)
- *   mrtd_event_loop_lag_seconds             event-loop lag sampled every 5 ms while a read runs
+ *   mrtd_event_loop_lag_seconds             event-loop lag sampled every 5 ms while a card operation runs (and its clean-up)
  *   mrtd_pcscd_reconnects_total             times the PC/SC context was re-established
  *   mrtd_outbox_dropped_total, mrtd_outbox_pending, mrtd_outbox_delivered_total
  *

@@ -92,6 +92,8 @@ export class AgentService {
   /** The card lock: one card operation at a time. */
   #cardBusy: Promise<void> | undefined;
   #currentRead: { done: Promise<unknown>; abort: AbortController } | undefined;
+  /** Stops the event-loop lag sampler that runs from a card operation's start to the end of its clean-up. */
+  #stopLagSampler: (() => void) | undefined;
   #stopping = false;
   #started = false;
   #readsInFlight = new Set<Promise<unknown>>();
@@ -192,6 +194,8 @@ export class AgentService {
     this.#notifier.stopping();
     this.#log.info("agent stopping", { reason, readInProgress: this.#currentRead !== undefined });
     for (const t of this.#timers) clearInterval(t);
+    this.#stopLagSampler?.();
+    this.#stopLagSampler = undefined;
     const current = this.#currentRead;
     if (current) {
       const finished = await Promise.race([current.done.then(() => true, () => true), sleep(this.#shutdownDeadlineMs).then(() => false)]);
@@ -214,12 +218,18 @@ export class AgentService {
    * After a read or a diagnosis, once the reply is on its way: a card operation leaves file
    * buffers and crypto temporaries behind, so collect them now rather than let the heap grow
    * on a board with little memory (card operations are rare; a GC costs ms), then release the
-   * code pages it touched.
+   * code pages it touched. Each in its own macrotask (a few ms each in the interpreter); the
+   * lag sampler stops after them, so mrtd_event_loop_lag_seconds covers them too.
    */
   #afterCardWork(): void {
     setTimeout(() => {
       Bun.gc(true);
-      this.#trimMemory();
+      setTimeout(() => {
+        this.#trimMemory();
+        if (this.#cardBusy) return; // the next card operation keeps sampling
+        this.#stopLagSampler?.();
+        this.#stopLagSampler = undefined;
+      }, 0);
     }, 0);
   }
 
@@ -301,11 +311,13 @@ export class AgentService {
     }
     let release!: () => void;
     this.#cardBusy = new Promise<void>((r) => (release = r));
+    this.#stopLagSampler ??= this.#sampleLoopLag();
     try {
       return await fn();
     } finally {
       this.#cardBusy = undefined;
       release();
+      this.#afterCardWork();
     }
   }
 
@@ -340,7 +352,6 @@ export class AgentService {
       return wrap(await client.connect(name));
     };
     const t0 = performance.now();
-    const stopLag = this.#sampleLoopLag();
     const run = (async (): Promise<ReadOutcome> => {
       let conn: CardConnection | undefined;
       let doc: DocumentRead | undefined;
@@ -363,9 +374,7 @@ export class AgentService {
       } finally {
         await conn?.disconnect("leave").catch(() => undefined);
       }
-      const outcome = this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
-      this.#afterCardWork();
-      return outcome;
+      return this.#recordRead(p, doc, error, performance.now() - t0, apduMs);
     })();
     this.#currentRead = { done: run, abort };
     try {
@@ -373,15 +382,16 @@ export class AgentService {
       if (outcome.error !== undefined) throw outcome.error;
       return outcome;
     } finally {
-      stopLag();
       this.#currentRead = undefined;
       p.signal?.removeEventListener("abort", onOuterAbort);
     }
   }
 
   /**
-   * Event-loop lag while a read runs (mrtd_event_loop_lag_seconds): a timer every 5 ms notes
-   * how late it fires. Only during reads, so the idle agent keeps no timer spinning.
+   * Event-loop lag while a card operation runs (mrtd_event_loop_lag_seconds): a timer every
+   * 5 ms notes how late it fires, from the operation's start (a remote read: waiting for the
+   * card, the read, verification, sealing the reply) to the end of its clean-up (GC, page
+   * trim). Only then, so the idle agent keeps no timer spinning.
    */
   #sampleLoopLag(): () => void {
     const h = this.metrics.histogram("mrtd_event_loop_lag_seconds", {}, LAG_BUCKETS_S);
@@ -542,7 +552,7 @@ export class AgentService {
               void ctx.progress("exchanges", { done, total });
             }
           },
-        }).finally(() => this.#afterCardWork()); // its own PC/SC client (two workers) came and went
+        }); // #withCard's clean-up collects what its own PC/SC client (two workers) left
       },
       30_000,
       ctx.signal,
