@@ -226,6 +226,7 @@ export class AgentService {
       Bun.gc(true);
       setTimeout(() => {
         this.#trimMemory();
+        this.#log.debug("memory after card work", { residentBytes: residentMemory()?.residentBytes, trimmedBytesTotal: this.#trimmedBytes });
         if (this.#cardBusy) return; // the next card operation keeps sampling
         this.#stopLagSampler?.();
         this.#stopLagSampler = undefined;
@@ -311,6 +312,7 @@ export class AgentService {
     }
     let release!: () => void;
     this.#cardBusy = new Promise<void>((r) => (release = r));
+    this.#log.debug("card lock taken", { waitedMs: Math.round(waitMs - (deadline - Date.now())) });
     this.#stopLagSampler ??= this.#sampleLoopLag();
     try {
       return await fn();
@@ -349,6 +351,7 @@ export class AgentService {
       const name = await this.watcher.waitForCard((n) => n === p.reader, waitMs, abort.signal);
       const client = this.watcher.client;
       if (!client) throw new TransportError("SCARD_E_NO_SERVICE", "pcscd is not reachable", { retryable: true });
+      this.#log.debug("connecting to the card", { reader: name, waitMs });
       return wrap(await client.connect(name));
     };
     const t0 = performance.now();
@@ -363,7 +366,10 @@ export class AgentService {
           {
             accessKey: p.accessKey,
             ...(p.files ? { files: p.files } : {}),
-            ...(p.onProgress ? { onProgress: p.onProgress } : {}),
+            onProgress: (pr) => {
+              if (pr.kind !== "file") this.#log.debug("read progress", progressFields(pr));
+              p.onProgress?.(pr);
+            },
             recovery: { maxRecoveries: 200, cardWaitMs: p.cardWaitMs, backoffMs: 25, maxConsecutive: 16 },
             activeAuthentication: this.config.verification.activeAuthentication,
           },
@@ -712,6 +718,15 @@ async function loadDiagnose(): Promise<DiagnoseFn | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** A read's progress for a debug log line: step names, file keys, sizes, counts, recovery causes; never file contents. */
+function progressFields(pr: ReadProgress): LogFields {
+  if (pr.kind === "step") return { kind: pr.kind, step: pr.step };
+  if (pr.kind === "recovery") return { kind: pr.kind, cause: pr.recovery.cause, action: pr.recovery.action, ok: pr.recovery.ok ?? true };
+  if (pr.kind === "file-done") return { kind: pr.kind, file: pr.key, bytes: pr.bytes, apdus: pr.apdus, ms: pr.ms };
+  if (pr.kind === "file-absent") return { kind: pr.kind, file: pr.key, sw: pr.sw.toString(16).toUpperCase().padStart(4, "0") };
+  return { kind: pr.kind };
 }
 
 /** mqtt.js error text is about the connection (ECONNREFUSED, not authorized), never payloads. */
