@@ -12,6 +12,7 @@ import { classifyFailure } from "../reading/failure-classes.ts";
 import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { asTyped } from "./invocation.ts";
 import { Progress } from "./progress.ts";
 import { type DocumentVerdict, loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
 import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
@@ -57,7 +58,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const taken = takeTrustOption(argv);
   const { options: o, positionals } = parseOptions(taken.argv, READ_OPTIONS);
   if (o.help) {
-    console.log(READ_HELP);
+    console.log(asTyped(READ_HELP));
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent read --help`);

@@ -13,6 +13,7 @@ import { parseDg1 } from "../lds/mrz.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { asTyped } from "./invocation.ts";
 import { loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
 import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
@@ -41,7 +42,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const taken = takeTrustOption(argv);
   const { options: o, positionals } = parseOptions(taken.argv, VERIFY_OPTIONS);
   if (o.help) {
-    console.log(VERIFY_HELP);
+    console.log(asTyped(VERIFY_HELP));
     return EXIT.OK;
   }
   if (positionals.length !== 1) throw new UsageError("give one directory written by read --out; see mrtd-agent verify --help");
