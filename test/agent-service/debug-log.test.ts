@@ -20,7 +20,7 @@ beforeAll(async () => {
     operator: OPERATOR,
     subscribe: "mrtd/v1/+/reply/#",
     config: { agentId: "debug-agent", logLevel: "debug" },
-    readyLog: "agent started",
+    readyLog: "broker connected", // subscribed to its command topics
   });
   card = await insertPassport({ profile: "td3" });
 }, 30_000);
@@ -69,7 +69,7 @@ test("info level: the same remote read logs no debug line", async () => {
   const { file } = writeAgentConfig({ agentId: "info-agent", broker, logLevel: "info" });
   const agent = new AgentProcess(file);
   try {
-    await agent.waitForLog((l) => l.msg === "agent started", 15_000, "agent started");
+    await agent.waitForLog((l) => l.msg === "broker connected", 15_000, "broker connected"); // subscribed to its command topics
     await remoteRead("info-agent", "info-1");
     await agent.waitForLog((l) => l.msg === "read complete", 5000, "read complete");
     await Bun.sleep(200); // the clean-up after the read, which logs at debug
