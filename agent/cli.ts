@@ -3,6 +3,7 @@
  * documented exit code; no access key or personal data is ever part of an error.
  */
 import { exitCodeFor, EXIT } from "./cli/exit-codes.ts";
+import { asTyped } from "./cli/invocation.ts";
 import { MrtdError } from "./errors.ts";
 
 export const VERSION = "0.1.0";
@@ -34,7 +35,7 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
 
 export const MAIN_HELP = `mrtd-agent ${VERSION}: reads ICAO 9303 eMRTDs through pcsc-lite
 
-Usage: mrtd-agent <command> [options]     (from a checkout: bun run agent <command> ...)
+Usage: mrtd-agent <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
@@ -46,7 +47,7 @@ Run "mrtd-agent <command> --help" for the options of a command.`;
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
-    console.log(MAIN_HELP);
+    console.log(asTyped(MAIN_HELP));
     return cmd === undefined ? EXIT.USAGE : EXIT.OK;
   }
   if (cmd === "--version") {
@@ -55,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const c = COMMANDS[cmd];
   if (!c) {
-    console.error(`mrtd-agent: unknown command "${cmd}"\n\n${MAIN_HELP}`);
+    console.error(`mrtd-agent: unknown command "${cmd}"\n\n${asTyped(MAIN_HELP)}`);
     return EXIT.USAGE;
   }
   try {
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     const code = exitCodeFor(e);
     if (e instanceof MrtdError) {
       const tag = "code" in e && typeof e.code === "string" ? ` [${e.code}]` : "sw" in e && typeof e.sw === "number" ? ` [SW ${e.sw.toString(16).toUpperCase()}]` : "";
-      console.error(`mrtd-agent ${cmd}: ${e.message}${tag}`);
+      console.error(`mrtd-agent ${cmd}: ${asTyped(e.message)}${tag}`);
     } else {
       console.error(`mrtd-agent ${cmd}: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
     }

@@ -5,32 +5,65 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs qemu-user-static libc6-arm64-cross)
+# One line per step on stderr; what apt-get, dpkg and npm print goes to a log file that is
+# shown only when a step fails.
+LOG=dist/dev-setup.log
+step() { # step "<what and why>" command...
+  local what=$1
+  shift
+  echo "dev-setup: $what" >&2
+  mkdir -p "$(dirname "$LOG")"
+  echo "== $what" >>"$LOG"
+  if ! "$@" >>"$LOG" 2>&1; then
+    echo "dev-setup: failed: $what. The end of $LOG:" >&2
+    tail -n 40 "$LOG" >&2
+    exit 1
+  fi
+}
+
+# Debian packages, by what they are for: "packages|why".
+APT_GROUPS=(
+  "pcscd libpcsclite1|PC/SC daemon and client library: the agent reads every card through them"
+  "libpcsclite-dev|pcsc-lite's header: a test checks the agent's PC/SC error table against it"
+  "vsmartcard-vpcd|virtual reader driver: pcscd sees the virtual passport through it"
+  "mosquitto mosquitto-clients|MQTT 5 broker on loopback: the demo's fleet view and the service tests"
+  "pcsc-tools opensc|pcsc_scan and opensc-tool: look at real readers and cards"
+  "openssl|the test PKI and broker certificates"
+  "libjpeg-turbo-progs|the virtual passport's face image (JPEG)"
+  "qemu-user-static libc6-arm64-cross|run the arm64 binary on this machine in the build test"
+)
 
 missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+lines=()
+for group in "${APT_GROUPS[@]}"; do
+  want=()
+  for p in ${group%%|*}; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
+  done
+  if [ ${#want[@]} -gt 0 ]; then
+    missing+=("${want[@]}")
+    lines+=("installing ${want[*]}: ${group#*|}")
+  fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "dev-setup: installing Debian packages: ${missing[*]}" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "dev-setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
     SUDO="sudo"
   fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  step "apt-get update (Debian package lists, to install ${#missing[@]} package(s))" $SUDO apt-get update -q
+  for line in "${lines[@]:0:${#lines[@]}-1}"; do echo "dev-setup: $line" >&2; done
   # pcscd and mosquitto must not be left running as system services by the install:
   # the demo and the tests start their own on loopback.
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  step "${lines[-1]}" $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # npm dependencies, reinstalled only when package-lock.json changed since the last install.
 stamp=node_modules/.mrtd-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/bun ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "dev-setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  step "npm ci: Bun, TypeScript and the agent's libraries, as package-lock.json pins them" npm ci --no-audit --no-fund
   echo "$want" > "$stamp"
 fi
 
@@ -51,6 +84,7 @@ if [ ! -e "$arm64_dir/usr/lib/aarch64-linux-gnu/libpcsclite.so.1" ]; then
   if [ -z "$sha" ] || [ -z "$url" ]; then
     echo "dev-setup: no pinned checksum for libpcsclite1 $version (arm64): the arm64 read test will be skipped" >&2
   else
+    echo "dev-setup: fetching Debian's arm64 libpcsclite $version into $arm64_dir: the arm64 binary's read test under qemu" >&2
     tmp=$(mktemp -d)
     # Node is always here (curl may not be).
     if node -e 'fetch(process.argv[1]).then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.arrayBuffer(); }).then((b) => require("fs").writeFileSync(process.argv[2], Buffer.from(b)))' "$url" "$tmp/pcsclite.deb" 2>/dev/null \

@@ -14,12 +14,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import mqtt from "mqtt";
 import { main as cli } from "../agent/cli.ts";
+import { invocation } from "../agent/cli/invocation.ts";
 import { b64, generateKeyPair, openSealed, replyInfo } from "../agent/service/envelope.ts";
 import { PcscClient, SCARD_STATE_UNAWARE } from "../agent/transport/pcsc.ts";
 import { startMosquitto, type Mosquitto } from "./support/mosquitto.ts";
 import { ensurePcscd } from "./support/pcscd.ts";
 import { startVirtualPassport } from "./virtual-passport/index.ts";
-import { describeProfiles } from "./virtual-passport/fixtures/index.ts";
+import { profileList } from "./virtual-passport/fixtures/index.ts";
 
 const VIRTUAL_READER = "Virtual PCD 00 00";
 /** The project's TEST-ONLY CSCA (and CRL) that signs the virtual passport's EF.SOD. */
@@ -29,7 +30,7 @@ const SPECIMEN = { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExp
 const args = process.argv.slice(2);
 
 if (args.includes("--help")) {
-  console.log(`Usage: bun run demo [-- --profile NAME] [-- --doc N --dob YYMMDD --expiry YYMMDD] [-- --no-service]
+  console.log(`Usage: ${invocation("demo", "test/demo.ts")} [--profile NAME] [--doc N --dob YYMMDD --expiry YYMMDD] [--no-service] [read options]
 
 Reads a passport end to end through pcscd. With an access key and a card in a real
 reader, reads that card; otherwise reads the virtual passport (ICAO specimen data).
@@ -38,9 +39,8 @@ Then starts Mosquitto on loopback and the agent service, and reads the same card
 remotely over MQTT 5 as a fleet operator would, with the reply sealed to a fresh key
 (skip with --no-service).
 
-Profiles: ${describeProfiles()
-    .map((p) => `\n  ${p.name.padEnd(9)} ${p.description}`)
-    .join("")}`);
+Profiles:
+${profileList()}`);
   process.exit(0);
 }
 

@@ -7,6 +7,7 @@ import { UsageError } from "../errors.ts";
 import { diagnoseReader, type ReaderDiagnosis } from "../diagnostics/reader-diagnostics.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { asTyped } from "./invocation.ts";
 
 export const DIAGNOSE_OPTIONS: Record<string, OptionSpec> = {
   reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
@@ -34,7 +35,7 @@ Exit codes: 0 verdict good or marginal, 5 unreliable or unusable, 2 usage, 3 no 
 export async function diagnoseCommand(argv: string[]): Promise<number> {
   const { options: o, positionals } = parseOptions(argv, DIAGNOSE_OPTIONS);
   if (o.help) {
-    console.log(DIAGNOSE_HELP);
+    console.log(asTyped(DIAGNOSE_HELP));
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent diagnose --help`);

@@ -12,6 +12,7 @@ import { classifyFailure } from "../reading/failure-classes.ts";
 import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { asTyped } from "./invocation.ts";
 import { Progress } from "./progress.ts";
 import { verdictLines } from "../verification/report.ts";
 import { loadTrust } from "../verification/trust.ts";
@@ -65,7 +66,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const taken = takeTrustOption(argv);
   const { options: o, positionals } = parseOptions(taken.argv, READ_OPTIONS);
   if (o.help) {
-    console.log(READ_HELP);
+    console.log(asTyped(READ_HELP));
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent read --help`);

@@ -3,6 +3,7 @@ import { UsageError } from "../errors.ts";
 import { PcscClient, SCARD_STATE_EMPTY, SCARD_STATE_INUSE, SCARD_STATE_MUTE, SCARD_STATE_UNAWARE } from "../transport/pcsc.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { asTyped } from "./invocation.ts";
 import { spaced } from "./read-command.ts";
 
 const OPTIONS: Record<string, OptionSpec> = {
@@ -13,7 +14,7 @@ const OPTIONS: Record<string, OptionSpec> = {
 export async function readersCommand(argv: string[]): Promise<number> {
   const { options, positionals } = parseOptions(argv, OPTIONS);
   if (options.help) {
-    console.log(`Usage: mrtd-agent readers [--json]\n\nLists the PC/SC readers pcscd knows and whether each holds a card.\n\nOptions:\n${formatOptions(OPTIONS)}`);
+    console.log(asTyped(`Usage: mrtd-agent readers [--json]\n\nLists the PC/SC readers pcscd knows and whether each holds a card.\n\nOptions:\n${formatOptions(OPTIONS)}`));
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);

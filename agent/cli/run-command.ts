@@ -15,6 +15,7 @@ import { AgentService } from "../service/service.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { loadTestAccessKey } from "../service/access-key.ts";
+import { asTyped } from "./invocation.ts";
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", arg: "<file>", help: `configuration file (TOML)`, default: DEFAULT_CONFIG_FILE },
@@ -38,7 +39,7 @@ Exit codes: 0 stopped by a signal (or --check passed), 2 configuration or usage 
 export async function runCommand(argv: string[]): Promise<number> {
   const { options: o, positionals } = parseOptions(argv, RUN_OPTIONS);
   if (o.help) {
-    console.log(RUN_HELP);
+    console.log(asTyped(RUN_HELP));
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent run --help`);

@@ -17,6 +17,7 @@ import { verdictLines } from "../verification/report.ts";
 import { loadTrust } from "../verification/trust.ts";
 import { verifyDocument } from "../verification/verdict.ts";
 import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
+import { asTyped } from "./invocation.ts";
 
 export const VERIFY_OPTIONS: Record<string, OptionSpec> = {
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
@@ -44,7 +45,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const taken = takeTrustOption(argv);
   const { options: o, positionals } = parseOptions(taken.argv, VERIFY_OPTIONS);
   if (o.help) {
-    console.log(VERIFY_HELP);
+    console.log(asTyped(VERIFY_HELP));
     return EXIT.OK;
   }
   if (positionals.length !== 1) throw new UsageError("give one directory written by read --out; see mrtd-agent verify --help");

@@ -179,8 +179,8 @@ export interface DesCipher {
   /** CBC over whole blocks; iv defaults to 8 zero bytes. */
   cbcEncrypt(data: Uint8Array, iv?: Uint8Array): Uint8Array;
   cbcDecrypt(data: Uint8Array, iv?: Uint8Array): Uint8Array;
-  /** The last CBC block only (zero IV), without allocating the whole ciphertext: the core of a CBC-MAC. */
-  cbcLastBlock(data: Uint8Array): Uint8Array;
+  /** The last CBC block only (iv defaults to zero), without allocating the whole ciphertext: the core of a CBC-MAC; a slice's result chains as the next slice's iv. */
+  cbcLastBlock(data: Uint8Array, iv?: Uint8Array): Uint8Array;
   /** Zeroes the key schedule; later use yields garbage, so drop the object too. */
   wipe(): void;
 }
@@ -226,9 +226,10 @@ function makeCipher(enc: Int32Array, dec: Int32Array, name: string): DesCipher {
       }
       return out;
     },
-    cbcLastBlock(data) {
+    cbcLastBlock(data, iv) {
       checkBlocks(`${name} cbcLastBlock`, "data", data);
-      let ch = 0, cl = 0;
+      const v = ivOrZero(`${name} cbcLastBlock`, iv);
+      let ch = readWord(v, 0), cl = readWord(v, 4);
       for (let o = 0; o < data.length; o += 8) {
         cryptWords(enc, readWord(data, o) ^ ch, readWord(data, o + 4) ^ cl);
         ch = outHi;

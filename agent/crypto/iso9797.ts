@@ -2,6 +2,7 @@
  * ISO/IEC 9797-1: padding method 2 and MAC algorithm 3 with DES (the "retail MAC"),
  * as ICAO 9303-11 §9.7.2 (BAC) and §9.8.6.1 (3DES secure messaging) require.
  */
+import { forEachSlice } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
 import { createDes, type DesCipher } from "./des.ts";
 
@@ -27,6 +28,8 @@ export function unpad(data: Uint8Array): Uint8Array {
 export interface RetailMac {
   /** MAC over data that is already padded to a multiple of 8 bytes; returns 8 bytes. */
   mac(paddedData: Uint8Array): Uint8Array;
+  /** mac() with the event loop running between slices of `sliceBytes` (a multiple of 8). */
+  macInSlices(paddedData: Uint8Array, sliceBytes: number): Promise<Uint8Array>;
   wipe(): void;
 }
 
@@ -35,17 +38,29 @@ export function createRetailMac(key16: Uint8Array): RetailMac {
   if (key16.length !== 16) throw new RangeError(`createRetailMac: key16 must be 16 bytes, got ${key16.length}`);
   const ka: DesCipher = createDes(key16.subarray(0, 8));
   const kb: DesCipher = createDes(key16.subarray(8, 16));
+  const check = (paddedData: Uint8Array) => {
+    if (!(paddedData instanceof Uint8Array)) throw new TypeError("retailMac: paddedData must be a Uint8Array");
+    if (paddedData.length === 0 || paddedData.length % 8 !== 0) {
+      throw new RangeError(`retailMac: paddedData length must be a non-zero multiple of 8, got ${paddedData.length}`);
+    }
+  };
+  // MAC algorithm 3: CBC with Ka over every block, then the output transformation D(Kb), E(Ka).
+  const output = (h: Uint8Array) => {
+    kb.decryptBlock(h, 0, h, 0);
+    ka.encryptBlock(h, 0, h, 0);
+    return h;
+  };
   return {
     mac(paddedData) {
-      if (!(paddedData instanceof Uint8Array)) throw new TypeError("retailMac: paddedData must be a Uint8Array");
-      if (paddedData.length === 0 || paddedData.length % 8 !== 0) {
-        throw new RangeError(`retailMac: paddedData length must be a non-zero multiple of 8, got ${paddedData.length}`);
-      }
-      // MAC algorithm 3: CBC with Ka over every block, then the output transformation D(Kb), E(Ka).
-      const h = ka.cbcLastBlock(paddedData);
-      kb.decryptBlock(h, 0, h, 0);
-      ka.encryptBlock(h, 0, h, 0);
-      return h;
+      check(paddedData);
+      return output(ka.cbcLastBlock(paddedData));
+    },
+    async macInSlices(paddedData, sliceBytes) {
+      check(paddedData);
+      if (!Number.isInteger(sliceBytes) || sliceBytes < 8 || sliceBytes % 8 !== 0) throw new RangeError(`retailMac: sliceBytes must be a positive multiple of 8, got ${sliceBytes}`);
+      let h: Uint8Array | undefined;
+      await forEachSlice(paddedData.length, sliceBytes, (start, end) => (h = ka.cbcLastBlock(paddedData.subarray(start, end), h)));
+      return output(h!);
     },
     wipe() {
       ka.wipe();

@@ -5,8 +5,20 @@
  */
 import { CommandError } from "./command-types.ts";
 
+export interface CardLockHooks {
+  /** When the lock is taken, before the operation runs. */
+  onAcquire?: (waitedMs: number) => void;
+  /** After the operation, once the lock is free again (also after a failure). */
+  onRelease?: () => void;
+}
+
 export class CardLock {
   #held: Promise<void> | undefined;
+  readonly #hooks: CardLockHooks;
+
+  constructor(hooks: CardLockHooks = {}) {
+    this.#hooks = hooks;
+  }
 
   /** Whether a card operation is running. */
   get busy(): boolean {
@@ -15,7 +27,8 @@ export class CardLock {
 
   /** Runs `fn` holding the lock; waits for the lock up to `waitMs` (0: fail at once). */
   async run<T>(fn: () => Promise<T>, waitMs = 0, signal?: AbortSignal): Promise<T> {
-    const deadline = Date.now() + waitMs;
+    const start = Date.now();
+    const deadline = start + waitMs;
     while (this.#held) {
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) throw new CommandError("BUSY", "another card operation is running; retry later with the same id");
@@ -23,11 +36,13 @@ export class CardLock {
     }
     let release!: () => void;
     this.#held = new Promise<void>((r) => (release = r));
+    this.#hooks.onAcquire?.(Date.now() - start);
     try {
       return await fn();
     } finally {
       this.#held = undefined;
       release();
+      this.#hooks.onRelease?.();
     }
   }
 }

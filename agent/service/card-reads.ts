@@ -18,9 +18,9 @@ import { verifyRead } from "../reading/verify-read.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import type { AgentConfig } from "./config.ts";
 import type { ReaderHealthTracker } from "./health.ts";
-import { errorFields, type Logger } from "./logger.ts";
+import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { meteredConnection } from "./metered-connection.ts";
-import { APDU_BUCKETS_S, commandLabel, READ_BUCKETS_S, sampleEventLoopLag, statusWordLabel, type MetricsRegistry } from "./metrics.ts";
+import { APDU_BUCKETS_S, commandLabel, READ_BUCKETS_S, statusWordLabel, type MetricsRegistry } from "./metrics.ts";
 import { readEvent, type ReadEvent } from "./payloads.ts";
 import type { EventSealer } from "./personal-data.ts";
 import type { ReaderWatcher } from "./reader-watcher.ts";
@@ -55,8 +55,6 @@ export interface CardReadsOptions {
   appendEvent: (body: object, eventId?: string) => string;
   /** Publishes a reader's health if it changed. */
   publishHealth: (reader: string) => void;
-  /** Called after each read (GC and page trim). */
-  afterCardWork: () => void;
 }
 
 export class CardReads {
@@ -90,11 +88,11 @@ export class CardReads {
       const name = await this.#o.watcher.waitForCard((n) => n === p.reader, waitMs, abort.signal);
       const client = this.#o.watcher.client;
       if (!client) throw new TransportError("SCARD_E_NO_SERVICE", "pcscd is not reachable", { retryable: true });
+      this.#o.log.debug("connecting to the card", { reader: name, waitMs });
       // Ours until disconnect (a PC/SC transaction), taken again on every new connection.
       return wrap(await client.connect(name, { transaction: true }));
     };
     const t0 = performance.now();
-    const stopLag = sampleEventLoopLag(this.#o.metrics);
     const run = (async (): Promise<ReadOutcome> => {
       let conn: CardConnection | undefined;
       let doc: DocumentRead | undefined;
@@ -106,7 +104,10 @@ export class CardReads {
           {
             accessKey: p.accessKey,
             ...(p.files ? { files: p.files } : {}),
-            ...(p.onProgress ? { onProgress: p.onProgress } : {}),
+            onProgress: (pr) => {
+              if (pr.kind !== "file") this.#o.log.debug("read progress", progressFields(pr));
+              p.onProgress?.(pr);
+            },
             recovery: { maxRecoveries: 200, cardWaitMs: p.cardWaitMs, backoffMs: 25, maxConsecutive: 16 },
             activeAuthentication: this.#o.config.verification.activeAuthentication,
           },
@@ -117,9 +118,7 @@ export class CardReads {
       } finally {
         await conn?.disconnect(this.#o.config.readers.disconnect).catch(() => undefined);
       }
-      const outcome = this.#record(p, doc, error, performance.now() - t0, apduMs);
-      this.#o.afterCardWork();
-      return outcome;
+      return this.#record(p, doc, error, performance.now() - t0, apduMs);
     })();
     this.#current = { done: run, abort };
     try {
@@ -127,7 +126,6 @@ export class CardReads {
       if (outcome.error !== undefined) throw outcome.error;
       return outcome;
     } finally {
-      stopLag();
       this.#current = undefined;
       p.signal?.removeEventListener("abort", onOuterAbort);
     }
@@ -226,4 +224,13 @@ function noDocumentSummary(reader: string, r: { apdus: number; ms: number; steps
     recoveries: r.recoveries,
     link: { blockSize: 0, extendedLength: false, readBySfi: false },
   };
+}
+
+/** A read's progress for a debug log line: step names, file keys, sizes, counts, recovery causes; never file contents. */
+function progressFields(pr: ReadProgress): LogFields {
+  if (pr.kind === "step") return { kind: pr.kind, step: pr.step };
+  if (pr.kind === "recovery") return { kind: pr.kind, cause: pr.recovery.cause, action: pr.recovery.action, ok: pr.recovery.ok ?? true };
+  if (pr.kind === "file-done") return { kind: pr.kind, file: pr.key, bytes: pr.bytes, apdus: pr.apdus, ms: pr.ms };
+  if (pr.kind === "file-absent") return { kind: pr.kind, file: pr.key, sw: pr.sw.toString(16).toUpperCase().padStart(4, "0") };
+  return { kind: pr.kind };
 }

@@ -152,6 +152,7 @@ export class CommandDispatcher {
     const topicCommand = this.#topics.commandOf(msg.topic);
     if (topicCommand === undefined) return; // not a command topic of ours
     this.#stats.received++;
+    this.#log("debug", "command received", { command: topicCommand, bytes: msg.payload.length, qos: msg.qos, retained: msg.retain, expiryS: msg.messageExpiryIntervalS });
     if (msg.retain) {
       // A retained command would run again at every reconnect: never executed.
       this.#stats.ignoredRetained++;
@@ -235,6 +236,7 @@ export class CommandDispatcher {
       deadline,
       receivedAt: msg.receivedAt,
       progress: async (step, detail) => {
+        this.#log("debug", "command progress", { id: cmd.id, command: cmd.command, step });
         const p: ProgressReply = { id: cmd.id, command: cmd.command, kind: "progress", step, at: new Date(this.#now()).toISOString() };
         if (detail !== undefined) p.detail = detail;
         await this.#send(to, p);

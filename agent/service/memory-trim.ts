@@ -132,11 +132,20 @@ export class MemoryTrimmer {
     return this.#releasedBytes;
   }
 
-  /** After a read or a diagnosis: GC, then trim, on the next turn of the event loop. */
-  afterCardWork(): void {
+  /**
+   * After a read or a diagnosis, once the reply is on its way: a card operation leaves file
+   * buffers and crypto temporaries behind, so collect them now rather than let the heap grow on
+   * a board with little memory, then release the code pages it touched. Each in its own
+   * macrotask (a few ms each in the interpreter); `done` runs after both.
+   */
+  afterCardWork(done?: () => void): void {
     setTimeout(() => {
       Bun.gc(true);
-      this.trim();
+      setTimeout(() => {
+        this.trim();
+        this.#log.debug("memory after card work", { residentBytes: residentMemory()?.residentBytes, trimmedBytesTotal: this.#releasedBytes });
+        done?.();
+      }, 0);
     }, 0);
   }
 

@@ -210,7 +210,9 @@ export class ReaderWatcher {
           this.#log.warn("reader watch failed; rescanning", errorFields(e));
         }
         this.#scanDone();
-        await this.#sleep(backoffDelayMs(failures, this.#backoffMinMs, this.#backoffMaxMs));
+        const delayMs = backoffDelayMs(failures, this.#backoffMinMs, this.#backoffMaxMs);
+        this.#log.debug(lost ? "pcscd reconnect attempt scheduled" : "reader rescan scheduled", { attempt: failures, delayMs: Math.round(delayMs), code });
+        await this.#sleep(delayMs);
       }
     }
     this.#scanDone();
@@ -232,6 +234,7 @@ export class ReaderWatcher {
   /** Lists readers, reconciles, then waits for changes until the reader set changes. */
   async #watch(client: PcscClient): Promise<void> {
     const names = (await client.listReaders()).filter((n) => this.#select(n));
+    this.#log.debug("readers listed", { readers: names });
     for (const gone of [...this.#readers.keys()].filter((n) => !names.includes(n))) {
       const r = this.#readers.get(gone)!;
       this.#readers.delete(gone);
@@ -267,6 +270,7 @@ export class ReaderWatcher {
     for (const s of states) {
       const r = this.#readers.get(s.name);
       if (!r) continue;
+      this.#log.debug("reader state", { reader: s.name, eventState: `0x${s.eventState.toString(16)}`, changed: s.changed, present: (s.eventState & SCARD_STATE_PRESENT) !== 0 });
       const present = (s.eventState & SCARD_STATE_PRESENT) !== 0;
       const mute = (s.eventState & SCARD_STATE_MUTE) !== 0;
       if (present && !r.present) {

@@ -35,8 +35,6 @@ export interface RemoteCommandsOptions {
   diagnose?: DiagnoseFn | undefined;
   /** How a diagnosis leaves the card (config readers.disconnect). */
   disconnect: "reset" | "leave";
-  /** Called after a diagnosis (GC and page trim). */
-  afterCardWork: () => void;
 }
 
 export class RemoteCommands {
@@ -119,7 +117,7 @@ export class RemoteCommands {
               void ctx.progress("exchanges", { done, total });
             }
           },
-        }).finally(() => this.#o.afterCardWork()); // its own PC/SC client (two workers) came and went
+        }); // the card lock's release collects what its own PC/SC client (two workers) left
       },
       30_000,
       ctx.signal,

@@ -37,7 +37,7 @@ import { readerSelected, type AgentConfig } from "./config.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { MemoryTrimmer, residentMemory } from "./memory-trim.ts";
-import { MetricsRegistry } from "./metrics.ts";
+import { MetricsRegistry, sampleEventLoopLag } from "./metrics.ts";
 import { linkOptionsFromConfig, MqttLink } from "./mqtt-link.ts";
 import { Outbox } from "./outbox.ts";
 import { cardEvent, readerEvent } from "./payloads.ts";
@@ -77,7 +77,9 @@ export class AgentService {
   readonly #testKey: BacAccessKey | undefined;
   readonly #shutdownDeadlineMs: number;
   readonly #timers: Array<ReturnType<typeof setInterval>> = [];
-  readonly #cardLock = new CardLock();
+  readonly #cardLock: CardLock;
+  /** Stops the event-loop lag sampler that runs from a card operation's start to the end of its clean-up. */
+  #stopLagSampler: (() => void) | undefined;
   readonly #reads: CardReads;
   readonly #memory: MemoryTrimmer;
   #stopping = false;
@@ -110,6 +112,21 @@ export class AgentService {
     this.watcher = new ReaderWatcher({ select: (name) => readerSelected(c.readers, name), log: this.#log });
     this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers }));
     this.#memory = new MemoryTrimmer({ enabled: c.memory.trimExecutablePages, log: this.#log });
+    // Event-loop lag (mrtd_event_loop_lag_seconds) is sampled from a card operation's start (a
+    // remote read: waiting for the card, the read, verification, sealing the reply) to the end
+    // of its clean-up (GC, page trim); only then, so the idle agent keeps no timer spinning.
+    this.#cardLock = new CardLock({
+      onAcquire: (waitedMs) => {
+        this.#log.debug("card lock taken", { waitedMs });
+        this.#stopLagSampler ??= sampleEventLoopLag(this.metrics);
+      },
+      onRelease: () =>
+        this.#memory.afterCardWork(() => {
+          if (this.#cardLock.busy) return; // the next card operation keeps sampling
+          this.#stopLagSampler?.();
+          this.#stopLagSampler = undefined;
+        }),
+    });
     this.#reads = new CardReads({
       config: c,
       watcher: this.watcher,
@@ -119,7 +136,6 @@ export class AgentService {
       health: (reader) => this.health(reader),
       appendEvent: (body, eventId) => this.#appendEvent(body, eventId),
       publishHealth: (reader) => this.#publishHealth(reader),
-      afterCardWork: () => this.#memory.afterCardWork(),
     });
     const remote = new RemoteCommands({
       agentId: c.agent.id,
@@ -128,7 +144,6 @@ export class AgentService {
       reads: this.#reads,
       diagnose: opts.diagnose,
       disconnect: c.readers.disconnect,
-      afterCardWork: () => this.#memory.afterCardWork(),
     });
     this.dispatcher = new CommandDispatcher({
       link: this.link,
@@ -196,6 +211,8 @@ export class AgentService {
     this.#log.info("agent stopping", { reason, readInProgress: this.#reads.current !== undefined });
     this.#memory.stop();
     for (const t of this.#timers) clearInterval(t);
+    this.#stopLagSampler?.();
+    this.#stopLagSampler = undefined;
     const current = this.#reads.current;
     if (current) {
       const finished = await Promise.race([current.done.then(() => true, () => true), sleep(this.#shutdownDeadlineMs).then(() => false)]);

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { PcscdHandle } from "../support/pcscd.ts";
 import { insertPassport, SPECIMEN_KEY, startPcscd, VIRTUAL_READER } from "../support/e2e.ts";
 
@@ -50,6 +50,8 @@ describe("x64 binary", () => {
     const h = await sh([bin, "read", "--help"]);
     expect(h.code).toBe(0);
     expect(h.stdout).toContain("--doc");
+    // its usage line names the binary as the user typed it
+    expect(h.stdout.split("\n")[0]).toStartWith(`Usage: ${basename(bin)} read --doc`);
   });
 
   test("reads the virtual passport through pcscd (PC/SC worker inside the binary)", async () => {

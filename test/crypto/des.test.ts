@@ -96,6 +96,14 @@ describe("createDes / createTdes block API", () => {
     const data = Uint8Array.from({ length: 40 }, (_, i) => i * 7);
     expect(hex(t.cbcLastBlock(data))).toBe(hex(t.cbcEncrypt(data).subarray(32)));
   });
+  test("cbcLastBlock chains: a slice's last block as the next slice's iv gives the whole data's", () => {
+    const t = createTdes(fromHex("0123456789ABCDEF23456789ABCDEF01"));
+    const data = Uint8Array.from({ length: 40 }, (_, i) => i * 7);
+    const iv = fromHex("0011223344556677");
+    expect(hex(t.cbcLastBlock(data.subarray(16), t.cbcLastBlock(data.subarray(0, 16))))).toBe(hex(t.cbcLastBlock(data)));
+    expect(hex(t.cbcLastBlock(data, iv))).toBe(hex(t.cbcEncrypt(data, iv).subarray(32)));
+    expect(() => t.cbcLastBlock(data, new Uint8Array(7))).toThrow("iv must be 8 bytes");
+  });
 });
 
 describe("adjustParity", () => {

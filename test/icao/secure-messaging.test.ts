@@ -6,6 +6,8 @@ import {
   sscBytes,
   tdesSmCipher,
   unprotect,
+  unprotectInSlices,
+  SM_SLICE_BYTES,
   type SmCipher,
 } from "../../agent/icao/secure-messaging.ts";
 import { performBac } from "../../agent/icao/bac.ts";
@@ -29,7 +31,7 @@ function cardResponse(c: SmCipher, ssc: bigint, plain: Uint8Array, sw: number, o
   if (plain.length > 0) {
     const ct = c.encrypt(ssc, pad(plain, c.blockSize));
     const len = ct.length + 1;
-    parts.push(Uint8Array.of(0x87), len < 128 ? Uint8Array.of(len) : Uint8Array.of(0x81, len), Uint8Array.of(1), ct);
+    parts.push(Uint8Array.of(0x87), len < 128 ? Uint8Array.of(len) : len < 256 ? Uint8Array.of(0x81, len) : Uint8Array.of(0x82, len >> 8, len & 0xff), Uint8Array.of(1), ct);
   }
   const inner = opts.do99 === undefined ? sw : opts.do99;
   if (inner !== null) parts.push(Uint8Array.of(0x99, 2, inner >> 8, inner & 0xff));
@@ -180,6 +182,43 @@ describe("unprotect failures (the session is dead, never a crash)", () => {
   test("a protected error status (no data) is accepted with its SW", () => {
     const r = unprotect(cardResponse(cipher(), ssc + 1n, new Uint8Array(0), 0x6a82), cipher(), ssc);
     expect(r).toMatchObject({ sw: 0x6a82, protected: true });
+  });
+});
+
+describe("unprotectInSlices: large responses with the event loop running", () => {
+  const ssc = big(v.sscInitial);
+  const face = Uint8Array.from({ length: 17_000 }, (_, i) => (i * 7 + 3) & 0xff);
+  test("the same data, SSC and status as unprotect at any slice size", async () => {
+    for (const n of [0, 1, 7, 8, 1023, 1024, 1025, 17_000]) {
+      const r = cardResponse(cipher(), ssc + 1n, face.subarray(0, n), 0x9000);
+      const want = unprotect(r, cipher(), ssc);
+      for (const slice of [8, 1024, 4096]) expect(await unprotectInSlices(r, cipher(), ssc, slice)).toEqual(want);
+    }
+    expect(unprotect(cardResponse(cipher(), ssc + 1n, face, 0x9000), cipher(), ssc).data).toEqual(face);
+  });
+  test("the same errors: bad MAC, wrong SSC, no DO'99', plain status", async () => {
+    const reason = (p: Promise<unknown>) => p.then(() => "resolved", (e: unknown) => (e instanceof SecureMessagingError ? e.reason : String(e)));
+    expect(await reason(unprotectInSlices(cardResponse(cipher(), ssc + 1n, face, 0x9000, { flipMac: true }), cipher(), ssc, 1024))).toBe("bad-mac");
+    expect(await reason(unprotectInSlices(cardResponse(cipher(), ssc + 2n, face, 0x9000), cipher(), ssc, 1024))).toBe("bad-mac");
+    expect(await reason(unprotectInSlices(cardResponse(cipher(), ssc + 1n, face, 0x9000, { do99: null }), cipher(), ssc, 1024))).toBe("missing-status");
+    expect((await unprotectInSlices(Uint8Array.of(0x69, 0x88), cipher(), ssc, 1024)).protected).toBe(false);
+  });
+  test("SecureChannel verifies a response longer than SM_SLICE_BYTES in slices: other work runs before it returns", async () => {
+    const cmd = { cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 65536, extended: true } as const;
+    const sent = protect(cmd, cipher(), ssc);
+    const response = cardResponse(cipher(), sent.ssc + 1n, face, 0x9000);
+    expect(response.length).toBeGreaterThan(SM_SLICE_BYTES);
+    const card = new ScriptedTransport([{ command: hex(sent.apdu), response: hex(response) }]);
+    const ch = new SecureChannel(card, cipher(), ssc);
+    let ranBetween = false;
+    const sending = ch.send(cmd);
+    // The transport answers in a microtask; a one-piece unprotect would resolve before this macrotask.
+    setImmediate(() => (ranBetween = true));
+    const r = await sending;
+    expect(ranBetween).toBe(true);
+    expect(r.data).toEqual(face);
+    expect(ch.ssc).toBe(sent.ssc + 1n);
+    card.assertDone();
   });
 });
 

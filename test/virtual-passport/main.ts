@@ -4,11 +4,12 @@
  */
 import { hex4 } from "../../agent/errors.ts";
 import { commandName } from "../../agent/iso7816/apdu.ts";
-import { describeProfiles, PROFILE_NAMES } from "./fixtures/index.ts";
+import { invocation } from "../../agent/cli/invocation.ts";
+import { PROFILE_NAMES, profileList } from "./fixtures/index.ts";
 import { DEFAULT_PROFILE, DEFAULT_VPCD_PORT, startVirtualPassport, type ApduEvent, type StartOptions } from "./index.ts";
 import { REALISTIC_LATENCY } from "./options.ts";
 
-const HELP = `Usage: bun run virtual-passport [options]
+const HELP = `Usage: ${invocation("virtual-passport", "test/virtual-passport/main.ts")} [options]
 
 Inserts a virtual ICAO 9303 eMRTD (BAC, 3DES secure messaging) into the vpcd reader
 ("Virtual PCD 00 00" on port ${DEFAULT_VPCD_PORT}) and serves it until Ctrl-C.
@@ -137,10 +138,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (cli.help) {
-    const profiles = describeProfiles()
-      .map((p) => `  ${p.name.padEnd(20)}  ${p.description}`)
-      .join("\n");
-    console.log(HELP + profiles);
+    console.log(HELP + profileList());
     return 0;
   }
   const started = await startVirtualPassport({ ...cli.start, onApdu: cli.verbose ? (e) => console.log(apduLine(e)) : undefined }).catch((err: unknown) => {
