@@ -17,9 +17,10 @@ import { MrtdError } from "../errors.ts";
 import type { AccessKey } from "./access-key.ts";
 import { AccessKeyProblem, parseAccessKey } from "./access-key.ts";
 import { didYouMean } from "./config.ts";
+import { EnvelopeError, parsePublicKey, type SealedEnvelope } from "./envelope.ts";
 import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
+import { SealedKeyProblem } from "./sealed-access-key.ts";
 import type { AgentTopics } from "./topics.ts";
-import { isPublishableTopic } from "./topics.ts";
 
 export const COMMAND_NAMES = ["read", "diagnose", "ping"] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
@@ -37,6 +38,7 @@ export type ErrorCode =
   | "MISSING_FIELD"
   | "BAD_FIELD"
   | "BAD_CHECK_DIGIT"
+  | "PLAINTEXT_ACCESS_KEY"
   | "BUSY"
   | "DUPLICATE"
   | "EXPIRED"
@@ -50,6 +52,8 @@ export type ErrorCode =
 
 interface CommandBase {
   id: string;
+  /** The requester's X25519 public key: the result is sealed to it (and a sealed access key must come from it). */
+  replyPublicKey?: Uint8Array;
 }
 export interface PingCommand extends CommandBase {
   command: "ping";
@@ -62,8 +66,6 @@ export interface ReadCommand extends CommandBase {
   reader?: string;
   timeoutS: number;
   includePersonalData: boolean;
-  /** X25519 public key the personal data is sealed to; present when includePersonalData. */
-  replyPublicKey?: Uint8Array;
 }
 export interface DiagnoseCommand extends CommandBase {
   command: "diagnose";
@@ -94,16 +96,24 @@ export type ParseResult =
 const ID = /^[\x21-\x7e]{1,128}$/;
 const FILE = /^(COM|SOD|DG([1-9]|1[0-6]))$/;
 const FIELDS: Record<CommandName, readonly string[]> = {
-  ping: ["id", "command"],
-  read: ["id", "command", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey"],
-  diagnose: ["id", "command", "reader", "count"],
+  ping: ["id", "command", "replyPublicKey"],
+  read: ["id", "command", "sealedAccessKey", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey"],
+  diagnose: ["id", "command", "reader", "count", "replyPublicKey"],
 };
+
+/** How access keys are accepted (the agent's key opens sealed ones; plaintext only on a test bench). */
+export interface ParseOptions {
+  /** Opens a read's sealedAccessKey for command `id`, from the holder of `operatorPublicKey`. */
+  openAccessKey?: (id: string, operatorPublicKey: Uint8Array, envelope: unknown) => AccessKey;
+  /** commands.allow_plaintext_access_key: accept `accessKey` in clear (default false). */
+  allowPlaintextAccessKey?: boolean;
+}
 
 /**
  * Validates a command payload. `topicCommand` is the last level of the cmd topic; when the body
  * also names a command the two must agree.
  */
-export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseResult {
+export function parseCommand(payload: Uint8Array, topicCommand?: string, opts: ParseOptions = {}): ParseResult {
   if (payload.length > MAX_COMMAND_BYTES) {
     return { ok: false, error: { code: "TOO_LARGE", message: `command payload is ${payload.length} bytes; the limit is ${MAX_COMMAND_BYTES}` } };
   }
@@ -139,20 +149,26 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
       if (!FIELDS[cmdName].includes(k)) throw new CommandError("BAD_FIELD", `${k.slice(0, 64)} is not a field of ${cmdName}${didYouMean(k, FIELDS[cmdName])}`);
     }
     switch (cmdName) {
-      case "ping":
-        return { ok: true, command: { id, command: "ping" } };
+      case "ping": {
+        const cmd: PingCommand = { id, command: "ping" };
+        const key = replyKeyField(b);
+        if (key) cmd.replyPublicKey = key;
+        return { ok: true, command: cmd };
+      }
       case "diagnose": {
         const cmd: DiagnoseCommand = { id, command: "diagnose", count: intField(b, "count", 1, 1000, DEFAULT_DIAGNOSE_COUNT) };
         const reader = readerField(b);
         if (reader !== undefined) cmd.reader = reader;
+        const key = replyKeyField(b);
+        if (key) cmd.replyPublicKey = key;
         return { ok: true, command: cmd };
       }
       case "read":
-        return { ok: true, command: parseRead(b, id) };
+        return { ok: true, command: parseRead(b, id, opts) };
     }
   } catch (e) {
     const error: CommandErrorBody =
-      e instanceof CommandError || e instanceof AccessKeyProblem
+      e instanceof CommandError || e instanceof AccessKeyProblem || e instanceof SealedKeyProblem
         ? { code: e.code, message: e.message }
         : { code: "INTERNAL", message: "command validation failed unexpectedly" };
     const out: ParseResult = { ok: false, error };
@@ -162,9 +178,17 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
   }
 }
 
-function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
-  if (b.accessKey === undefined) throw new CommandError("MISSING_FIELD", "accessKey is missing");
-  const accessKey = parseAccessKey(b.accessKey, "accessKey");
+function parseRead(b: Record<string, unknown>, id: string, opts: ParseOptions): ReadCommand {
+  // Refused before anything else is looked at: a key in clear has already been seen by every
+  // client allowed to read this topic, and the agent must not act as if that were fine.
+  if (b.accessKey !== undefined && b.sealedAccessKey !== undefined) throw new CommandError("BAD_FIELD", "give sealedAccessKey or accessKey, not both");
+  if (b.accessKey !== undefined && opts.allowPlaintextAccessKey !== true) {
+    throw new CommandError(
+      "PLAINTEXT_ACCESS_KEY",
+      "accessKey in clear is refused (every client allowed to read the topic sees it): seal it to this agent's public key from its status birth as sealedAccessKey (mrtd-agent remote read does)",
+    );
+  }
+  if (b.accessKey === undefined && b.sealedAccessKey === undefined) throw new CommandError("MISSING_FIELD", "sealedAccessKey is missing (the access key sealed to this agent's public key)");
   let files: FileKey[] = [...DEFAULT_READ_FILES];
   if (b.files !== undefined) {
     if (!Array.isArray(b.files) || b.files.length === 0 || b.files.length > 18) throw new CommandError("BAD_FIELD", "files must be a non-empty array of file names (COM, SOD, DG1..DG16)");
@@ -177,19 +201,34 @@ function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
     files = b.files as FileKey[];
   }
   const includePersonalData = boolField(b, "includePersonalData", false);
-  const cmd: ReadCommand = { id, command: "read", accessKey, files, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
+  const timeoutS = intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S);
   const reader = readerField(b);
-  if (reader !== undefined) cmd.reader = reader;
-  if (b.replyPublicKey !== undefined) {
-    const k = b.replyPublicKey;
-    const bytes = typeof k === "string" && /^[A-Za-z0-9+/]{43}=$/.test(k) ? new Uint8Array(Buffer.from(k, "base64")) : undefined;
-    if (!bytes || bytes.length !== 32) throw new CommandError("BAD_FIELD", "replyPublicKey must be a base64 X25519 public key (32 bytes)");
-    cmd.replyPublicKey = bytes;
-  }
-  if (includePersonalData && !cmd.replyPublicKey) {
+  const replyPublicKey = replyKeyField(b);
+  if (includePersonalData && !replyPublicKey) {
     throw new CommandError("MISSING_FIELD", "replyPublicKey is required when includePersonalData is true (personal data is only sent encrypted)");
   }
+  let accessKey: AccessKey;
+  if (b.sealedAccessKey !== undefined) {
+    if (!replyPublicKey) throw new CommandError("MISSING_FIELD", "replyPublicKey is required with sealedAccessKey (the key it was sealed from, and the result is sealed to)");
+    if (!opts.openAccessKey) throw new CommandError("NOT_SUPPORTED", "this agent has no key to open sealed access keys");
+    // Last: two X25519 operations, only for a command that is otherwise valid.
+    accessKey = opts.openAccessKey(id, replyPublicKey, b.sealedAccessKey);
+  } else accessKey = parseAccessKey(b.accessKey, "accessKey");
+  const cmd: ReadCommand = { id, command: "read", accessKey, files, timeoutS, includePersonalData };
+  if (reader !== undefined) cmd.reader = reader;
+  if (replyPublicKey) cmd.replyPublicKey = replyPublicKey;
   return cmd;
+}
+
+/** replyPublicKey: base64 of 32 bytes, not a low-order point (checked before any card access). */
+function replyKeyField(b: Record<string, unknown>): Uint8Array | undefined {
+  if (b.replyPublicKey === undefined) return undefined;
+  try {
+    return parsePublicKey(b.replyPublicKey, "replyPublicKey");
+  } catch (e) {
+    if (e instanceof EnvelopeError) throw new CommandError("BAD_FIELD", e.message);
+    throw e;
+  }
 }
 
 function intField(b: Record<string, unknown>, key: string, min: number, max: number, dflt: number): number {
@@ -234,7 +273,10 @@ export interface ResultReply {
   command: CommandName;
   kind: "result";
   ok: true;
-  result: unknown;
+  /** In clear: only for a command without replyPublicKey. */
+  result?: unknown;
+  /** The result sealed to the command's replyPublicKey by the agent's key (envelope.ts, kind "reply"). */
+  sealed?: SealedEnvelope;
 }
 export interface ErrorReply {
   id?: string;
@@ -370,9 +412,18 @@ export interface DispatcherStats {
   replyFailures: number;
 }
 
+/** Seals results to a command's replyPublicKey (the agent's key, agent-key.ts). */
+export interface ReplySealer {
+  sealReply(commandId: string, to: Uint8Array, result: unknown): Promise<SealedEnvelope>;
+}
+
 export interface DispatcherOptions {
   link: ReplyPublisher;
   topics: AgentTopics;
+  /** How access keys are accepted (ParseOptions). */
+  parse?: ParseOptions;
+  /** Seals results of commands that carry replyPublicKey; without it they go in clear. */
+  sealer?: ReplySealer;
   handlers?: CommandHandlers;
   /** Commands that use a card (read, diagnose) allowed at once; more are refused BUSY. Default 1. */
   maxCardCommands?: number;
@@ -384,6 +435,8 @@ export interface DispatcherOptions {
 export class CommandDispatcher {
   readonly #link: ReplyPublisher;
   readonly #topics: AgentTopics;
+  readonly #parse: ParseOptions;
+  readonly #sealer: ReplySealer | undefined;
   readonly #handlers: CommandHandlers;
   readonly #maxCardCommands: number;
   readonly #cache: IdempotencyCache;
@@ -397,6 +450,8 @@ export class CommandDispatcher {
   constructor(opts: DispatcherOptions) {
     this.#link = opts.link;
     this.#topics = opts.topics;
+    this.#parse = opts.parse ?? {};
+    this.#sealer = opts.sealer;
     this.#handlers = { ping: async () => ({ pong: true, agentId: opts.topics.agentId }), ...opts.handlers };
     this.#maxCardCommands = opts.maxCardCommands ?? 1;
     this.#cache = opts.cache ?? new IdempotencyCache();
@@ -438,9 +493,17 @@ export class CommandDispatcher {
       this.#log("warn", "ignored a retained command", { topic: msg.topic });
       return;
     }
-    if (!msg.responseTopic || !isPublishableTopic(msg.responseTopic)) {
+    if (!msg.responseTopic) {
       this.#stats.noResponseTopic++;
-      this.#log("warn", "ignored a command without a usable response topic", { topic: msg.topic });
+      this.#log("warn", "ignored a command without a response topic", { topic: msg.topic });
+      return;
+    }
+    // Replies go only to <prefix>/<agent>/reply/<requester>: never to the agent's own status,
+    // events or health (which the broker lets it write), another agent's topics, or a topic
+    // the broker would drop the connection for. The topic itself is not logged (it is the sender's text).
+    if (this.#topics.requesterOf(msg.responseTopic) === undefined) {
+      this.#stats.noResponseTopic++;
+      this.#log("warn", "ignored a command: its response topic is not a reply topic of this agent", { topic: msg.topic, responseTopicBytes: Buffer.byteLength(msg.responseTopic) });
       return;
     }
     const deadline = msg.messageExpiryIntervalS !== undefined ? msg.receivedAt + msg.messageExpiryIntervalS * 1000 : undefined;
@@ -451,7 +514,7 @@ export class CommandDispatcher {
       return;
     }
 
-    const parsed = parseCommand(msg.payload, topicCommand);
+    const parsed = parseCommand(msg.payload, topicCommand, this.#parse);
     if (!parsed.ok) {
       this.#count(parsed.error.code);
       this.#log("info", "refused a command", { code: parsed.error.code, command: parsed.command, id: parsed.id });
@@ -509,9 +572,14 @@ export class CommandDispatcher {
     };
     this.#log("info", "command started", { id: cmd.id, command: cmd.command });
     let reply: FinalReply;
+    let sealMs: number | undefined;
     try {
       const result = await handler(cmd, ctx);
-      reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, result: result ?? null };
+      if (cmd.replyPublicKey && this.#sealer) {
+        const t0 = performance.now();
+        reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, sealed: await this.#sealer.sealReply(cmd.id, cmd.replyPublicKey, result ?? null) };
+        sealMs = Math.round((performance.now() - t0) * 100) / 100;
+      } else reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, result: result ?? null };
     } catch (e) {
       const { code, message } = errorOf(e);
       this.#count(code);
@@ -521,7 +589,7 @@ export class CommandDispatcher {
       if (expiryTimer) clearTimeout(expiryTimer);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
-    this.#log("info", "command finished", { id: cmd.id, command: cmd.command, ok: reply.ok, code: reply.ok ? undefined : reply.error.code });
+    this.#log("info", "command finished", { id: cmd.id, command: cmd.command, ok: reply.ok, code: reply.ok ? undefined : reply.error.code, sealMs });
     const json = JSON.stringify(reply);
     const waiters = this.#cache.finish(cmd.id, json, reply.ok ? { ok: true } : { ok: false, code: reply.error.code });
     await this.#send(to, json);

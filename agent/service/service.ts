@@ -10,8 +10,8 @@
  * One card operation runs at a time (a lock): a remote read waits for a read-on-insert in
  * progress (within its timeout); a card arriving while a remote read waits for it is read by
  * that command only. Personal data stays in this process: events, health, metrics and logs
- * carry sizes, timings, codes and verdicts; a remote read may return the MRZ and face only
- * sealed to the requester's X25519 key (envelope.ts).
+ * carry sizes, timings, codes and verdicts; a remote read returns its report (with the MRZ and
+ * face when asked) only sealed to the requester's key by the agent's own key (agent-key.ts).
  *
  * stop(): STOPPING=1 to systemd, lets a read in progress finish (up to a deadline, then aborts
  * it at its next APDU), answers waiting commands, publishes the retained `offline`, closes the
@@ -22,7 +22,8 @@ import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
 import { byKey, type LdsFileInfo } from "../lds/lds-files.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
-import { loadTrust, verifyDocument } from "../reading/verification.ts";
+import { loadTrust, verifyDocument, type DocumentVerdict } from "../reading/verification.ts";
+import { readReport, withoutPersonalData } from "../reading/read-report.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
@@ -30,7 +31,8 @@ import type { CardConnection } from "../transport/transport.ts";
 import { loadTestAccessKey, type AccessKey } from "./access-key.ts";
 import { CommandDispatcher, CommandError, type DiagnoseCommand, type HandlerContext, type ReadCommand } from "./commands.ts";
 import { readerSelected, type AgentConfig } from "./config.ts";
-import { b64, type SealedEnvelope } from "./envelope.ts";
+import { AgentKey } from "./agent-key.ts";
+import { b64, EnvelopeError, parsePublicKey, type SealedEnvelope } from "./envelope.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { residentMemory, trimExecutablePages } from "./memory-trim.ts";
@@ -55,17 +57,22 @@ export interface AgentServiceOptions {
 
 export type DiagnoseFn = (opts: { reader?: string; count: number; waitMs: number; onProgress?: (done: number, total: number) => void }) => Promise<unknown>;
 
-/** What a read returns to a remote requester (no personal data outside `personalData`). */
+/**
+ * What a read returns to a remote requester: the read event's fields, the report `mrtd-agent
+ * read --json` prints (MRZ, DG11, DG12 only with includePersonalData) and, with
+ * includePersonalData, the face image. The dispatcher seals it all to the requester's key.
+ */
 export interface ReadReplyResult extends Omit<ReadEvent, "agentId" | "at" | "type"> {
   eventId: string;
-  /** Sealed to the command's replyPublicKey (envelope.ts), only when includePersonalData. */
-  personalData?: ReturnType<typeof import("./envelope.ts").sealForRecipient>;
+  report?: ReturnType<typeof readReport>;
+  faceImage?: { format: string; image: string };
 }
 
 interface ReadOutcome {
   event: ReadEvent;
   eventId: string;
   doc?: DocumentRead;
+  verdict?: DocumentVerdict;
   error?: unknown;
 }
 
@@ -96,6 +103,8 @@ export class AgentService {
   #started = false;
   #readsInFlight = new Set<Promise<unknown>>();
   #trimmedBytes = 0;
+  /** The agent's long-term HPKE key (agent.key_file). */
+  readonly #agentKey: AgentKey;
   /** Seals an event's personal data (telemetry.include_personal_data), loaded at start. */
   #eventSealer: ((plain: Uint8Array, eventId: string) => SealedEnvelope) | undefined;
 
@@ -115,12 +124,16 @@ export class AgentService {
       if (e instanceof ConfigError) throw new ConfigError(`${c.file}: verification.trust: ${e.message}`, { file: c.file, key: "verification.trust" });
       throw e;
     }
+    this.#agentKey = AgentKey.load(c.agent.id, c.agent.keyFile, c.file);
     this.outbox = new Outbox(c.outbox.path, { maxEvents: c.outbox.maxEvents });
     this.watcher = new ReaderWatcher({ select: (name) => readerSelected(c.readers, name), log: this.#log });
-    this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers }));
+    this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers, hpke: this.#agentKey.birth }));
+    const agentKey = this.#agentKey;
     this.dispatcher = new CommandDispatcher({
       link: this.link,
       topics: this.topics,
+      parse: { openAccessKey: (id, from, envelope) => agentKey.openAccessKey(id, from, envelope), allowPlaintextAccessKey: c.commands.allowPlaintextAccessKey },
+      sealer: agentKey,
       log: (level, message, fields) => this.#log.log(level, message, fields as LogFields),
     });
     this.dispatcher.register("read", (cmd, ctx) => this.#remoteRead(cmd, ctx));
@@ -134,6 +147,8 @@ export class AgentService {
     this.metrics.gauge("mrtd_process_resident_bytes", () => residentMemory()?.residentBytes ?? NaN);
     this.metrics.gauge("mrtd_process_resident_anon_bytes", () => residentMemory()?.anonBytes ?? NaN);
     this.metrics.gauge("mrtd_memory_trimmed_bytes_total", () => this.#trimmedBytes);
+    // HPKE per operation: sealing a reply (the whole result, a face image included), an event, opening an access key.
+    this.#agentKey.onTiming = (kind, ms) => this.metrics.histogram("mrtd_hpke_duration_seconds", { op: kind }, APDU_BUCKETS_S).observe(ms / 1000);
   }
 
   async start(): Promise<void> {
@@ -144,14 +159,14 @@ export class AgentService {
     // a read adds to the agent's RSS (test/bench/agent.bench.ts measures both settings).
     Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
     if (c.telemetry.includePersonalData && c.telemetry.personalDataPublicKey) {
-      const { eventInfo, sealForRecipient } = await import("./envelope.ts");
-      const key = Uint8Array.from(Buffer.from(c.telemetry.personalDataPublicKey, "base64"));
+      let key: Uint8Array;
       try {
-        sealForRecipient(key, new Uint8Array(0), "key check"); // a low-order point fails here, not at the first read
-      } catch {
+        key = parsePublicKey(c.telemetry.personalDataPublicKey, "key"); // a low-order point fails here, not at the first read
+      } catch (e) {
+        if (!(e instanceof EnvelopeError)) throw e;
         throw new ConfigError(`${c.file}: telemetry.personal_data_public_key: not a usable X25519 public key`, { file: c.file, key: "telemetry.personal_data_public_key" });
       }
-      this.#eventSealer = (plain, eventId) => sealForRecipient(key, plain, eventInfo(c.agent.id, eventId));
+      this.#eventSealer = (plain, eventId) => this.#agentKey.sealEvent(eventId, key, plain);
     }
     this.watcher.on((e) => this.#onWatcher(e));
     this.link.on("connected", ({ attempt }) => {
@@ -172,6 +187,8 @@ export class AgentService {
     this.#timers.push(setInterval(() => this.#publishMetrics(), c.telemetry.metricsIntervalS * 1000));
     this.#log.info("agent started", {
       agentId: c.agent.id,
+      publicKey: this.#agentKey.birth.publicKey,
+      keyCreated: this.#agentKey.created,
       config: c.file,
       readers: this.watcher.readers,
       pcscd: this.watcher.serviceUp,
@@ -399,8 +416,10 @@ export class AgentService {
     const id = this.config.agent.id;
     let event: ReadEvent;
     let failureClass: string | undefined;
+    let verdict: DocumentVerdict | undefined;
     if (doc) {
       const v = verdictOf(doc, this.#trust, this.config.verification.activeAuthentication);
+      verdict = v?.full;
       event = readEvent(id, doc.summary, {
         trigger: p.trigger,
         ...(p.commandId ? { commandId: p.commandId } : {}),
@@ -448,6 +467,7 @@ export class AgentService {
     this.#publishHealth(p.reader);
     const out: ReadOutcome = { event, eventId };
     if (doc) out.doc = doc;
+    if (verdict) out.verdict = verdict;
     if (error !== undefined) out.error = error;
     return out;
   }
@@ -495,13 +515,13 @@ export class AgentService {
         // The event's own sealed data (telemetry.include_personal_data) is for the fleet's key, not the requester's.
         const { agentId: _a, at: _t, type: _y, personalData: _p, ...rest } = outcome.event;
         const result: ReadReplyResult = { eventId: outcome.eventId, ...rest };
-        if (cmd.includePersonalData && cmd.replyPublicKey && outcome.doc) {
-          const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(outcome.doc)));
-          // Loaded at first use: the X25519 code is only needed for replies with personal data.
-          const { replyInfo, sealForRecipientInSlices } = await import("./envelope.ts");
-          // In slices: a face image is milliseconds of cipher work the event loop should not wait out.
-          result.personalData = await sealForRecipientInSlices(cmd.replyPublicKey, plain, replyInfo(this.config.agent.id, cmd.id));
-          plain.fill(0);
+        if (outcome.doc) {
+          // Personal data only when asked for, and only into a result that is sealed (the dispatcher seals to replyPublicKey).
+          const personal = cmd.includePersonalData && cmd.replyPublicKey !== undefined;
+          const { trace: _trace, ...report } = readReport(outcome.doc, outcome.verdict);
+          result.report = personal ? report : withoutPersonalData(report);
+          const face = outcome.doc.dg2?.faces[0];
+          if (personal && face) result.faceImage = { format: face.format, image: b64(face.imageBytes) };
         }
         return result;
       },
@@ -634,7 +654,7 @@ function bacKeyOf(k: AccessKey, field: string): BacAccessKey {
  * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
-function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[] } | undefined {
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[]; full?: DocumentVerdict } | undefined {
   if (!doc.files.has("SOD")) return undefined;
   try {
     const v = verifyDocument({
@@ -646,7 +666,7 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
       ...(doc.aa ? { aa: doc.aa } : {}),
       aaAttempted,
     });
-    return { verdict: v.overall, reasons: v.reasons };
+    return { verdict: v.overall, reasons: v.reasons, full: v };
   } catch {
     return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };
   }

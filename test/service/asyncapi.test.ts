@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { CommandDispatcher, parseCommand } from "../../agent/service/commands.ts";
-import { generateKeyPair, replyInfo, sealForRecipient } from "../../agent/service/envelope.ts";
+import { AgentKey } from "../../agent/service/agent-key.ts";
+import { generateKeyPair } from "../../agent/service/envelope.ts";
+import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";
 import { MqttLink } from "../../agent/service/mqtt-link.ts";
 import { Outbox } from "../../agent/service/outbox.ts";
 import { cardEvent, readEvent, readerEvent } from "../../agent/service/payloads.ts";
@@ -27,6 +29,8 @@ function check(name: string, value: unknown): void {
 
 const AGENT = "schema-agent";
 const topics = agentTopics("mrtd/v1", AGENT);
+const agentKeys = generateKeyPair();
+const agentKey = new AgentKey(AGENT, agentKeys.privateKey, agentKeys.publicKey);
 let broker: Mosquitto;
 let link: MqttLink;
 let obs: Observer;
@@ -34,11 +38,11 @@ beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
   obs = await observe(broker, "operator-schema");
   await obs.client.subscribeAsync(`mrtd/v1/${AGENT}/#`, { qos: 1 });
-  link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "0.1.0", readers: () => ["Virtual PCD 00 00"] });
-  const dispatcher = new CommandDispatcher({ link, topics });
-  dispatcher.register("read", async (cmd, ctx) => {
+  link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "0.1.0", readers: () => ["Virtual PCD 00 00"], hpke: agentKey.birth });
+  const dispatcher = new CommandDispatcher({ link, topics, sealer: agentKey, parse: { openAccessKey: (id, from, env) => agentKey.openAccessKey(id, from, env) } });
+  dispatcher.register("read", async (_cmd, ctx) => {
     await ctx.progress("bac", { attempt: 1 });
-    return { outcome: "success", personalData: sealForRecipient(cmd.replyPublicKey!, new TextEncoder().encode("{}"), replyInfo(AGENT, cmd.id)) };
+    return { outcome: "success" };
   });
   link.on("message", (m) => void dispatcher.handle(m));
   link.start();
@@ -121,27 +125,42 @@ describe("deploy/asyncapi.yaml", () => {
   });
 
   test("commands accepted by the validator match the Command schema; replies as published match Reply", async () => {
-    const { publicKey } = generateKeyPair();
+    const operator = generateKeyPair();
+    const sealedAccessKey = sealAccessKey({
+      agentId: AGENT,
+      commandId: "s-read",
+      agentPublicKey: agentKey.publicKey,
+      operatorPrivateKey: operator.privateKey,
+      accessKey: { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" },
+      expiresAt: Math.floor(Date.now() / 1000) + 60,
+    });
+    const replyPublicKey = Buffer.from(operator.publicKey).toString("base64");
     const good = [
       { id: "s-ping" },
-      { id: "s-read", command: "read", accessKey: { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" }, files: ["DG1"], includePersonalData: true, replyPublicKey: Buffer.from(publicKey).toString("base64") },
+      { id: "s-read", command: "read", sealedAccessKey, files: ["DG1"], includePersonalData: true, replyPublicKey },
       { id: "s-diag", command: "diagnose", count: 3 },
+      { id: "s-ping2", command: "ping", replyPublicKey },
     ];
+    const parseOpts = { openAccessKey: (id: string, from: Uint8Array, env: unknown) => agentKey.openAccessKey(id, from, env) };
     for (const g of good) {
-      expect(parseCommand(new TextEncoder().encode(JSON.stringify(g)), g.command ?? "ping").ok).toBe(true);
+      expect(parseCommand(new TextEncoder().encode(JSON.stringify(g)), g.command ?? "ping", parseOpts).ok).toBe(true);
       check("Command", g);
     }
     const send = (cmd: string, body: unknown, corr: string) =>
-      obs.client.publishAsync(topics.cmd(cmd), JSON.stringify(body), { qos: 1, properties: { responseTopic: `${topics.reply("operator-schema")}/${corr}`, correlationData: Buffer.from(corr) } });
+      obs.client.publishAsync(topics.cmd(cmd), JSON.stringify(body), { qos: 1, properties: { responseTopic: topics.reply("operator-schema"), correlationData: Buffer.from(corr) } });
     await send("ping", good[0], "a");
     await send("read", good[1], "b");
     await send("diagnose", good[2], "c"); // NOT_SUPPORTED here
     await send("read", { id: "s-bad" }, "d");
-    await obs.waitFor((m) => m.filter((x) => x.topic.includes("/reply/") && (x.json as { kind?: string }).kind === "result").length >= 4, 5000, "replies");
+    await send("ping", good[3], "e");
+    await obs.waitFor((m) => m.filter((x) => x.topic.includes("/reply/") && (x.json as { kind?: string }).kind === "result").length >= 5, 5000, "replies");
     const replies = obs.messages.filter((x) => x.topic.includes("/reply/"));
     expect(replies.some((r) => (r.json as { kind: string }).kind === "progress")).toBe(true);
     for (const r of replies) check("Reply", r.json);
-    const sealed = replies.find((r) => (r.json as { id?: string }).id === "s-read" && (r.json as { kind: string }).kind === "result")!;
-    check("SealedEnvelope", (sealed.json as { result: { personalData: unknown } }).result.personalData);
+    for (const id of ["s-read", "s-ping2"]) {
+      const sealed = replies.find((r) => (r.json as { id?: string }).id === id && (r.json as { kind: string }).kind === "result")!;
+      expect((sealed.json as { result?: unknown }).result).toBeUndefined();
+      check("SealedEnvelope", (sealed.json as { sealed: unknown }).sealed);
+    }
   });
 });
