@@ -9,6 +9,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { UsageError } from "../errors.ts";
 import { DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from "../service/config.ts";
+import { checkConfigFiles } from "../service/config-files.ts";
 import { createLogger } from "../service/logger.ts";
 import { AgentService } from "../service/service.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
@@ -16,7 +17,7 @@ import { EXIT } from "./exit-codes.ts";
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", arg: "<file>", help: `configuration file (TOML)`, default: DEFAULT_CONFIG_FILE },
-  check: { type: "boolean", help: "validate the configuration, print it with secrets redacted, and exit" },
+  check: { type: "boolean", help: "validate the configuration and every file and directory it names, print it with secrets redacted, and exit" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -41,6 +42,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent run --help`);
   const config = loadConfig(String(o.config));
+  // Every file and directory the run will open, checked now: a problem is exit 2 with
+  // "<file>: <key>: <problem>", never a stack trace at the first use.
+  checkConfigFiles(config);
   if (o.check) {
     console.log(JSON.stringify(redactedConfig(config), null, 2));
     return EXIT.OK;

@@ -41,18 +41,18 @@ export function parseAccessKey(value: unknown, path = "accessKey"): AccessKey {
   const known = ["documentNumber", "dateOfBirth", "dateOfExpiry", "can", "mrz"];
   const unknown = keys.find((k) => !known.includes(k));
   if (unknown !== undefined) throw new AccessKeyProblem("BAD_FIELD", `${path}.${unknown}`, `${path}.${unknown} is not a known field (use documentNumber/dateOfBirth/dateOfExpiry, can, or mrz)`);
-  const forms = [keys.some((k) => k === "documentNumber" || k === "dateOfBirth" || k === "dateOfExpiry"), "can" in v, "mrz" in v].filter(Boolean).length;
+  const forms = [keys.some((k) => k === "documentNumber" || k === "dateOfBirth" || k === "dateOfExpiry"), Object.hasOwn(v, "can"), Object.hasOwn(v, "mrz")].filter(Boolean).length;
   if (forms === 0) throw new AccessKeyProblem("MISSING_FIELD", path, `${path} needs documentNumber, dateOfBirth and dateOfExpiry, or can, or mrz`);
   if (forms > 1) throw new AccessKeyProblem("BAD_FIELD", path, `${path} must use exactly one form: the MRZ triple, can, or mrz`);
 
-  if ("can" in v) {
+  if (Object.hasOwn(v, "can")) {
     if (typeof v.can !== "string" || !CAN.test(v.can)) throw new AccessKeyProblem("BAD_FIELD", `${path}.can`, `${path}.can must be a string of 6 digits`);
     return { kind: "can", can: v.can };
   }
-  if ("mrz" in v) return fromMrzText(v.mrz, `${path}.mrz`);
+  if (Object.hasOwn(v, "mrz")) return fromMrzText(v.mrz, `${path}.mrz`);
 
   for (const f of ["documentNumber", "dateOfBirth", "dateOfExpiry"] as const) {
-    if (!(f in v)) throw new AccessKeyProblem("MISSING_FIELD", `${path}.${f}`, `${path}.${f} is missing`);
+    if (!Object.hasOwn(v, f)) throw new AccessKeyProblem("MISSING_FIELD", `${path}.${f}`, `${path}.${f} is missing`);
     if (typeof v[f] !== "string") throw new AccessKeyProblem("BAD_FIELD", `${path}.${f}`, `${path}.${f} must be a string`);
   }
   const documentNumber = (v.documentNumber as string).toUpperCase();
@@ -113,7 +113,7 @@ export function loadTestAccessKey(file: string): AccessKey {
   const map: Record<string, string> = { document_number: "documentNumber", date_of_birth: "dateOfBirth", date_of_expiry: "dateOfExpiry", can: "can", mrz: "mrz" };
   const value: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc)) {
-    const name = map[k];
+    const name = Object.hasOwn(map, k) ? map[k] : undefined; // not `constructor`, `toString`, ...
     if (!name) throw new ConfigError(`${file}: ${k}: unknown key (expected document_number, date_of_birth, date_of_expiry, can or mrz)`, { file, key: k });
     value[name] = v;
   }

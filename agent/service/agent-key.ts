@@ -28,9 +28,9 @@ export class AgentKey {
   }
 
   /** Loads `agent.key_file`, creating it when absent; problems are ConfigErrors naming the file and key. */
-  static load(agentId: string, file: string, configFile: string): AgentKey {
+  static load(agentId: string, file: string, configFile: string, opts: { strict?: boolean } = {}): AgentKey {
     try {
-      const kp = loadOrCreatePrivateKeyFile(file);
+      const kp = loadOrCreatePrivateKeyFile(file, opts);
       return new AgentKey(agentId, kp.privateKey, kp.publicKey, kp.created);
     } catch (e) {
       if (e instanceof KeyFileError) throw new ConfigError(`${configFile}: agent.key_file: ${e.message}`, { file: configFile, key: "agent.key_file" });

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
+import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -18,7 +19,7 @@ export const DEFAULT_CONFIG_FILE = "/etc/mrtd-agent/config.toml";
 
 /** Documented defaults (deploy/config.example.toml repeats them; a test keeps the two in step). */
 export const DEFAULTS = {
-  agent: { stateDir: "/var/lib/mrtd-agent", logLevel: "info" as LogLevel, keyFileName: "agent-hpke.key" },
+  agent: { stateDir: "/var/lib/mrtd-agent", logLevel: "info" as LogLevel, keyFileName: "agent-hpke.key", strictKeyPermissions: true },
   mqtt: {
     url: "mqtts://localhost:8883",
     prefix: "mrtd/v1",
@@ -58,8 +59,12 @@ export class Secret {
 export interface AgentConfig {
   /** The file the configuration came from (for messages). */
   file: string;
-  /** keyFile: the agent's long-term X25519 private key (HPKE), created on first start when absent. */
-  agent: { id: string; stateDir: string; logLevel: LogLevel; keyFile: string };
+  /**
+   * keyFile: the agent's long-term X25519 private key (HPKE), created on first start when absent.
+   * strictKeyPermissions: private files (mqtt.client_key, mqtt.password_file,
+   * readers.test_key_file, agent.key_file) that group or others may access are refused, as ssh does.
+   */
+  agent: { id: string; stateDir: string; logLevel: LogLevel; keyFile: string; strictKeyPermissions: boolean };
   mqtt: {
     url: string;
     prefix: string;
@@ -68,6 +73,8 @@ export interface AgentConfig {
     clientKey?: string;
     username?: string;
     password?: Secret;
+    /** Where the password came from, when from a file (checked as a private file). */
+    passwordFile?: string;
     keepaliveS: number;
     reconnectMinMs: number;
     reconnectMaxMs: number;
@@ -112,6 +119,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     state_dir: { kind: "string" },
     log_level: { kind: "string", oneOf: LOG_LEVELS },
     key_file: { kind: "string" },
+    strict_key_permissions: { kind: "boolean" },
   },
   mqtt: {
     url: { kind: "string" },
@@ -191,20 +199,26 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 
   const values: Record<string, Record<string, unknown>> = {};
   for (const [section, body] of Object.entries(root)) {
-    const spec = SCHEMA[section];
+    // Own properties only, here and below: a section or key named `constructor` or `toString`
+    // must not find Object.prototype's.
+    const spec = own(SCHEMA, section);
     if (!spec) fail(section, `unknown section${didYouMean(section, Object.keys(SCHEMA))}`);
     if (typeof body !== "object" || body === null || Array.isArray(body)) fail(section, "must be a table ([" + section + "])");
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
       const full = `${section}.${key}`;
-      if (INLINE_SECRETS[full]) fail(full, `secrets are not accepted inline: ${INLINE_SECRETS[full]}`);
-      const ks = spec![key];
+      const inline = own(INLINE_SECRETS, full);
+      if (inline) fail(full, `secrets are not accepted inline: ${inline}`);
+      const ks = own(spec!, key);
       if (!ks) fail(full, `unknown key${didYouMean(key, Object.keys(spec!), section + ".")}`);
       out[key] = checkValue(full, value, ks!, fail);
     }
     values[section] = out;
   }
-  const get = <T>(section: string, key: string): T | undefined => values[section]?.[key] as T | undefined;
+  const get = <T>(section: string, key: string): T | undefined => {
+    const s = own(values, section);
+    return s === undefined ? undefined : (own(s, key) as T | undefined);
+  };
 
   const agentId = get<string>("agent", "id") ?? sanitizeHostname(hostname());
   if (!SCHEMA.agent!.id!.pattern!.test(agentId)) {
@@ -276,7 +290,11 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     metricsIntervalS: get<number>("telemetry", "metrics_interval_s") ?? DEFAULTS.telemetry.metricsIntervalS,
     includePersonalData,
   };
-  if (personalDataKeyText !== undefined) telemetry.personalDataPublicKey = personalDataKeyText;
+  if (personalDataKeyText !== undefined) {
+    const problem = x25519PublicKeyProblem(new Uint8Array(Buffer.from(personalDataKeyText, "base64")));
+    if (problem) fail("telemetry.personal_data_public_key", `not a usable X25519 public key: it ${problem}`);
+    telemetry.personalDataPublicKey = personalDataKeyText;
+  }
 
   const readOnInsert = get<boolean>("readers", "read_on_insert") ?? DEFAULTS.readers.readOnInsert;
   const testKeyFile = get<string>("readers", "test_key_file");
@@ -295,6 +313,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   if (clientKey !== undefined) mqtt.clientKey = clientKey;
   if (username !== undefined) mqtt.username = username;
   if (password !== undefined) mqtt.password = password;
+  if (passwordFile !== undefined) mqtt.passwordFile = passwordFile;
 
   const readers: AgentConfig["readers"] = {
     include: get<string[]>("readers", "include") ?? [...DEFAULTS.readers.include],
@@ -310,6 +329,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
       stateDir,
       logLevel: get<LogLevel>("agent", "log_level") ?? DEFAULTS.agent.logLevel,
       keyFile: get<string>("agent", "key_file") ?? join(stateDir, DEFAULTS.agent.keyFileName),
+      strictKeyPermissions: get<boolean>("agent", "strict_key_permissions") ?? DEFAULTS.agent.strictKeyPermissions,
     },
     mqtt,
     telemetry,
@@ -431,6 +451,11 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/** `obj[key]` when `key` is an own property of `obj`, else undefined (never an inherited one). */
+export function own<T>(obj: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
 /** Host names may carry characters a client id / topic level should not: keep the safe ones. */

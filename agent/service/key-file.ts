@@ -1,7 +1,7 @@
 /**
  * Long-term X25519 private keys in files (the agent's `agent.key_file`, an operator's HPKE key):
  * one line of base64 (32 bytes), mode 0600. A key file readable by group or others is refused,
- * as ssh refuses such identity files. The agent creates its key on first start when the file
+ * as ssh refuses such identity files (the agent's unless agent.strict_key_permissions = false). The agent creates its key on first start when the file
  * does not exist (exclusive create, mode 0600, in a directory it creates 0700).
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
@@ -27,7 +27,7 @@ export interface KeyFilePair {
 }
 
 /** Reads a private key file: exists, a regular file, not readable by group/others, one base64 line of 32 bytes. */
-export function readPrivateKeyFile(file: string): KeyFilePair {
+export function readPrivateKeyFile(file: string, opts: { strict?: boolean } = {}): KeyFilePair {
   let fd: number;
   try {
     fd = openSync(file, "r");
@@ -37,7 +37,7 @@ export function readPrivateKeyFile(file: string): KeyFilePair {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new KeyFileError(file, "is not a regular file");
-    if ((st.mode & 0o077) !== 0) throw new KeyFileError(file, `is readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    if (opts.strict !== false && (st.mode & 0o077) !== 0) throw new KeyFileError(file, `is readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
     if (st.size > 1024) throw new KeyFileError(file, "is too large for a key file");
     const text = readFileSync(fd, "utf8").trim();
     if (!/^[A-Za-z0-9+/]{43}=$/.test(text)) throw new KeyFileError(file, "must hold one line: an X25519 private key, 32 bytes in base64 (mrtd-agent remote keygen writes one)");
@@ -72,9 +72,9 @@ export function createPrivateKeyFile(file: string): KeyFilePair {
 }
 
 /** The agent's key: read `file`, or create it when it does not exist. */
-export function loadOrCreatePrivateKeyFile(file: string): KeyFilePair {
+export function loadOrCreatePrivateKeyFile(file: string, opts: { strict?: boolean } = {}): KeyFilePair {
   try {
-    return readPrivateKeyFile(file);
+    return readPrivateKeyFile(file, opts);
   } catch (e) {
     if (e instanceof KeyFileError && /\(ENOENT\)/.test(e.message)) return createPrivateKeyFile(file);
     throw e;

@@ -9,7 +9,7 @@
  * code, not its message or stack: messages of foreign errors may quote their input.
  */
 import { MrtdError } from "../errors.ts";
-import { CommandError } from "./commands.ts";
+import { CommandError } from "./command-types.ts";
 import type { LogLevel } from "./config.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };

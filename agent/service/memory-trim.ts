@@ -17,6 +17,7 @@
  */
 import { readFileSync, readlinkSync } from "node:fs";
 import { libc } from "./libc.ts";
+import type { Logger } from "./logger.ts";
 
 /** madvise(2) advice: drop the page-table entries; file pages refault from the page cache. */
 const MADV_DONTNEED = 4;
@@ -107,4 +108,51 @@ export function residentMemory(pid: number | "self" = "self"): ResidentMemory | 
   }
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
   return { residentBytes: kb("VmRSS"), anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") };
+}
+
+/**
+ * When the service trims ([memory] trim_executable_pages): once start-up is over, and after
+ * each read or diagnosis, once the reply is on its way. A card operation also leaves file
+ * buffers and crypto temporaries behind, so a full GC runs first rather than let the heap
+ * grow on a board with little memory (card operations are rare; a GC costs ms).
+ */
+export class MemoryTrimmer {
+  readonly #enabled: boolean;
+  readonly #log: Logger;
+  #releasedBytes = 0;
+  #stopped = false;
+
+  constructor(opts: { enabled: boolean; log: Logger }) {
+    this.#enabled = opts.enabled;
+    this.#log = opts.log;
+  }
+
+  /** Bytes released since start (mrtd_memory_trimmed_bytes_total). */
+  get releasedBytes(): number {
+    return this.#releasedBytes;
+  }
+
+  /** After a read or a diagnosis: GC, then trim, on the next turn of the event loop. */
+  afterCardWork(): void {
+    setTimeout(() => {
+      Bun.gc(true);
+      this.trim();
+    }, 0);
+  }
+
+  /** Releases the executable's pages the agent stopped touching, when enabled. */
+  trim(): void {
+    if (!this.#enabled || this.#stopped) return;
+    try {
+      this.#releasedBytes += trimExecutablePages().releasedBytes;
+    } catch (e) {
+      // Never worth stopping for: the pages stay resident, as without the setting.
+      this.#log.debug("memory trim failed", { error: e instanceof Error ? e.message : "unknown" });
+    }
+  }
+
+  /** No trims once the service is stopping. */
+  stop(): void {
+    this.#stopped = true;
+  }
 }

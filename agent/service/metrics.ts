@@ -158,3 +158,20 @@ function seriesKey(name: string, labels: Record<string, string>): string {
 function round6(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
+
+/**
+ * Samples event-loop lag into mrtd_event_loop_lag_seconds until the returned function is
+ * called: a timer every 5 ms notes how late it fires. Only while a read runs, so the idle
+ * agent keeps no timer spinning.
+ */
+export function sampleEventLoopLag(metrics: MetricsRegistry): () => void {
+  const h = metrics.histogram("mrtd_event_loop_lag_seconds", {}, LAG_BUCKETS_S);
+  const PERIOD = 5;
+  let last = performance.now();
+  const t = setInterval(() => {
+    const now = performance.now();
+    h.observe(Math.max(0, now - last - PERIOD) / 1000);
+    last = now;
+  }, PERIOD);
+  return () => clearInterval(t);
+}

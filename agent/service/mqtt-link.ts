@@ -10,17 +10,33 @@
  *   then come back in lock step, so its reconnect is disabled and this module reconnects with
  *   exponential backoff and jitter, using a fresh mqtt.js client per attempt (so nothing it
  *   queued in memory is replayed behind the outbox's back).
+ * - Bounded input: CONNECT carries a Maximum Packet Size (MQTT 5.0 §3.1.2.11.4) of
+ *   MAX_INCOMING_PACKET_BYTES, so the broker never sends the agent a packet larger than a
+ *   command can be; it drops such messages instead (the agent only subscribes to commands).
+ * - Commands are subscribed with Retain Handling 2 (no retained messages at subscribe) and
+ *   Retain As Published (§3.8.3.1), so a retained command published while the agent is
+ *   connected still arrives flagged retained and the dispatcher drops it.
  * - mqtt.js parses a URL string with the deprecated `url.parse()` (a DeprecationWarning on every
  *   start); the URL is parsed here with WHATWG `URL` and handed over as host/port/protocol,
  *   which skips that path without muting other warnings.
  */
 import { readFileSync } from "node:fs";
+import { ConfigError } from "../errors.ts";
 import mqtt from "mqtt";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { AgentConfig } from "./config.ts";
 import { Secret } from "./config.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
+import { backoffDelayMs } from "./backoff.ts";
+import { MAX_COMMAND_BYTES } from "./command-validation.ts";
+
+/**
+ * The Maximum Packet Size the agent announces in CONNECT: the largest command payload
+ * (MAX_COMMAND_BYTES, 16 KiB) plus 16 KiB for the fixed header, topic and properties
+ * (response topic, correlation data, user properties) of a PUBLISH.
+ */
+export const MAX_INCOMING_PACKET_BYTES = MAX_COMMAND_BYTES + 16 * 1024;
 
 export interface StatusOnline {
   state: "online";
@@ -109,15 +125,6 @@ export class MqttLinkError extends Error {
     this.code = code;
     this.reasonCode = reasonCode;
   }
-}
-
-/**
- * Delay before reconnect attempt `attempt` (1-based): exponential from minMs, capped at maxMs,
- * with "equal jitter" (half fixed, half random) so it never drops below half the step.
- */
-export function backoffDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const step = Math.min(maxMs, minMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
-  return Math.round(step / 2 + random() * (step / 2));
 }
 
 type Listener<K extends keyof LinkEvents> = (value: LinkEvents[K]) => void;
@@ -270,6 +277,7 @@ export class MqttLink {
       // one small allocation per packet. Measured in test/bench/agent.bench.ts.
       writeCache: false,
       will: { topic: o.topics.status, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+      properties: { maximumPacketSize: MAX_INCOMING_PACKET_BYTES },
     };
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password.reveal();
@@ -319,7 +327,7 @@ export class MqttLink {
     const o = this.#opts;
     try {
       if (o.subscribeCommands !== false) {
-        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true });
+        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true, rap: true, rh: 2 });
         const bad = granted.find((g) => g.qos > 2);
         if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
       }
@@ -360,7 +368,14 @@ export class MqttLink {
 /** Builds link options from the validated configuration (reads the TLS files). */
 export function linkOptionsFromConfig(config: AgentConfig, extra: { version: string; readers: () => string[]; hpke?: { alg: string; publicKey: string } }): MqttLinkOptions {
   const m = config.mqtt;
-  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path, "utf8"));
+  const read = (path: string | undefined, key: string) => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError(`${config.file}: ${key}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: config.file, key });
+    }
+  };
   const opts: MqttLinkOptions = {
     url: m.url,
     clientId: config.agent.id,
@@ -374,9 +389,9 @@ export function linkOptionsFromConfig(config: AgentConfig, extra: { version: str
   };
   if (extra.hpke) opts.hpke = extra.hpke;
   const tls: NonNullable<MqttLinkOptions["tls"]> = {};
-  const ca = read(m.ca);
-  const cert = read(m.clientCert);
-  const key = read(m.clientKey);
+  const ca = read(m.ca, "mqtt.ca");
+  const cert = read(m.clientCert, "mqtt.client_cert");
+  const key = read(m.clientKey, "mqtt.client_key");
   if (ca !== undefined) tls.ca = ca;
   if (cert !== undefined) tls.cert = cert;
   if (key !== undefined) tls.key = key;

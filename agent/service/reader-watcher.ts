@@ -22,7 +22,7 @@ import {
 import { hex } from "../bytes.ts";
 import type { Logger } from "./logger.ts";
 import { errorFields, silentLogger } from "./logger.ts";
-import { backoffDelayMs } from "./mqtt-link.ts";
+import { backoffDelayMs } from "./backoff.ts";
 
 export type WatcherEvent =
   | { type: "attached"; reader: string }

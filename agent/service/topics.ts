@@ -116,7 +116,12 @@ export function readerSlug(name: string): string {
   return slug !== "" ? slug : `reader-${fnv1a(name).toString(16).padStart(8, "0")}`;
 }
 
-/** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved). */
+/**
+ * True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved,
+ * within MAX_TOPIC_BYTES and MAX_TOPIC_LEVELS: far above any topic of the layout, far below
+ * what makes a broker drop the connection; Mosquitto 2.0 refuses more than 200 levels with a
+ * protocol error, which costs the agent its connection and publishes its will).
+ */
 export function isPublishableTopic(topic: string): boolean {
   return topic.length > 0 && topicBoundsProblem(topic) === undefined && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
 }

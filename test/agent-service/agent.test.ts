@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { b64, generateKeyPair, open, parsePublicKey } from "../../agent/service/envelope.ts";
 import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";
-import { MAX_COMMAND_BYTES } from "../../agent/service/commands.ts";
+import { MAX_COMMAND_BYTES } from "../../agent/service/command-validation.ts";
 import { insertPassport, SPECIMEN_KEY, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
 import type { PcscdHandle } from "../support/pcscd.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";

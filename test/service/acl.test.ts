@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../agent/service/config.ts";
-import { CommandDispatcher } from "../../agent/service/commands.ts";
+import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
 import { MqttLink, linkOptionsFromConfig } from "../../agent/service/mqtt-link.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
@@ -76,6 +76,51 @@ describe("TLS client certificates + pattern ACL (deploy/mosquitto)", () => {
     expect(b.messages).toEqual([]);
     await b.close();
   });
+
+  test("a certificate cannot take another client's id: agent-b's certificate with client id agent-a does not disconnect agent-a", async () => {
+    let drops = 0;
+    const offDrop = link.on("disconnected", () => drops++);
+    const birthsBefore = operator.on("mrtd/v1/agent-a/status").length;
+    // The impostor connects again and again for 3 s, as an attacker would to keep agent-a off.
+    const until = Date.now() + 3000;
+    let connacks = 0;
+    let impostorCmds = 0;
+    const impostorLoop = (async () => {
+      while (Date.now() < until) {
+        const imp = await observe(broker, "agent-b", { clientId: "agent-a" }).catch(() => undefined);
+        if (imp) {
+          connacks++;
+          // Had it become agent-a, the ACL pattern (%u is still agent-b) would not give it agent-a's commands either.
+          await imp.client.subscribeAsync("mrtd/v1/agent-a/cmd/+", { qos: 1 });
+          await Bun.sleep(150);
+          impostorCmds += imp.messages.length;
+          await imp.close();
+        }
+      }
+    })();
+    let answered = 0;
+    for (let i = 0; i < 6; i++) {
+      const corr = Buffer.from(`takeover-${i}`);
+      await operator.client.publishAsync("mrtd/v1/agent-a/cmd/ping", JSON.stringify({ id: `takeover-${i}` }), {
+        qos: 1,
+        properties: { responseTopic: "mrtd/v1/agent-a/reply/operator-test", correlationData: corr },
+      });
+      await operator.waitFor((m) => m.some((x) => x.packet.properties?.correlationData && Buffer.from(x.packet.properties.correlationData).equals(corr)), 3000, `ping ${i}`);
+      answered++;
+      await Bun.sleep(400);
+    }
+    await impostorLoop;
+    offDrop();
+    expect(connacks).toBeGreaterThan(0); // the impostor got in, as agent-b
+    expect(answered).toBe(6);
+    expect(drops).toBe(0);
+    expect(link.connected).toBe(true);
+    expect(impostorCmds).toBe(0);
+    // no will, no new birth: agent-a's session was never taken over
+    expect(operator.on("mrtd/v1/agent-a/status").length).toBe(birthsBefore);
+    // the broker names the impostor by its certificate, not by the id it asked for
+    expect(broker.log()).toMatch(/New client connected from 127\.0\.0\.1:\d+ as agent-b /);
+  }, 20_000);
 
   test("a client without a certificate from the fleet CA is refused", async () => {
     await expect(observe({ ...broker, certs: undefined }, "anonymous", { protocol: "mqtts", rejectUnauthorized: false, connectTimeout: 3000 })).rejects.toBeDefined();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { CommandDispatcher, parseCommand } from "../../agent/service/commands.ts";
+import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
+import { parseCommand } from "../../agent/service/command-validation.ts";
 import { AgentKey } from "../../agent/service/agent-key.ts";
 import { generateKeyPair } from "../../agent/service/envelope.ts";
 import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CommandDispatcher, CommandError, IdempotencyCache, MAX_COMMAND_BYTES, parseCommand } from "../../agent/service/commands.ts";
-import type { ErrorReply, ReadCommand } from "../../agent/service/commands.ts";
+import { CommandDispatcher, MAX_COMMAND_EXPIRY_S } from "../../agent/service/command-dispatcher.ts";
+import { CommandError } from "../../agent/service/command-types.ts";
+import type { ErrorReply, ReadCommand } from "../../agent/service/command-types.ts";
+import { MAX_COMMAND_BYTES, parseCommand } from "../../agent/service/command-validation.ts";
+import { IdempotencyCache } from "../../agent/service/idempotency-cache.ts";
 import { MqttLink } from "../../agent/service/mqtt-link.ts";
 import { agentTopics } from "../../agent/service/topics.ts";
 import { AccessDeniedError } from "../../agent/errors.ts";
@@ -16,6 +19,18 @@ const parse = (body: unknown, topic?: string) => parseCommand(enc.encode(typeof 
 const SPECIMEN = { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" };
 const TD3_LINE2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10";
 const PUB = Buffer.alloc(32, 9).toString("base64");
+/** u-coordinates (little-endian) of points of small order on Curve25519 (RFC 7748 §6.1's all-zero check). */
+const le = (n: bigint) => Buffer.from(Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 255n)));
+const P25519 = 2n ** 255n - 19n;
+const LOW_ORDER = {
+  zero: le(0n).toString("base64"),
+  one: le(1n).toString("base64"),
+  order8: le(325606250916557431795983626356110631294008115727848805560023387167927233504n).toString("base64"),
+  order8b: le(39382357235489614581723060781553021112529911719440698176882885853963445705823n).toString("base64"),
+  minusOne: le(P25519 - 1n).toString("base64"),
+  p: le(P25519).toString("base64"),
+  pPlusOne: le(P25519 + 1n).toString("base64"),
+};
 
 describe("command validation", () => {
   test("valid read with defaults, MRZ triple, CAN and MRZ text", () => {
@@ -31,6 +46,15 @@ describe("command validation", () => {
     expect((m24 as { command: ReadCommand }).command.accessKey).toEqual({ kind: "mrz", ...SPECIMEN });
     const pd = parse({ id: "c5", accessKey: SPECIMEN, includePersonalData: true, replyPublicKey: PUB, files: ["DG1"] }, "read");
     expect((pd as { command: ReadCommand }).command.replyPublicKey).toEqual(new Uint8Array(32).fill(9));
+  });
+
+  test("a replyPublicKey of small order or all zeros is BAD_FIELD at validation, before any handler runs", () => {
+    for (const [name, key] of Object.entries(LOW_ORDER)) {
+      const r = parse({ id: "k", accessKey: SPECIMEN, includePersonalData: true, replyPublicKey: key }, "read");
+      expect(r.ok, name).toBe(false);
+      expect((r as { error: { code: string; message: string } }).error.code, name).toBe("BAD_FIELD");
+      expect((r as { error: { message: string } }).error.message).toStartWith("replyPublicKey ");
+    }
   });
 
   test("error messages never echo access key values", () => {
@@ -123,6 +147,38 @@ describe("idempotency cache", () => {
     small.begin("q");
     expect(small.replyBytes).toBe(0);
   });
+
+  test("a running command is never evicted; when every entry runs, begin refuses", () => {
+    const c = new IdempotencyCache({ maxEntries: 3 });
+    expect(c.begin("long-read")).toBe(true);
+    for (let i = 0; i < 512; i++) {
+      expect(c.begin(`ping-${i}`)).toBe(true);
+      c.finish(`ping-${i}`, "{}", { ok: true });
+    }
+    expect(c.get("long-read")).toMatchObject({ waiters: [] });
+    expect(c.get("long-read")!.outcome).toBeUndefined();
+    expect(c.size).toBe(3);
+    expect(c.begin("b")).toBe(true);
+    expect(c.begin("c")).toBe(true); // evicts the last answered ping
+    expect(c.running).toBe(3);
+    expect(c.begin("d")).toBe(false);
+    expect(c.get("d")).toBeUndefined();
+    c.finish("long-read", "R", { ok: true });
+    expect(c.begin("d")).toBe(true); // long-read, answered now, makes room
+  });
+
+  test("waiters on a running command are bounded", () => {
+    const c = new IdempotencyCache({ maxWaiters: 2 });
+    c.begin("r");
+    const got: string[] = [];
+    expect(c.wait("r", (x) => got.push(`1:${x}`))).toBe(true);
+    expect(c.wait("r", (x) => got.push(`2:${x}`))).toBe(true);
+    expect(c.wait("r", (x) => got.push(`3:${x}`))).toBe(false);
+    expect(c.wait("unknown", () => {})).toBe(false);
+    for (const w of c.finish("r", "done", { ok: true })) w("done");
+    expect(got).toEqual(["1:done", "2:done"]);
+    expect(c.wait("r", () => {})).toBe(false); // answered: repeats get the held reply instead
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +208,10 @@ beforeAll(async () => {
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "999999") throw new CommandError("NO_READER", "no reader matches");
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "111111") throw new Error("boom with L898902C3 inside");
     if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "222222") await new Promise<void>((r) => (releaseRead = r));
+    if (cmd.accessKey.kind === "can" && cmd.accessKey.can === "333333") {
+      await Bun.sleep(300);
+      return { abortedAfter300Ms: ctx.signal.aborted, deadlineInS: ctx.deadline === undefined ? null : Math.round((ctx.deadline - Date.now()) / 1000) };
+    }
     // reader "big": a reply of some 3 KB, like a read with a sealed face image
     return { outcome: "success", files: cmd.files, ...(cmd.reader === "big" ? { pad: "p".repeat(3000) } : {}) };
   });
@@ -220,6 +280,8 @@ describe("dispatcher through Mosquitto", () => {
     ["includePersonalData not bool", "read", JSON.stringify({ id: "r14", accessKey: SPECIMEN, includePersonalData: "yes" }), "BAD_FIELD"],
     ["personal data without key", "read", JSON.stringify({ id: "r15", accessKey: SPECIMEN, includePersonalData: true }), "MISSING_FIELD"],
     ["reply key not 32 bytes", "read", JSON.stringify({ id: "r16", accessKey: SPECIMEN, includePersonalData: true, replyPublicKey: "AAAA" }), "BAD_FIELD"],
+    ["reply key all zeros", "read", JSON.stringify({ id: "r16z", accessKey: SPECIMEN, includePersonalData: true, replyPublicKey: LOW_ORDER.zero }), "BAD_FIELD"],
+    ["reply key of small order", "read", JSON.stringify({ id: "r16o", accessKey: SPECIMEN, includePersonalData: true, replyPublicKey: LOW_ORDER.order8 }), "BAD_FIELD"],
     ["empty reader", "read", JSON.stringify({ id: "r17", accessKey: SPECIMEN, reader: "" }), "BAD_FIELD"],
     ["diagnose count zero", "diagnose", JSON.stringify({ id: "d1", count: 0 }), "BAD_FIELD"],
     ["diagnose not supported yet", "diagnose", JSON.stringify({ id: "d2", count: 3 }), "NOT_SUPPORTED"],
@@ -300,6 +362,30 @@ describe("dispatcher through Mosquitto", () => {
     expect(retry!.final).toMatchObject({ id: "other-1", ok: true });
   });
 
+  test("512 pings during a long read: the read keeps its cache entry and its repeat gets its reply", async () => {
+    releaseRead = undefined;
+    const slow = send("read", JSON.stringify({ id: "slow-512", accessKey: { can: "222222" } }));
+    await operator.waitFor(() => releaseRead !== undefined, 5000, "slow read to start");
+    const joined = send("read", JSON.stringify({ id: "slow-512", accessKey: { can: "222222" } }));
+    await Bun.sleep(100);
+    const pings = await Promise.all(Array.from({ length: 512 }, (_, i) => send("ping", JSON.stringify({ id: `flood-${i}` }))));
+    expect(pings.every((p) => p!.final.ok === true)).toBe(true);
+    releaseRead!();
+    const [first, second] = await Promise.all([slow, joined]);
+    expect(first!.final).toMatchObject({ id: "slow-512", ok: true });
+    expect(second!.final).toEqual(first!.final);
+  }, 30_000);
+
+  test("message expiry 4294967295 s (the MQTT maximum) is clamped to MAX_COMMAND_EXPIRY_S: the command is not aborted", async () => {
+    const r = await send("read", JSON.stringify({ id: "exp-max", accessKey: { can: "333333" } }), { expiryS: 4294967295 });
+    expect(r!.final).toMatchObject({ id: "exp-max", ok: true, result: { abortedAfter300Ms: false } });
+    const deadlineInS = (r!.final.result as { deadlineInS: number }).deadlineInS;
+    expect(deadlineInS).toBeLessThanOrEqual(MAX_COMMAND_EXPIRY_S);
+    expect(deadlineInS).toBeGreaterThan(MAX_COMMAND_EXPIRY_S - 10);
+    const reply = operator.messages.find((m) => (m.json as { id?: string; kind?: string }).id === "exp-max" && (m.json as { kind?: string }).kind === "result")!;
+    expect(reply.packet.properties?.messageExpiryInterval).toBeLessThanOrEqual(MAX_COMMAND_EXPIRY_S);
+  });
+
   test("commands without a response topic are ignored (and counted)", async () => {
     const before = dispatcher.stats().noResponseTopic;
     await send("ping", JSON.stringify({ id: "nort-1" }), { responseTopic: null });
@@ -308,20 +394,46 @@ describe("dispatcher through Mosquitto", () => {
     expect(dispatcher.stats().noResponseTopic).toBe(before + 1);
   });
 
+  test("a 1,000-level response topic gets no reply, and the link stays connected", async () => {
+    const before = dispatcher.stats().noResponseTopic;
+    let drops = 0;
+    const off = link.on("disconnected", () => drops++);
+    await operator.client.publishAsync(`${topics.base}/cmd/ping`, JSON.stringify({ id: "deep-1" }), { qos: 1, properties: { responseTopic: REPLY + "/l".repeat(996), correlationData: Buffer.from("deep") } });
+    const until = Date.now() + 3000;
+    while (dispatcher.stats().noResponseTopic === before && Date.now() < until) await Bun.sleep(20);
+    expect(dispatcher.stats().noResponseTopic).toBe(before + 1);
+    const next = await send("ping", JSON.stringify({ id: "deep-after" }));
+    expect(next!.final.ok).toBe(true);
+    off();
+    expect(drops).toBe(0);
+  });
+
   test("a retained command is never executed (it would run again at every reconnect)", async () => {
     const before = dispatcher.stats();
-    // A retained message reaches a subscriber flagged as retained only when it subscribes
-    // after the fact: take the link down, leave the command retained, bring the link back.
+    // Left retained while the link is down: Retain Handling 2 keeps the broker from sending it
+    // when the link subscribes again.
     await link.stop({ publishOffline: false });
     await operator.client.publishAsync(`${topics.base}/cmd/ping`, JSON.stringify({ id: "ret-2" }), { qos: 1, retain: true, properties: { responseTopic: REPLY, correlationData: Buffer.from("r") } });
     link.start();
     await link.waitConnected(5000);
+    const control = await send("ping", JSON.stringify({ id: "ret-control" })); // the link is subscribed and answering
+    expect(control!.final.ok).toBe(true);
+    await Bun.sleep(200);
+    expect(dispatcher.stats().received).toBe(before.received + 1);
+    expect(dispatcher.stats().accepted).toBe(before.accepted + 1);
+    expect(operator.messages.some((m) => m.topic === `${REPLY}/ret`)).toBe(false);
+    await operator.client.publishAsync(`${topics.base}/cmd/ping`, "", { qos: 1, retain: true }); // clear it
+  });
+
+  test("a retained command published while the agent is connected is not executed either (Retain As Published)", async () => {
+    const before = dispatcher.stats();
+    await operator.client.publishAsync(`${topics.base}/cmd/ping`, JSON.stringify({ id: "ret-live" }), { qos: 1, retain: true, properties: { responseTopic: `${REPLY}/ret-live`, correlationData: Buffer.from("r") } });
     const until = Date.now() + 3000;
     while (dispatcher.stats().ignoredRetained === before.ignoredRetained && Date.now() < until) await Bun.sleep(20);
     expect(dispatcher.stats().ignoredRetained).toBe(before.ignoredRetained + 1);
     expect(dispatcher.stats().accepted).toBe(before.accepted);
     await Bun.sleep(200);
-    expect(operator.messages.some((m) => m.topic === REPLY && (m.json as { id?: string }).id === "ret-2")).toBe(false);
+    expect(operator.messages.some((m) => m.topic === `${REPLY}/ret-live`)).toBe(false);
     await operator.client.publishAsync(`${topics.base}/cmd/ping`, "", { qos: 1, retain: true }); // clear it
   });
 
@@ -336,5 +448,27 @@ describe("dispatcher through Mosquitto", () => {
     expect(msg.packet.properties?.messageExpiryInterval).toBeLessThanOrEqual(60);
     await Bun.sleep(200);
     expect(operator.messages.some((m) => m.topic === REPLY && (m.json as { id?: string }).id === "exp-1")).toBe(false);
+  });
+});
+
+describe("dispatcher stop", () => {
+  test("returns within its grace period even when a handler ignores its abort signal", async () => {
+    const topics1 = agentTopics("mrtd/v1", "stuck-agent");
+    const sent: string[] = [];
+    const d = new CommandDispatcher({ link: { publish: async (_t, payload) => void sent.push(payload) }, topics: topics1, parse: { allowPlaintextAccessKey: true } });
+    let started = false;
+    d.register("read", async () => {
+      started = true;
+      await new Promise(() => {}); // never settles, abort or not
+    });
+    const msg = (id: string) => ({ topic: topics1.cmd("read"), payload: enc.encode(JSON.stringify({ id, accessKey: SPECIMEN })), qos: 1, retain: false, responseTopic: topics1.reply("op"), receivedAt: Date.now() });
+    void d.handle(msg("stuck-1"));
+    void d.handle(msg("stuck-1")); // a repeat waiting on it
+    while (!started) await Bun.sleep(5);
+    const t0 = performance.now();
+    await d.stop(300);
+    const ms = performance.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(1500);
   });
 });

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { MqttLink, backoffDelayMs } from "../../agent/service/mqtt-link.ts";
+import { backoffDelayMs } from "../../agent/service/backoff.ts";
+import { MAX_COMMAND_BYTES } from "../../agent/service/command-validation.ts";
+import { MAX_INCOMING_PACKET_BYTES, MqttLink } from "../../agent/service/mqtt-link.ts";
 import type { LinkEvents, MqttLinkOptions } from "../../agent/service/mqtt-link.ts";
 import { EVENT_ID_PROPERTY, Outbox } from "../../agent/service/outbox.ts";
 import { agentTopics } from "../../agent/service/topics.ts";
@@ -75,6 +77,31 @@ describe("mqtt link against Mosquitto", () => {
     expect(stderr).not.toMatch(/DeprecationWarning|url\.parse/);
     await obs.close();
     await late.close();
+  });
+
+  test("Maximum Packet Size: a broker without a cap never delivers the link a command larger than MAX_INCOMING_PACKET_BYTES", async () => {
+    const link = linkFor("maxpkt-1");
+    const got: number[] = [];
+    link.on("message", (m) => got.push(m.payload.length));
+    let drops = 0;
+    link.on("disconnected", () => drops++);
+    link.start();
+    await link.waitConnected(5000);
+    const op = await observe(broker, "op-maxpkt");
+    const cmd = agentTopics("mrtd/v1", "maxpkt-1").cmd("ping");
+    // 16 MB once took the agent's RSS from 39 to 222 MB; the broker (plain test config, no max_packet_size) accepts it
+    await op.client.publishAsync(cmd, Buffer.alloc(16 * 1024 * 1024, 0x20), { qos: 1 });
+    await op.client.publishAsync(cmd, Buffer.alloc(MAX_INCOMING_PACKET_BYTES, 0x20), { qos: 1 }); // with its headers, just over
+    await op.client.publishAsync(cmd, Buffer.alloc(MAX_COMMAND_BYTES, 0x20), { qos: 1 }); // the largest command fits
+    await op.client.publishAsync(cmd, "{}", { qos: 1 });
+    const until = Date.now() + 5000;
+    while (got.length < 2 && Date.now() < until) await Bun.sleep(20);
+    await Bun.sleep(200);
+    expect(got).toEqual([MAX_COMMAND_BYTES, 2]);
+    expect(drops).toBe(0);
+    expect(link.connected).toBe(true);
+    await op.close();
+    await link.stop();
   });
 
   test("publish carries QoS, expiry, user properties, correlation data and response topic", async () => {

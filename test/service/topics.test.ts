@@ -71,5 +71,11 @@ describe("topics", () => {
     expect(isPublishableTopic("a/#")).toBe(false);
     expect(isPublishableTopic("$SYS/x")).toBe(false);
     expect(isPublishableTopic("")).toBe(false);
+    // bounded: a 1,000-level response topic once got the agent disconnected by Mosquitto
+    expect(isPublishableTopic("mrtd/v1/a/reply" + "/l".repeat(996))).toBe(false);
+    expect(isPublishableTopic("a/".repeat(MAX_TOPIC_LEVELS - 1) + "a")).toBe(true);
+    expect(isPublishableTopic("a/".repeat(MAX_TOPIC_LEVELS) + "a")).toBe(false);
+    expect(isPublishableTopic("x".repeat(MAX_TOPIC_BYTES))).toBe(true);
+    expect(isPublishableTopic("x".repeat(MAX_TOPIC_BYTES + 1))).toBe(false);
   });
 });
