@@ -240,6 +240,24 @@ describe("mrtd-agent remote (operator CLI)", () => {
     expect(noReader.code).toBe(3);
   }, 90_000);
 
+  test("an operator config file instead of flags; remote diagnose; --json", async () => {
+    const c = broker.certs!;
+    const cfg = join(work, "operator.toml");
+    await Bun.write(cfg, `[mqtt]\nurl = "${broker.url}"\nca = "${c.ca}"\nclient_cert = "${c.client(OPERATOR).cert}"\nclient_key = "${c.client(OPERATOR).key}"\n[operator]\nkey_file = "${opKey}"\nknown_agents = "${known}"\n`);
+    const ping = await remote(["ping", "--agent", AGENT, "--config", cfg, "--json"]);
+    expect({ code: ping.code, err: ping.stderr.slice(-300) }).toMatchObject({ code: 0 });
+    expect(JSON.parse(ping.stdout)).toMatchObject({ pong: true, agentId: AGENT });
+    const bad = join(work, "bad.toml");
+    await Bun.write(bad, `[mqtt]\nurl = "${broker.url}"\nhost = "x"\n`);
+    const refused = await remote(["ping", "--agent", AGENT, "--config", bad]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("mqtt.host: unknown key");
+    const diag = await remote(["diagnose", "--agent", AGENT, "--config", cfg, "--count", "3"]);
+    expect([0, 5]).toContain(diag.code!);
+    expect(diag.stdout).toMatch(/^Verdict   /m);
+    expect(diag.stdout).toContain(`Reader    ${VIRTUAL_READER}`);
+  }, 60_000);
+
   test("a forged reply (sealed by another key) and a birth with another key are refused by the CLI", async () => {
     const genuineBirth = readFileSync(join(stateDir, "agent-hpke.key"), "utf8").length > 0;
     expect(genuineBirth).toBe(true);
