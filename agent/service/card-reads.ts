@@ -140,7 +140,7 @@ export class CardReads {
     let failureClass: string | undefined;
     let verdict: DocumentVerdict | undefined;
     if (doc) {
-      const v = verdictOf(doc, this.#o.trust, this.#o.config.verification.activeAuthentication);
+      const v = verdictOf(doc, this.#o.trust, this.#o.config.verification.trust, this.#o.config.verification.activeAuthentication);
       verdict = v?.full;
       event = readEvent(id, doc.summary, {
         trigger: p.trigger,
@@ -208,7 +208,7 @@ export class CardReads {
  * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
-function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[]; full?: DocumentVerdict } | undefined {
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, trustSources: string[], aaAttempted: boolean): { verdict: string; reasons: string[]; full?: DocumentVerdict } | undefined {
   if (!doc.files.has("SOD")) return undefined;
   try {
     const v = verifyDocument({
@@ -216,6 +216,7 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
       sha256: doc.sha256,
       comDataGroups: doc.com?.dataGroups,
       trust,
+      trustSources,
       ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),
       ...(doc.aa ? { aa: doc.aa } : {}),
       aaAttempted,
