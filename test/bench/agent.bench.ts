@@ -187,6 +187,8 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
       return h && h.count > 0 ? (h.sum / h.count) * 1000 : undefined;
     };
     const warmLag = diffHistogram(lagBefore, lagStart);
+    const hpkeSealMs = hpke("reply");
+    const hpkeOpenKeyMs = hpke("access-key");
     op.messages.length = 0; // the replies hold sealed faces: do not let them pile up across phases
     return {
       idleRss,
@@ -201,8 +203,8 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
       remoteMs: median(remote),
       remoteEarlyMs: median(remote.slice(0, 10)),
       inAgentMs: median(inAgent),
-      hpkeSealMs: hpke("reply"),
-      hpkeOpenKeyMs: hpke("access-key"),
+      hpkeSealMs,
+      hpkeOpenKeyMs,
       opSealKeyMs: median(opSeal),
       opOpenReplyMs: median(opOpen),
       replyBytes,
