@@ -137,7 +137,7 @@ function extractAndExpand(dhBytes: Uint8Array, kemContext: Uint8Array): Uint8Arr
 }
 
 /** Encap / AuthEncap (§4.1) with an ephemeral key pair `eph`. */
-function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array): { sharedSecret: Uint8Array; enc: Uint8Array } {
+function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array, knownPkS?: Uint8Array): { sharedSecret: Uint8Array; enc: Uint8Array } {
   const enc = eph.publicKey;
   let dhBytes: Uint8Array;
   let kemContext: Uint8Array;
@@ -145,7 +145,7 @@ function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array): { sharedSecret:
     dhBytes = dh(eph.privateKey, pkR);
     kemContext = concat(enc, pkR);
   } else {
-    const pkS = publicKeyOf(skS);
+    const pkS = knownPkS ?? publicKeyOf(skS);
     dhBytes = concat(dh(eph.privateKey, pkR), dh(skS, pkR));
     kemContext = concat(enc, pkR, pkS);
   }
@@ -155,9 +155,9 @@ function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array): { sharedSecret:
 }
 
 /** Decap / AuthDecap (§4.1). */
-function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array): Uint8Array {
+function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array, knownPkR?: Uint8Array): Uint8Array {
   checkLength("enc", enc, N_ENC);
-  const pkR = publicKeyOf(skR);
+  const pkR = knownPkR ?? publicKeyOf(skR);
   let dhBytes: Uint8Array;
   let kemContext: Uint8Array;
   if (pkS === undefined) {
@@ -261,6 +261,8 @@ export interface SetupSenderOptions {
   info: Uint8Array;
   /** The sender's static private key: auth mode (§5.1.3). Absent: base mode. */
   skS?: Uint8Array;
+  /** The public key of skS, when the caller holds it (saves a scalar multiplication; it must match skS). */
+  pkSOwn?: Uint8Array;
   /** The ephemeral key pair; fresh unless given (tests replay the RFC's). */
   ephemeral?: KeyPair;
 }
@@ -271,7 +273,7 @@ export function setupSender(o: SetupSenderOptions): SenderContext {
   if (o.skS !== undefined) checkLength("sender private key", o.skS, N_SK);
   const eph = o.ephemeral ?? generateKeyPair();
   try {
-    const { sharedSecret, enc } = encap(o.pkR, eph, o.skS);
+    const { sharedSecret, enc } = encap(o.pkR, eph, o.skS, o.pkSOwn);
     const ks = keySchedule(o.skS === undefined ? MODE_BASE : MODE_AUTH, sharedSecret, o.info);
     wipe(sharedSecret);
     return new SenderContext(ks, enc.slice());
@@ -286,12 +288,14 @@ export interface SetupRecipientOptions {
   info: Uint8Array;
   /** The sender's static public key: auth mode, the context opens only what that key's holder sealed. */
   pkS?: Uint8Array;
+  /** The public key of skR, when the caller holds it (saves a scalar multiplication; it must match skR). */
+  pkROwn?: Uint8Array;
 }
 
 /** SetupBaseR / SetupAuthR. */
 export function setupRecipient(o: SetupRecipientOptions): RecipientContext {
   checkLength("recipient private key", o.skR, N_SK);
-  const sharedSecret = decap(o.enc, o.skR, o.pkS);
+  const sharedSecret = decap(o.enc, o.skR, o.pkS, o.pkROwn);
   const ks = keySchedule(o.pkS === undefined ? MODE_BASE : MODE_AUTH, sharedSecret, o.info);
   wipe(sharedSecret);
   return new RecipientContext(ks);

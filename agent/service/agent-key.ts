@@ -48,7 +48,7 @@ export class AgentKey {
     const t0 = performance.now();
     const plaintext = new TextEncoder().encode(JSON.stringify(result ?? null));
     try {
-      return await sealInSlices({ to, from: this.#privateKey, ctx: { kind: "reply", agentId: this.agentId, id: commandId }, plaintext });
+      return await sealInSlices({ to, from: this.#privateKey, fromPublic: this.publicKey, ctx: { kind: "reply", agentId: this.agentId, id: commandId }, plaintext });
     } finally {
       plaintext.fill(0);
       this.onTiming?.("reply", performance.now() - t0);
@@ -59,7 +59,7 @@ export class AgentKey {
   sealEvent(eventId: string, to: Uint8Array, plaintext: Uint8Array): SealedEnvelope {
     const t0 = performance.now();
     try {
-      return seal({ to, from: this.#privateKey, ctx: { kind: "event", agentId: this.agentId, id: eventId }, plaintext });
+      return seal({ to, from: this.#privateKey, fromPublic: this.publicKey, ctx: { kind: "event", agentId: this.agentId, id: eventId }, plaintext });
     } finally {
       this.onTiming?.("event", performance.now() - t0);
     }
@@ -69,7 +69,7 @@ export class AgentKey {
   openAccessKey(commandId: string, operatorPublicKey: Uint8Array, envelope: unknown): AccessKey {
     const t0 = performance.now();
     try {
-      return openAccessKey({ agentId: this.agentId, commandId, agentPrivateKey: this.#privateKey, operatorPublicKey, envelope });
+      return openAccessKey({ agentId: this.agentId, commandId, agentPrivateKey: this.#privateKey, agentPublicKey: this.publicKey, operatorPublicKey, envelope });
     } finally {
       this.onTiming?.("access-key", performance.now() - t0);
     }

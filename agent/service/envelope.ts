@@ -74,6 +74,8 @@ export interface SealOptions {
   to: Uint8Array;
   /** The sender's long-term X25519 private key (auth mode). */
   from: Uint8Array;
+  /** Its public key, when the caller holds it (one scalar multiplication less). */
+  fromPublic?: Uint8Array;
   ctx: SealContext;
   plaintext: Uint8Array;
   /** Plaintext bytes per HPKE message (default 4096). */
@@ -106,7 +108,7 @@ function begin(o: SealOptions) {
   if (!(o.plaintext instanceof Uint8Array)) throw new TypeError("seal: plaintext must be a Uint8Array");
   checkContext(o.ctx);
   try {
-    const sender = setupSender({ pkR: o.to, skS: o.from, info: infoOf(o.ctx) });
+    const sender = setupSender({ pkR: o.to, skS: o.from, info: infoOf(o.ctx), ...(o.fromPublic ? { pkSOwn: o.fromPublic } : {}) });
     return { sender, n: Math.max(1, Math.ceil(o.plaintext.length / slice)), slice };
   } catch (e) {
     if (e instanceof HpkeError) throw new EnvelopeError(`seal: ${e.message}`);
@@ -123,6 +125,8 @@ function finish(c: SealContext, sender: ReturnType<typeof setupSender>, ct: stri
 export interface OpenOptions {
   /** The recipient's X25519 private key. */
   key: Uint8Array;
+  /** Its public key, when the caller holds it (one scalar multiplication less). */
+  keyPublic?: Uint8Array;
   /** The sender's X25519 public key the envelope must come from (pinned or configured). */
   from: Uint8Array;
   envelope: unknown;
@@ -142,7 +146,7 @@ export function open(o: OpenOptions): Uint8Array {
   if (total > MAX_SEALED_BYTES + 16 * parts.length) throw new EnvelopeError(`envelope: larger than ${MAX_SEALED_BYTES} bytes`);
   let recipient;
   try {
-    recipient = setupRecipient({ enc, skR: o.key, pkS: o.from, info: infoOf(o.expect) });
+    recipient = setupRecipient({ enc, skR: o.key, pkS: o.from, info: infoOf(o.expect), ...(o.keyPublic ? { pkROwn: o.keyPublic } : {}) });
   } catch (e) {
     if (e instanceof HpkeError) throw new EnvelopeError(`envelope: ${e.message}`);
     throw e;

@@ -64,6 +64,8 @@ export interface OpenAccessKeyOptions {
   agentId: string;
   commandId: string;
   agentPrivateKey: Uint8Array;
+  /** The agent's public key, when held (one scalar multiplication less). */
+  agentPublicKey?: Uint8Array;
   /** The command's replyPublicKey: the sealed key must come from its holder. */
   operatorPublicKey: Uint8Array;
   envelope: unknown;
@@ -75,7 +77,13 @@ export interface OpenAccessKeyOptions {
 export function openAccessKey(o: OpenAccessKeyOptions): AccessKey {
   let plaintext: Uint8Array;
   try {
-    plaintext = open({ key: o.agentPrivateKey, from: o.operatorPublicKey, envelope: o.envelope, expect: { kind: "access-key", agentId: o.agentId, id: o.commandId } });
+    plaintext = open({
+      key: o.agentPrivateKey,
+      ...(o.agentPublicKey ? { keyPublic: o.agentPublicKey } : {}),
+      from: o.operatorPublicKey,
+      envelope: o.envelope,
+      expect: { kind: "access-key", agentId: o.agentId, id: o.commandId },
+    });
   } catch (e) {
     if (e instanceof EnvelopeError) throw new SealedKeyProblem("BAD_FIELD", `sealedAccessKey: ${e.message.replace(/^envelope: /, "")}`);
     throw e;

@@ -42,6 +42,12 @@ describe("sealed envelope (HPKE auth mode)", () => {
     expect(dec.decode(open({ key: operator.privateKey, from: agent.publicKey, envelope: env, expect: ctx }))).toBe(dec.decode(plaintext));
   });
 
+  test("a caller-held own public key gives the same result (one scalar multiplication less)", () => {
+    const env = seal({ to: operator.publicKey, from: agent.privateKey, fromPublic: agent.publicKey, ctx, plaintext });
+    expect(open({ key: operator.privateKey, keyPublic: operator.publicKey, from: agent.publicKey, envelope: env, expect: ctx })).toEqual(plaintext);
+    expect(open({ key: operator.privateKey, from: agent.publicKey, envelope: env, expect: ctx })).toEqual(plaintext);
+  });
+
   test("sealing in slices lets the event loop run; every slice is one HPKE message; it opens to the same bytes", async () => {
     const big = Uint8Array.from({ length: 40_000 }, (_, i) => i & 0xff);
     let ranBetween = false;
