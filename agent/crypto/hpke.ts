@@ -118,6 +118,13 @@ export function generateKeyPair(random: (n: number) => Uint8Array = randomBytes)
   }
 }
 
+/** X25519(sk, pk) of two static keys, for callers that reuse it across contexts (staticDh). HpkeError for a low-order pk. */
+export function staticDh(sk: Uint8Array, pk: Uint8Array): Uint8Array {
+  checkLength("private key", sk, N_SK);
+  checkLength("public key", pk, N_PK);
+  return dh(sk, pk);
+}
+
 /**
  * Checks a public key the way Encap/Decap would (32 bytes, not one of the low-order points
  * that give an all-zero DH), without a scalar multiplication by a secret. Throws HpkeError.
@@ -137,7 +144,7 @@ function extractAndExpand(dhBytes: Uint8Array, kemContext: Uint8Array): Uint8Arr
 }
 
 /** Encap / AuthEncap (§4.1) with an ephemeral key pair `eph`. */
-function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array, knownPkS?: Uint8Array): { sharedSecret: Uint8Array; enc: Uint8Array } {
+function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array, knownPkS?: Uint8Array, knownStaticDh?: Uint8Array): { sharedSecret: Uint8Array; enc: Uint8Array } {
   const enc = eph.publicKey;
   let dhBytes: Uint8Array;
   let kemContext: Uint8Array;
@@ -146,7 +153,7 @@ function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array, knownPkS?: Uint8
     kemContext = concat(enc, pkR);
   } else {
     const pkS = knownPkS ?? publicKeyOf(skS);
-    dhBytes = concat(dh(eph.privateKey, pkR), dh(skS, pkR));
+    dhBytes = concat(dh(eph.privateKey, pkR), knownStaticDh ?? dh(skS, pkR));
     kemContext = concat(enc, pkR, pkS);
   }
   const sharedSecret = extractAndExpand(dhBytes, kemContext);
@@ -155,7 +162,7 @@ function encap(pkR: Uint8Array, eph: KeyPair, skS?: Uint8Array, knownPkS?: Uint8
 }
 
 /** Decap / AuthDecap (§4.1). */
-function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array, knownPkR?: Uint8Array): Uint8Array {
+function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array, knownPkR?: Uint8Array, knownStaticDh?: Uint8Array): Uint8Array {
   checkLength("enc", enc, N_ENC);
   const pkR = knownPkR ?? publicKeyOf(skR);
   let dhBytes: Uint8Array;
@@ -165,7 +172,7 @@ function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array, knownPkR?: Ui
     kemContext = concat(enc, pkR);
   } else {
     checkLength("sender public key", pkS, N_PK);
-    dhBytes = concat(dh(skR, enc), dh(skR, pkS));
+    dhBytes = concat(dh(skR, enc), knownStaticDh ?? dh(skR, pkS));
     kemContext = concat(enc, pkR, pkS);
   }
   const shared = extractAndExpand(dhBytes, kemContext);
@@ -263,6 +270,8 @@ export interface SetupSenderOptions {
   skS?: Uint8Array;
   /** The public key of skS, when the caller holds it (saves a scalar multiplication; it must match skS). */
   pkSOwn?: Uint8Array;
+  /** X25519(skS, pkR), when the caller holds it from an earlier context between the same static keys (saves one). */
+  staticDh?: Uint8Array;
   /** The ephemeral key pair; fresh unless given (tests replay the RFC's). */
   ephemeral?: KeyPair;
 }
@@ -273,7 +282,7 @@ export function setupSender(o: SetupSenderOptions): SenderContext {
   if (o.skS !== undefined) checkLength("sender private key", o.skS, N_SK);
   const eph = o.ephemeral ?? generateKeyPair();
   try {
-    const { sharedSecret, enc } = encap(o.pkR, eph, o.skS, o.pkSOwn);
+    const { sharedSecret, enc } = encap(o.pkR, eph, o.skS, o.pkSOwn, o.staticDh);
     const ks = keySchedule(o.skS === undefined ? MODE_BASE : MODE_AUTH, sharedSecret, o.info);
     wipe(sharedSecret);
     return new SenderContext(ks, enc.slice());
@@ -290,12 +299,14 @@ export interface SetupRecipientOptions {
   pkS?: Uint8Array;
   /** The public key of skR, when the caller holds it (saves a scalar multiplication; it must match skR). */
   pkROwn?: Uint8Array;
+  /** X25519(skR, pkS), when the caller holds it (saves one). */
+  staticDh?: Uint8Array;
 }
 
 /** SetupBaseR / SetupAuthR. */
 export function setupRecipient(o: SetupRecipientOptions): RecipientContext {
   checkLength("recipient private key", o.skR, N_SK);
-  const sharedSecret = decap(o.enc, o.skR, o.pkS, o.pkROwn);
+  const sharedSecret = decap(o.enc, o.skR, o.pkS, o.pkROwn, o.staticDh);
   const ks = keySchedule(o.pkS === undefined ? MODE_BASE : MODE_AUTH, sharedSecret, o.info);
   wipe(sharedSecret);
   return new RecipientContext(ks);

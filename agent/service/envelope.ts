@@ -76,6 +76,8 @@ export interface SealOptions {
   from: Uint8Array;
   /** Its public key, when the caller holds it (one scalar multiplication less). */
   fromPublic?: Uint8Array;
+  /** X25519(from, to), when the caller holds it (one scalar multiplication less). */
+  staticDh?: Uint8Array;
   ctx: SealContext;
   plaintext: Uint8Array;
   /** Plaintext bytes per HPKE message (default 4096). */
@@ -108,7 +110,7 @@ function begin(o: SealOptions) {
   if (!(o.plaintext instanceof Uint8Array)) throw new TypeError("seal: plaintext must be a Uint8Array");
   checkContext(o.ctx);
   try {
-    const sender = setupSender({ pkR: o.to, skS: o.from, info: infoOf(o.ctx), ...(o.fromPublic ? { pkSOwn: o.fromPublic } : {}) });
+    const sender = setupSender({ pkR: o.to, skS: o.from, info: infoOf(o.ctx), ...(o.fromPublic ? { pkSOwn: o.fromPublic } : {}), ...(o.staticDh ? { staticDh: o.staticDh } : {}) });
     return { sender, n: Math.max(1, Math.ceil(o.plaintext.length / slice)), slice };
   } catch (e) {
     if (e instanceof HpkeError) throw new EnvelopeError(`seal: ${e.message}`);
@@ -127,6 +129,8 @@ export interface OpenOptions {
   key: Uint8Array;
   /** Its public key, when the caller holds it (one scalar multiplication less). */
   keyPublic?: Uint8Array;
+  /** X25519(key, from), when the caller holds it (one scalar multiplication less). */
+  staticDh?: Uint8Array;
   /** The sender's X25519 public key the envelope must come from (pinned or configured). */
   from: Uint8Array;
   envelope: unknown;
@@ -146,7 +150,7 @@ export function open(o: OpenOptions): Uint8Array {
   if (total > MAX_SEALED_BYTES + 16 * parts.length) throw new EnvelopeError(`envelope: larger than ${MAX_SEALED_BYTES} bytes`);
   let recipient;
   try {
-    recipient = setupRecipient({ enc, skR: o.key, pkS: o.from, info: infoOf(o.expect), ...(o.keyPublic ? { pkROwn: o.keyPublic } : {}) });
+    recipient = setupRecipient({ enc, skR: o.key, pkS: o.from, info: infoOf(o.expect), ...(o.keyPublic ? { pkROwn: o.keyPublic } : {}), ...(o.staticDh ? { staticDh: o.staticDh } : {}) });
   } catch (e) {
     if (e instanceof HpkeError) throw new EnvelopeError(`envelope: ${e.message}`);
     throw e;

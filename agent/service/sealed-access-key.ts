@@ -66,6 +66,8 @@ export interface OpenAccessKeyOptions {
   agentPrivateKey: Uint8Array;
   /** The agent's public key, when held (one scalar multiplication less). */
   agentPublicKey?: Uint8Array;
+  /** X25519(agent key, operator key), when held (one scalar multiplication less). */
+  staticDh?: Uint8Array;
   /** The command's replyPublicKey: the sealed key must come from its holder. */
   operatorPublicKey: Uint8Array;
   envelope: unknown;
@@ -80,6 +82,7 @@ export function openAccessKey(o: OpenAccessKeyOptions): AccessKey {
     plaintext = open({
       key: o.agentPrivateKey,
       ...(o.agentPublicKey ? { keyPublic: o.agentPublicKey } : {}),
+      ...(o.staticDh ? { staticDh: o.staticDh } : {}),
       from: o.operatorPublicKey,
       envelope: o.envelope,
       expect: { kind: "access-key", agentId: o.agentId, id: o.commandId },

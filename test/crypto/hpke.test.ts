@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { fromHex, hex } from "../../agent/bytes.ts";
-import { checkPublicKey, deriveKeyPair, HpkeError, MODE_AUTH, MODE_BASE, setupRecipient, setupSender } from "../../agent/crypto/hpke.ts";
+import { checkPublicKey, deriveKeyPair, HpkeError, MODE_AUTH, MODE_BASE, setupRecipient, setupSender, staticDh } from "../../agent/crypto/hpke.ts";
 import vectorsFile from "../fixtures/hpke/rfc9180-appendix-a2.json";
 
 interface Vector {
@@ -94,6 +94,16 @@ describe("refusals", () => {
     const bad = h(first.ct);
     bad[3]! ^= 1;
     expect(() => r.open(h(first.aad), bad)).toThrow(HpkeError);
+    expect(lower(r.open(h(first.aad), h(first.ct)))).toBe(first.pt);
+  });
+
+  test("caller-held own public keys and static DH (the agent's shortcuts) give the RFC's ciphertext", () => {
+    const eph = { privateKey: h(auth.skEm), publicKey: h(auth.pkEm) };
+    const dhS = staticDh(h(auth.skSm!), h(auth.pkRm));
+    expect(lower(staticDh(h(auth.skRm), h(auth.pkSm!)))).toBe(lower(dhS));
+    const sender = setupSender({ pkR: h(auth.pkRm), info: h(auth.info), ephemeral: eph, skS: h(auth.skSm!), pkSOwn: h(auth.pkSm!), staticDh: dhS });
+    expect(lower(sender.seal(h(first.aad), h(first.pt)))).toBe(first.ct);
+    const r = setupRecipient({ enc: h(auth.enc), skR: h(auth.skRm), info: h(auth.info), pkS: h(auth.pkSm!), pkROwn: h(auth.pkRm), staticDh: dhS });
     expect(lower(r.open(h(first.aad), h(first.ct)))).toBe(first.pt);
   });
 
