@@ -34,6 +34,8 @@ export interface ReadRequest {
   cardWaitMs: number;
   signal?: AbortSignal;
   onProgress?: (p: ReadProgress) => void;
+  /** The caller runs afterCardWork itself (a remote read: once its sealed reply is sent, so GC and page trim do not run between the slices of its sealing). */
+  deferAfterCardWork?: boolean;
 }
 
 export interface ReadOutcome {
@@ -119,7 +121,7 @@ export class CardReads {
         await conn?.disconnect("leave").catch(() => undefined);
       }
       const outcome = this.#record(p, doc, error, performance.now() - t0, apduMs);
-      this.#o.afterCardWork();
+      if (!p.deferAfterCardWork) this.#o.afterCardWork();
       return outcome;
     })();
     this.#current = { done: run, abort };

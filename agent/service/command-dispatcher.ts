@@ -96,6 +96,8 @@ export interface DispatcherOptions {
   parse?: ParseOptions;
   /** Seals results of commands that carry replyPublicKey; without it they go in clear. */
   sealer?: ReplySealer;
+  /** Called once a command that ran has sent its final reply (the service collects a read's garbage then). */
+  afterReply?: (command: AgentCommand) => void;
   handlers?: CommandHandlers;
   /** Commands that use a card (read, diagnose) allowed at once; more are refused BUSY. Default 1. */
   maxCardCommands?: number;
@@ -109,6 +111,7 @@ export class CommandDispatcher {
   readonly #topics: AgentTopics;
   readonly #parse: ParseOptions;
   readonly #sealer: ReplySealer | undefined;
+  readonly #afterReply: ((command: AgentCommand) => void) | undefined;
   readonly #handlers: CommandHandlers;
   readonly #maxCardCommands: number;
   readonly #cache: IdempotencyCache;
@@ -124,6 +127,7 @@ export class CommandDispatcher {
     this.#topics = opts.topics;
     this.#parse = opts.parse ?? {};
     this.#sealer = opts.sealer;
+    this.#afterReply = opts.afterReply;
     this.#handlers = { ping: async () => ({ pong: true, agentId: opts.topics.agentId }), ...opts.handlers };
     this.#maxCardCommands = opts.maxCardCommands ?? 1;
     this.#cache = opts.cache ?? new IdempotencyCache();
@@ -285,6 +289,7 @@ export class CommandDispatcher {
     const waiters = this.#cache.finish(cmd.id, json, reply.ok ? { ok: true } : { ok: false, code: reply.error.code });
     await this.#send(to, json);
     for (const w of waiters) w(json);
+    this.#afterReply?.(cmd);
   }
 
   #count(code: ErrorCode): void {

@@ -81,6 +81,7 @@ export class RemoteCommands {
           commandId: cmd.id,
           cardWaitMs: Math.min(10_000, Math.max(2000, deadline - Date.now())),
           signal: ctx.signal,
+          deferAfterCardWork: true, // the dispatcher's afterReply, once the sealed reply is sent
           onProgress: (pr) => {
             if (pr.kind === "step") void ctx.progress(pr.step);
             else if (pr.kind === "file-done") void ctx.progress("file-done", { file: pr.key, bytes: pr.bytes, apdus: pr.apdus, ms: pr.ms });

@@ -139,6 +139,10 @@ export class AgentService {
       topics: this.topics,
       parse: { openAccessKey: (id, from, envelope) => agentKey.openAccessKey(id, from, envelope), allowPlaintextAccessKey: c.commands.allowPlaintextAccessKey },
       sealer: agentKey,
+      // A read's GC and page trim once its sealed reply is on its way, not between the sealing's slices.
+      afterReply: (cmd) => {
+        if (cmd.command === "read") this.#memory.afterCardWork();
+      },
       log: (level, message, fields) => this.#log.log(level, message, fields as LogFields),
     });
     this.dispatcher.register("read", (cmd, ctx) => remote.read(cmd, ctx));
