@@ -27,6 +27,10 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
     help: "verify files saved by read --out, offline (Passive Authentication against --trust)",
     run: async (argv) => (await import("./cli/verify-command.ts")).verifyCommand(argv),
   },
+  remote: {
+    help: "command an agent over MQTT as an operator: remote read|diagnose|ping --agent <id>, remote open, remote keygen",
+    run: async (argv) => (await import("./cli/remote-command.ts")).remoteCommand(argv),
+  },
   run: {
     help: "run the edge agent service: watch readers, speak MQTT 5, answer remote commands (--config <file>)",
     run: async (argv) => (await import("./cli/run-command.ts")).runCommand(argv),

@@ -5,8 +5,9 @@
  * would, and prints the result.
  *
  * Then the fleet view: starts Mosquitto on loopback and the agent (`mrtd-agent run` with a
- * generated config), sends a remote read as an operator would (MQTT 5 request/response,
- * a fresh X25519 key pair, personal data requested), decrypts the sealed reply and shows it.
+ * generated config), and reads the card remotely with the operator CLI (`mrtd-agent remote
+ * read`): the access key sealed to the agent's key from its birth, the report sealed back to
+ * a fresh operator key and checked to come from the agent.
  * Everything started here is stopped at the end. --no-service skips the fleet part.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +16,6 @@ import { join, resolve } from "node:path";
 import mqtt from "mqtt";
 import { main as cli } from "../agent/cli.ts";
 import { invocation } from "../agent/cli/invocation.ts";
-import { b64, generateKeyPair, openSealed, replyInfo } from "../agent/service/envelope.ts";
 import { PcscClient, SCARD_STATE_UNAWARE } from "../agent/transport/pcsc.ts";
 import { startMosquitto, type Mosquitto } from "./support/mosquitto.ts";
 import { ensurePcscd } from "./support/pcscd.ts";
@@ -36,8 +36,8 @@ Reads a passport end to end through pcscd. With an access key and a card in a re
 reader, reads that card; otherwise reads the virtual passport (ICAO specimen data).
 Other arguments are passed to "mrtd-agent read" (e.g. --json, --trace, --files DG1).
 Then starts Mosquitto on loopback and the agent service, and reads the same card
-remotely over MQTT 5 as a fleet operator would, with the reply sealed to a fresh key
-(skip with --no-service).
+remotely over MQTT 5 with the operator CLI (mrtd-agent remote read): access key sealed
+to the agent, report sealed back to a fresh operator key (skip with --no-service).
 
 Profiles:
 ${profileList()}`);
@@ -124,11 +124,10 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, tr
     })();
     console.error(`demo: agent "${agentId}" started (mrtd-agent run --config ${config})`);
 
-    operator = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocol: "mqtt", protocolVersion: 5, clientId: "operator-demo", reconnectPeriod: 0 });
+    operator = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocol: "mqtt", protocolVersion: 5, clientId: "demo-watch", reconnectPeriod: 0 });
     await new Promise<void>((res, rej) => (operator!.once("connect", () => res()), operator!.once("error", rej)));
     const base = `mrtd/v1/${agentId}`;
-    const replyTopic = `${base}/reply/operator-demo`;
-    await operator.subscribeAsync([`${base}/status`, replyTopic], { qos: 1 });
+    await operator.subscribeAsync(`${base}/status`, { qos: 1 });
     const online = new Promise<void>((res) => {
       operator!.on("message", (topic, payload) => {
         if (topic === `${base}/status` && JSON.parse(payload.toString()).state === "online") res();
@@ -136,44 +135,28 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, tr
     });
     await withTimeout(online, 15_000, "the agent's online status");
     console.error("demo: the agent is online (retained status on the broker)");
+    await operator.endAsync(true);
 
-    const keys = generateKeyPair();
-    const id = `demo-${Date.now()}`;
-    const done = new Promise<Record<string, unknown>>((res) => {
-      operator!.on("message", (topic, payload) => {
-        if (topic !== replyTopic) return;
-        const msg = JSON.parse(payload.toString()) as Record<string, unknown>;
-        if (msg.id !== id) return;
-        if (msg.kind === "progress") console.error(`demo:   progress: ${msg.step}${msg.detail ? " " + JSON.stringify(msg.detail) : ""}`);
-        else res(msg);
-      });
-    });
+    // The operator CLI, as an operator runs it; its keys and pins stay in the demo's temp dir.
+    const opKey = join(dir, "operator.key");
+    const known = join(dir, "known-agents");
+    const saved = join(dir, "reply.json");
+    const keygen = Bun.spawnSync([process.execPath, join(root, "agent/cli.ts"), "remote", "keygen", opKey], { stdout: "pipe", stderr: "inherit" });
+    if (keygen.exitCode !== 0) return 1;
+    console.error(`demo: operator HPKE key made (mrtd-agent remote keygen): public key ${keygen.stdout.toString().trim()}`);
+    const remoteArgs = ["--agent", agentId, "--broker", broker.url, "--client-id", "operator-demo", "--operator-key", opKey, "--known-agents", known];
+    const keyArgs = ["--doc", accessKey.documentNumber, "--dob", accessKey.dateOfBirth, "--expiry", accessKey.dateOfExpiry];
+    console.error(`demo: $ mrtd-agent remote read ${remoteArgs.join(" ")} --doc ... --save ${saved}`);
     const t0 = performance.now();
-    await operator.publishAsync(`${base}/cmd/read`, JSON.stringify({ id, accessKey, includePersonalData: true, replyPublicKey: b64(keys.publicKey), timeoutS: 20 }), {
-      qos: 1,
-      properties: { responseTopic: replyTopic, correlationData: Buffer.from(id), messageExpiryInterval: 60 },
-    });
-    console.error(`demo: operator sent read command ${id} (personal data requested, sealed to a fresh X25519 key)`);
-    const reply = await withTimeout(done, 30_000, "the read reply");
+    const code = await cli(["remote", "read", ...remoteArgs, ...keyArgs, "--wait", "20", "--save", saved]);
     const ms = performance.now() - t0;
-    if (reply.ok !== true) {
-      console.log(`Remote read failed: ${JSON.stringify(reply.error)}`);
-      return 1;
+    if (code !== 0) {
+      console.error(`demo: remote read exited ${code}`);
+      return code;
     }
-    const result = reply.result as Record<string, unknown>;
-    const { personalData, ...clear } = result;
-    console.log(`\nRemote read over MQTT 5 in ${ms.toFixed(0)} ms (command to final reply)`);
-    console.log(`Reply (as the broker saw it; personal data only sealed): ${JSON.stringify({ ...clear, personalData: personalData ? "<sealed envelope>" : undefined })}`);
-    if (personalData) {
-      const opened = JSON.parse(new TextDecoder().decode(openSealed(keys.privateKey, personalData, replyInfo(agentId, id)))) as {
-        mrz?: Record<string, string>;
-        face?: { format: string; width: number; height: number; image: string };
-      };
-      const m = opened.mrz;
-      console.log("Decrypted by the operator (deploy/decrypt-reply.ts does the same from a key file):");
-      if (m) console.log(`  ${m.documentCode} ${m.issuingState} ${m.documentNumber}: ${m.primaryIdentifier}, ${m.secondaryIdentifier}; born ${m.dateOfBirth}; expires ${m.dateOfExpiry}`);
-      if (opened.face) console.log(`  face ${opened.face.format.toUpperCase()} ${opened.face.width}x${opened.face.height}, ${Buffer.from(opened.face.image, "base64").length} bytes`);
-    }
+    console.error(`demo: remote read over MQTT 5 in ${ms.toFixed(0)} ms (connect, birth, command, final reply)`);
+    const asSeen = JSON.parse(await Bun.file(saved).text()) as { sealed?: { ct: string[] } };
+    console.error(`demo: the reply as the broker saw it: ${JSON.stringify({ ...asSeen, sealed: asSeen.sealed ? `<HPKE envelope, ${asSeen.sealed.ct.length} messages>` : undefined })}`);
     const reads = agentLog.split("\n").filter((l) => l.includes('"read complete"')).length;
     console.error(`demo: agent logged ${reads} read(s); its logs are JSON lines without personal data`);
     return 0;

@@ -63,11 +63,12 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
         },
   });
   if (json) console.log(JSON.stringify(d, null, 2));
-  else printHuman(d);
+  else printDiagnosis(d);
   return d.verdict === "good" || d.verdict === "marginal" ? EXIT.OK : EXIT.TRANSPORT;
 }
 
-function printHuman(d: ReaderDiagnosis): void {
+/** The human diagnosis report (also `mrtd-agent remote diagnose`, from the reply's JSON). */
+export function printDiagnosis(d: ReaderDiagnosis): void {
   const r = d.reader;
   console.log(`Reader    ${r.name}`);
   const ids = [r.vendor && `vendor ${r.vendor}`, r.model && `model ${r.model}`, r.firmware && `firmware ${r.firmware}`, r.serial && `serial ${r.serial}`].filter(Boolean);

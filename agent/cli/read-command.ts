@@ -19,6 +19,7 @@ import { loadTrust } from "../verification/trust.ts";
 import type { DocumentVerdict } from "../verification/verdict.ts";
 import { verifyRead } from "../reading/verify-read.ts";
 import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
+import { fmt, readReport, reportLines, type ReadReport } from "../reading/read-report.ts";
 
 export const READ_OPTIONS: Record<string, OptionSpec> = {
   doc: { type: "string", arg: "<number>", help: "document number as printed in the MRZ" },
@@ -151,80 +152,13 @@ function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
   return accessKeyFromFields({ documentNumber: o.doc, dateOfBirth: o.dob, dateOfExpiry: o.expiry }, { documentNumber: "--doc", dateOfBirth: "--dob", dateOfExpiry: "--expiry" });
 }
 
-export function toJson(r: DocumentRead, verification?: DocumentVerdict): Record<string, unknown> {
-  const s = r.summary;
-  return {
-    reader: s.reader,
-    atr: s.atr,
-    files: s.files,
-    absent: r.absent.map((a) => ({ file: a.key, sw: a.sw.toString(16).toUpperCase().padStart(4, "0") })),
-    mrz: r.mrz
-      ? {
-          format: r.mrz.format,
-          documentCode: r.mrz.documentCode,
-          issuingState: r.mrz.issuingState,
-          documentNumber: r.mrz.documentNumber,
-          nationality: r.mrz.nationality,
-          primaryIdentifier: r.mrz.primaryIdentifier,
-          secondaryIdentifier: r.mrz.secondaryIdentifier,
-          dateOfBirth: r.mrz.dateOfBirth,
-          sex: r.mrz.sex,
-          dateOfExpiry: r.mrz.dateOfExpiry,
-          optionalData1: r.mrz.optionalData1,
-          optionalData2: r.mrz.optionalData2,
-          checks: r.mrz.checks,
-          valid: r.mrz.valid,
-        }
-      : undefined,
-    face: s.face,
-    dg11: r.dg11,
-    dg12: r.dg12,
-    sod: r.sod ? { hashAlgorithm: r.sod.hashAlgorithm, dataGroups: r.sodHashes } : undefined,
-    hashesMatchSod: s.hashesMatchSod,
-    verification,
-    parseErrors: r.parseErrors,
-    apdus: { count: s.apdus },
-    durationMs: s.durationMs,
-    steps: s.steps,
-    recoveries: s.recoveries,
-    link: s.link,
-    trace: r.trace,
-  };
+/** The JSON form of a read (reading/read-report.ts; remote reads print the same). */
+export function toJson(r: DocumentRead, verification?: DocumentVerdict): ReadReport {
+  return readReport(r, verification);
 }
 
 function printHuman(r: DocumentRead): void {
-  const s = r.summary;
-  const m = r.mrz;
-  if (m) {
-    console.log(`Document  ${m.documentCode} ${m.format}, issued by ${m.issuingState}, number ${m.documentNumber}`);
-    console.log(`Holder    ${m.primaryIdentifier}, ${m.secondaryIdentifier}; born ${m.dateOfBirth}; sex ${m.sex}; nationality ${m.nationality}; expires ${m.dateOfExpiry}`);
-    const bad = Object.entries(m.checks).filter(([, ok]) => ok === false).map(([k]) => k);
-    console.log(`MRZ       ${m.valid ? "all check digits valid" : `check digits WRONG: ${bad.join(", ")}`}`);
-  }
-  if (s.face) console.log(`Face      ${s.face.format.toUpperCase()} ${s.face.width}x${s.face.height}, ${fmt(s.face.bytes)} bytes`);
-  if (r.dg11?.fullName) {
-    console.log(`DG11      full name ${fillers(r.dg11.fullName)}${r.dg11.placeOfBirth ? `; place of birth ${fillers(r.dg11.placeOfBirth)}` : ""}`);
-  }
-  if (r.dg12?.issuingAuthority) console.log(`DG12      issued by ${r.dg12.issuingAuthority}${r.dg12.dateOfIssue ? ` on ${r.dg12.dateOfIssue}` : ""}`);
-  if (r.sodHashes) {
-    const list = r.sodHashes.map((h) => `DG${h.dg} ${h.status}`).join(", ");
-    const verdict = s.hashesMatchSod ? "data-group hashes match EF.SOD" : "data-group hashes DO NOT match EF.SOD";
-    console.log(`SOD       ${verdict} (${r.sod?.hashAlgorithm.toUpperCase()}): ${list}`);
-  }
-  for (const a of r.absent) console.log(`Absent    ${a.key} (card answered ${a.sw.toString(16).toUpperCase()})`);
-  for (const p of r.parseErrors) console.log(`Unparsed  ${p.key}: ${p.message}`);
-  for (const rec of s.recoveries) console.log(`Recovered ${rec.cause} in ${rec.step} at offset ${rec.offset ?? 0}: ${rec.action} (${rec.apdus} APDUs, ${rec.ms} ms)`);
-  const l = s.link;
-  console.log(
-    `Total     ${s.apdus} APDUs in ${s.durationMs} ms (block ${l.blockSize} B, extended length ${l.extendedLength ? "yes" : "no"}, read by SFI ${l.readBySfi ? "yes" : "no"})`,
-  );
-  if (r.trace) {
-    console.log("Trace (redacted: header, lengths, status word, ms)");
-    for (const t of r.trace) {
-      const h = [t.cla, t.ins, t.p1, t.p2].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(" ");
-      console.log(`  ${t.t.toFixed(1).padStart(8)} ms  ${h}  cmd ${t.commandBytes} B  resp ${t.responseBytes} B  ${t.sw?.toString(16).toUpperCase() ?? t.error ?? "-"}  ${t.ms} ms`);
-    }
-  }
+  for (const line of reportLines(readReport(r))) console.log(line);
 }
 
 function writeOut(dir: string, r: DocumentRead, verification: DocumentVerdict): void {
@@ -239,9 +173,7 @@ export function spaced(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).toUpperCase().padStart(2, "0")).join(" ");
 }
 
-export function fmt(n: number): string {
-  return n.toLocaleString("en-US");
-}
+export { fmt };
 
 /**
  * Explains a failed read: the failure class (layer, plain explanation, likely causes, what to
@@ -264,9 +196,4 @@ function reportFailure(e: unknown, json: boolean): void {
   if (report?.recoveries.length) {
     console.error(`          ${report.recoveries.length} recoveries tried${report.stoppedBecause ? `, stopped: ${report.stoppedBecause}` : ""}`);
   }
-}
-
-/** ICAO 9303-10 DG11 text uses '<<' between name parts or place components and '<' for a space. */
-function fillers(text: string): string {
-  return text.replace(/<</g, ", ").replace(/</g, " ").trim();
 }

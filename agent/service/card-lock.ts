@@ -8,8 +8,11 @@ import { CommandError } from "./command-types.ts";
 export interface CardLockHooks {
   /** When the lock is taken, before the operation runs. */
   onAcquire?: (waitedMs: number) => void;
-  /** After the operation, once the lock is free again (also after a failure). */
-  onRelease?: () => void;
+  /**
+   * After the operation, once the lock is free again (also after a failure). `deferred`: the
+   * caller runs the clean-up itself later (a remote read, once its sealed reply is sent).
+   */
+  onRelease?: (deferred: boolean) => void;
 }
 
 export class CardLock {
@@ -26,7 +29,7 @@ export class CardLock {
   }
 
   /** Runs `fn` holding the lock; waits for the lock up to `waitMs` (0: fail at once). */
-  async run<T>(fn: () => Promise<T>, waitMs = 0, signal?: AbortSignal): Promise<T> {
+  async run<T>(fn: () => Promise<T>, waitMs = 0, signal?: AbortSignal, opts: { deferCleanup?: boolean } = {}): Promise<T> {
     const start = Date.now();
     const deadline = start + waitMs;
     while (this.#held) {
@@ -42,7 +45,7 @@ export class CardLock {
     } finally {
       this.#held = undefined;
       release();
-      this.#hooks.onRelease?.();
+      this.#hooks.onRelease?.(opts.deferCleanup === true);
     }
   }
 }

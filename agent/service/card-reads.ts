@@ -15,6 +15,7 @@ import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
 import { verifyRead } from "../reading/verify-read.ts";
+import type { DocumentVerdict } from "../verification/verdict.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import type { AgentConfig } from "./config.ts";
 import type { ReaderHealthTracker } from "./health.ts";
@@ -40,6 +41,8 @@ export interface ReadOutcome {
   event: ReadEvent;
   eventId: string;
   doc?: DocumentRead;
+  /** The whole verdict (a remote read's report carries it). */
+  verdict?: DocumentVerdict;
   error?: unknown;
 }
 
@@ -135,8 +138,10 @@ export class CardReads {
     const id = this.#o.config.agent.id;
     let event: ReadEvent;
     let failureClass: string | undefined;
+    let verdict: DocumentVerdict | undefined;
     if (doc) {
-      const v = verdictOf(doc, this.#o.trust);
+      const v = verdictOf(doc, this.#o.trust, this.#o.config.verification.trust);
+      verdict = v?.full;
       event = readEvent(id, doc.summary, {
         trigger: p.trigger,
         ...(p.commandId ? { commandId: p.commandId } : {}),
@@ -180,6 +185,7 @@ export class CardReads {
     this.#o.publishHealth(p.reader);
     const out: ReadOutcome = { event, eventId };
     if (doc) out.doc = doc;
+    if (verdict) out.verdict = verdict;
     if (error !== undefined) out.error = error;
     return out;
   }
@@ -202,11 +208,11 @@ export class CardReads {
  * The document verdict, as the CLI gives it (agent/verification): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
-function verdictOf(doc: DocumentRead, trust: TrustStore | undefined): { verdict: string; reasons: string[] } | undefined {
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, trustSources: string[]): { verdict: string; reasons: string[]; full?: DocumentVerdict } | undefined {
   if (!doc.files.has("SOD")) return undefined;
   try {
-    const v = verifyRead(doc, { trust });
-    return { verdict: v.overall, reasons: v.reasons };
+    const v = verifyRead(doc, { trust, trustSources });
+    return { verdict: v.overall, reasons: v.reasons, full: v };
   } catch {
     return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };
   }

@@ -31,7 +31,8 @@ import {
   type ProgressReply,
   type ReadCommand,
 } from "./command-types.ts";
-import { parseCommand } from "./command-validation.ts";
+import { parseCommand, type ParseOptions } from "./command-validation.ts";
+import type { SealedEnvelope } from "./envelope.ts";
 import { IdempotencyCache } from "./idempotency-cache.ts";
 
 /**
@@ -44,7 +45,6 @@ export const MAX_COMMAND_EXPIRY_S = 86_400;
 export const STOP_GRACE_MS = 5000;
 import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
 import type { AgentTopics } from "./topics.ts";
-import { isPublishableTopic } from "./topics.ts";
 
 export interface HandlerContext {
   /** Sends a progress reply (best effort; never throws). */
@@ -84,9 +84,20 @@ export interface DispatcherStats {
   replyFailures: number;
 }
 
+/** Seals results to a command's replyPublicKey (the agent's key, agent-key.ts). */
+export interface ReplySealer {
+  sealReply(commandId: string, to: Uint8Array, result: unknown): Promise<SealedEnvelope>;
+}
+
 export interface DispatcherOptions {
   link: ReplyPublisher;
   topics: AgentTopics;
+  /** How access keys are accepted (ParseOptions). */
+  parse?: ParseOptions;
+  /** Seals results of commands that carry replyPublicKey; without it they go in clear. */
+  sealer?: ReplySealer;
+  /** Called once a command that ran has sent its final reply (the service collects a read's garbage then). */
+  afterReply?: (command: AgentCommand) => void;
   handlers?: CommandHandlers;
   /** Commands that use a card (read, diagnose) allowed at once; more are refused BUSY. Default 1. */
   maxCardCommands?: number;
@@ -98,6 +109,9 @@ export interface DispatcherOptions {
 export class CommandDispatcher {
   readonly #link: ReplyPublisher;
   readonly #topics: AgentTopics;
+  readonly #parse: ParseOptions;
+  readonly #sealer: ReplySealer | undefined;
+  readonly #afterReply: ((command: AgentCommand) => void) | undefined;
   readonly #handlers: CommandHandlers;
   readonly #maxCardCommands: number;
   readonly #cache: IdempotencyCache;
@@ -111,6 +125,9 @@ export class CommandDispatcher {
   constructor(opts: DispatcherOptions) {
     this.#link = opts.link;
     this.#topics = opts.topics;
+    this.#parse = opts.parse ?? {};
+    this.#sealer = opts.sealer;
+    this.#afterReply = opts.afterReply;
     this.#handlers = { ping: async () => ({ pong: true, agentId: opts.topics.agentId }), ...opts.handlers };
     this.#maxCardCommands = opts.maxCardCommands ?? 1;
     this.#cache = opts.cache ?? new IdempotencyCache();
@@ -159,9 +176,17 @@ export class CommandDispatcher {
       this.#log("warn", "ignored a retained command", { topic: msg.topic });
       return;
     }
-    if (!msg.responseTopic || !isPublishableTopic(msg.responseTopic)) {
+    if (!msg.responseTopic) {
       this.#stats.noResponseTopic++;
-      this.#log("warn", "ignored a command without a usable response topic", { topic: msg.topic });
+      this.#log("warn", "ignored a command without a response topic", { topic: msg.topic });
+      return;
+    }
+    // Replies go only to <prefix>/<agent>/reply/<requester>: never to the agent's own status,
+    // events or health (which the broker lets it write), another agent's topics, or a topic
+    // the broker would drop the connection for. The topic itself is not logged (it is the sender's text).
+    if (this.#topics.requesterOf(msg.responseTopic) === undefined) {
+      this.#stats.noResponseTopic++;
+      this.#log("warn", "ignored a command: its response topic is not a reply topic of this agent", { topic: msg.topic, responseTopicBytes: Buffer.byteLength(msg.responseTopic) });
       return;
     }
     const expiryS = msg.messageExpiryIntervalS !== undefined ? Math.min(msg.messageExpiryIntervalS, MAX_COMMAND_EXPIRY_S) : undefined;
@@ -173,7 +198,7 @@ export class CommandDispatcher {
       return;
     }
 
-    const parsed = parseCommand(msg.payload, topicCommand);
+    const parsed = parseCommand(msg.payload, topicCommand, this.#parse);
     if (!parsed.ok) {
       this.#count(parsed.error.code);
       this.#log("info", "refused a command", { code: parsed.error.code, command: parsed.command, id: parsed.id });
@@ -244,9 +269,14 @@ export class CommandDispatcher {
     };
     this.#log("info", "command started", { id: cmd.id, command: cmd.command });
     let reply: FinalReply;
+    let sealMs: number | undefined;
     try {
       const result = await handler(cmd, ctx);
-      reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, result: result ?? null };
+      if (cmd.replyPublicKey && this.#sealer) {
+        const t0 = performance.now();
+        reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, sealed: await this.#sealer.sealReply(cmd.id, cmd.replyPublicKey, result ?? null) };
+        sealMs = Math.round((performance.now() - t0) * 100) / 100;
+      } else reply = { id: cmd.id, command: cmd.command, kind: "result", ok: true, result: result ?? null };
     } catch (e) {
       const { code, message } = errorOf(e);
       this.#count(code);
@@ -256,11 +286,12 @@ export class CommandDispatcher {
       if (expiryTimer) clearTimeout(expiryTimer);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
-    this.#log("info", "command finished", { id: cmd.id, command: cmd.command, ok: reply.ok, code: reply.ok ? undefined : reply.error.code });
+    this.#log("info", "command finished", { id: cmd.id, command: cmd.command, ok: reply.ok, code: reply.ok ? undefined : reply.error.code, sealMs });
     const json = JSON.stringify(reply);
     const waiters = this.#cache.finish(cmd.id, json, reply.ok ? { ok: true } : { ok: false, code: reply.error.code });
     await this.#send(to, json);
     for (const w of waiters) w(json);
+    this.#afterReply?.(cmd);
   }
 
   #count(code: ErrorCode): void {

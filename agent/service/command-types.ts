@@ -4,6 +4,7 @@
  * reply can carry. Validation is in command-validation.ts, routing in command-dispatcher.ts.
  */
 import type { AccessKey } from "./access-key.ts";
+import type { SealedEnvelope } from "./envelope.ts";
 import type { FileKey } from "../reading/read-result.ts";
 
 export const COMMAND_NAMES = ["read", "diagnose", "ping"] as const;
@@ -17,6 +18,7 @@ export const COMMAND_ERROR_CODES = [
   "MISSING_FIELD",
   "BAD_FIELD",
   "BAD_CHECK_DIGIT",
+  "PLAINTEXT_ACCESS_KEY",
   "BUSY",
   "DUPLICATE",
   "EXPIRED",
@@ -32,6 +34,8 @@ export type ErrorCode = (typeof COMMAND_ERROR_CODES)[number];
 
 interface CommandBase {
   id: string;
+  /** The requester's X25519 public key: the result is sealed to it (and a sealed access key must come from it). */
+  replyPublicKey?: Uint8Array;
 }
 export interface PingCommand extends CommandBase {
   command: "ping";
@@ -45,8 +49,6 @@ export interface ReadCommand extends CommandBase {
   reader?: string;
   timeoutS: number;
   includePersonalData: boolean;
-  /** X25519 public key the personal data is sealed to; present when includePersonalData. */
-  replyPublicKey?: Uint8Array;
 }
 export interface DiagnoseCommand extends CommandBase {
   command: "diagnose";
@@ -86,7 +88,10 @@ export interface ResultReply {
   command: CommandName;
   kind: "result";
   ok: true;
-  result: unknown;
+  /** In clear: only for a command without replyPublicKey. */
+  result?: unknown;
+  /** The result sealed to the command's replyPublicKey by the agent's key (envelope.ts, kind "reply"). */
+  sealed?: SealedEnvelope;
 }
 export interface ErrorReply {
   id?: string;

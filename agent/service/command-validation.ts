@@ -4,9 +4,10 @@
  * values (an access key is the document's secret).
  */
 import type { FileKey } from "../reading/read-result.ts";
-import { AccessKeyProblem, parseAccessKey } from "./access-key.ts";
-import { COMMAND_NAMES, CommandError, type AgentCommand, type CommandErrorBody, type CommandName, type DiagnoseCommand, type ReadCommand } from "./command-types.ts";
+import { AccessKeyProblem, parseAccessKey, type AccessKey } from "./access-key.ts";
+import { COMMAND_NAMES, CommandError, type AgentCommand, type CommandErrorBody, type CommandName, type DiagnoseCommand, type PingCommand, type ReadCommand } from "./command-types.ts";
 import { didYouMean } from "./config.ts";
+import { SealedKeyProblem } from "./sealed-access-key.ts";
 import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
@@ -21,16 +22,24 @@ export type ParseResult =
 const ID = /^[\x21-\x7e]{1,128}$/;
 const FILE = /^(COM|SOD|DG([1-9]|1[0-6]))$/;
 const FIELDS: Record<CommandName, readonly string[]> = {
-  ping: ["id", "command"],
-  read: ["id", "command", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey"],
-  diagnose: ["id", "command", "reader", "count"],
+  ping: ["id", "command", "replyPublicKey"],
+  read: ["id", "command", "sealedAccessKey", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey"],
+  diagnose: ["id", "command", "reader", "count", "replyPublicKey"],
 };
+
+/** How access keys are accepted (the agent's key opens sealed ones; plaintext only on a test bench). */
+export interface ParseOptions {
+  /** Opens a read's sealedAccessKey for command `id`, from the holder of `operatorPublicKey` (agent-key.ts). */
+  openAccessKey?: (id: string, operatorPublicKey: Uint8Array, envelope: unknown) => AccessKey;
+  /** commands.allow_plaintext_access_key: accept `accessKey` in clear (default false). */
+  allowPlaintextAccessKey?: boolean;
+}
 
 /**
  * Validates a command payload. `topicCommand` is the last level of the cmd topic; when the body
  * also names a command the two must agree.
  */
-export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseResult {
+export function parseCommand(payload: Uint8Array, topicCommand?: string, opts: ParseOptions = {}): ParseResult {
   if (payload.length > MAX_COMMAND_BYTES) {
     return { ok: false, error: { code: "TOO_LARGE", message: `command payload is ${payload.length} bytes; the limit is ${MAX_COMMAND_BYTES}` } };
   }
@@ -66,20 +75,26 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
       if (!FIELDS[cmdName].includes(k)) throw new CommandError("BAD_FIELD", `${k.slice(0, 64)} is not a field of ${cmdName}${didYouMean(k, FIELDS[cmdName])}`);
     }
     switch (cmdName) {
-      case "ping":
-        return { ok: true, command: { id, command: "ping" } };
+      case "ping": {
+        const cmd: PingCommand = { id, command: "ping" };
+        const key = replyKeyField(b);
+        if (key) cmd.replyPublicKey = key;
+        return { ok: true, command: cmd };
+      }
       case "diagnose": {
         const cmd: DiagnoseCommand = { id, command: "diagnose", count: intField(b, "count", 1, 1000, DEFAULT_DIAGNOSE_COUNT) };
         const reader = readerField(b);
         if (reader !== undefined) cmd.reader = reader;
+        const key = replyKeyField(b);
+        if (key) cmd.replyPublicKey = key;
         return { ok: true, command: cmd };
       }
       case "read":
-        return { ok: true, command: parseRead(b, id) };
+        return { ok: true, command: parseRead(b, id, opts) };
     }
   } catch (e) {
     const error: CommandErrorBody =
-      e instanceof CommandError || e instanceof AccessKeyProblem
+      e instanceof CommandError || e instanceof AccessKeyProblem || e instanceof SealedKeyProblem
         ? { code: e.code, message: e.message }
         : { code: "INTERNAL", message: "command validation failed unexpectedly" };
     const out: ParseResult = { ok: false, error };
@@ -89,9 +104,17 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
   }
 }
 
-function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
-  if (b.accessKey === undefined) throw new CommandError("MISSING_FIELD", "accessKey is missing");
-  const accessKey = parseAccessKey(b.accessKey, "accessKey");
+function parseRead(b: Record<string, unknown>, id: string, opts: ParseOptions): ReadCommand {
+  // Refused before anything else is looked at: a key in clear has already been seen by every
+  // client allowed to read this topic, and the agent must not act as if that were fine.
+  if (b.accessKey !== undefined && b.sealedAccessKey !== undefined) throw new CommandError("BAD_FIELD", "give sealedAccessKey or accessKey, not both");
+  if (b.accessKey !== undefined && opts.allowPlaintextAccessKey !== true) {
+    throw new CommandError(
+      "PLAINTEXT_ACCESS_KEY",
+      "accessKey in clear is refused (every client allowed to read the topic sees it): seal it to this agent's public key from its status birth as sealedAccessKey (mrtd-agent remote read does)",
+    );
+  }
+  if (b.accessKey === undefined && b.sealedAccessKey === undefined) throw new CommandError("MISSING_FIELD", "sealedAccessKey is missing (the access key sealed to this agent's public key)");
   let files: FileKey[] | undefined;
   if (b.files !== undefined) {
     if (!Array.isArray(b.files) || b.files.length === 0 || b.files.length > 18) throw new CommandError("BAD_FIELD", "files must be a non-empty array of file names (COM, SOD, DG1..DG16)");
@@ -104,23 +127,36 @@ function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
     files = b.files as FileKey[];
   }
   const includePersonalData = boolField(b, "includePersonalData", false);
-  const cmd: ReadCommand = { id, command: "read", accessKey, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
-  if (files) cmd.files = files;
+  const timeoutS = intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S);
   const reader = readerField(b);
-  if (reader !== undefined) cmd.reader = reader;
-  if (b.replyPublicKey !== undefined) {
-    const k = b.replyPublicKey;
-    const bytes = typeof k === "string" && /^[A-Za-z0-9+/]{43}=$/.test(k) ? new Uint8Array(Buffer.from(k, "base64")) : undefined;
-    if (!bytes || bytes.length !== 32) throw new CommandError("BAD_FIELD", "replyPublicKey must be a base64 X25519 public key (32 bytes)");
-    // Here, not when sealing: a key nothing can be sealed to must not cost a card read first.
-    const problem = x25519PublicKeyProblem(bytes);
-    if (problem) throw new CommandError("BAD_FIELD", `replyPublicKey ${problem}`);
-    cmd.replyPublicKey = bytes;
-  }
-  if (includePersonalData && !cmd.replyPublicKey) {
+  const replyPublicKey = replyKeyField(b);
+  if (includePersonalData && !replyPublicKey) {
     throw new CommandError("MISSING_FIELD", "replyPublicKey is required when includePersonalData is true (personal data is only sent encrypted)");
   }
+  let accessKey: AccessKey;
+  if (b.sealedAccessKey !== undefined) {
+    if (!replyPublicKey) throw new CommandError("MISSING_FIELD", "replyPublicKey is required with sealedAccessKey (the key it was sealed from, and the result is sealed to)");
+    if (!opts.openAccessKey) throw new CommandError("NOT_SUPPORTED", "this agent has no key to open sealed access keys");
+    // Last: two X25519 operations, only for a command that is otherwise valid.
+    accessKey = opts.openAccessKey(id, replyPublicKey, b.sealedAccessKey);
+  } else accessKey = parseAccessKey(b.accessKey, "accessKey");
+  const cmd: ReadCommand = { id, command: "read", accessKey, timeoutS, includePersonalData };
+  if (files) cmd.files = files;
+  if (reader !== undefined) cmd.reader = reader;
+  if (replyPublicKey) cmd.replyPublicKey = replyPublicKey;
   return cmd;
+}
+
+/** replyPublicKey: base64 of 32 bytes, not a point of small order (checked before any card access). */
+function replyKeyField(b: Record<string, unknown>): Uint8Array | undefined {
+  if (b.replyPublicKey === undefined) return undefined;
+  const k = b.replyPublicKey;
+  const bytes = typeof k === "string" && /^[A-Za-z0-9+/]{43}=$/.test(k) ? new Uint8Array(Buffer.from(k, "base64")) : undefined;
+  if (!bytes || bytes.length !== 32) throw new CommandError("BAD_FIELD", "replyPublicKey must be a base64 X25519 public key (32 bytes)");
+  // Here, not when sealing: a key nothing can be sealed to must not cost a card read first.
+  const problem = x25519PublicKeyProblem(bytes);
+  if (problem) throw new CommandError("BAD_FIELD", `replyPublicKey ${problem}`);
+  return bytes;
 }
 
 function intField(b: Record<string, unknown>, key: string, min: number, max: number, dflt: number): number {

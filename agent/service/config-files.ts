@@ -7,6 +7,8 @@
  *   mqtt.client_key                the same, and private (below)
  *   mqtt.password_file             private (parseConfig reads it)
  *   readers.test_key_file          private, and a valid access key (when read_on_insert)
+ *   agent.key_file                 private, and an X25519 private key (key-file.ts); when it
+ *                                  does not exist, a directory it can be created in
  *   verification.trust             trust sources that load (pki/trust-files.ts)
  *   agent.state_dir                a writable directory, or one that can be created; not on
  *                                  a kernel filesystem (/proc, /sys, ...)
@@ -21,6 +23,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { loadTrust } from "../verification/trust.ts";
 import { loadTestAccessKey } from "./access-key.ts";
+import { KeyFileError, readPrivateKeyFile } from "./key-file.ts";
 import type { AgentConfig } from "./config.ts";
 
 /** statfs(2) f_type of filesystems that are the kernel's, not storage (linux/magic.h). */
@@ -80,6 +83,17 @@ export function checkConfigFiles(c: AgentConfig): void {
   }
 
   writableDirectory(c.agent.stateDir, "agent.state_dir", fail);
+  const keyFile = stat(c.agent.keyFile);
+  if (keyFile === "ENOENT") writableDirectory(dirname(resolve(c.agent.keyFile)), "agent.key_file", fail); // made on first start
+  else {
+    readable("agent.key_file", c.agent.keyFile, { private: true });
+    try {
+      readPrivateKeyFile(c.agent.keyFile, { strict }).privateKey.fill(0);
+    } catch (e) {
+      if (e instanceof KeyFileError) fail("agent.key_file", e.message);
+      throw e;
+    }
+  }
   checkOutbox(c.outbox.path, fail);
 }
 

@@ -19,7 +19,7 @@ export const DEFAULT_CONFIG_FILE = "/etc/mrtd-agent/config.toml";
 
 /** Documented defaults (deploy/config.example.toml repeats them; a test keeps the two in step). */
 export const DEFAULTS = {
-  agent: { stateDir: "/var/lib/mrtd-agent", logLevel: "info" as LogLevel, strictKeyPermissions: true },
+  agent: { stateDir: "/var/lib/mrtd-agent", logLevel: "info" as LogLevel, keyFileName: "agent-hpke.key", strictKeyPermissions: true },
   mqtt: {
     url: "mqtts://localhost:8883",
     prefix: "mrtd/v1",
@@ -33,6 +33,7 @@ export const DEFAULTS = {
   outbox: { maxEvents: 10000, fileName: "outbox.sqlite" },
   verification: { trust: [] as string[], masterListAnchors: [] as string[], activeAuthentication: true },
   memory: { trimExecutablePages: true, jitThresholdScale: 1000 },
+  commands: { allowPlaintextAccessKey: false },
 } as const;
 
 /** A secret value: shows as "[redacted]" when logged, stringified or inspected. */
@@ -59,10 +60,11 @@ export interface AgentConfig {
   /** The file the configuration came from (for messages). */
   file: string;
   /**
+   * keyFile: the agent's long-term X25519 private key (HPKE), created on first start when absent.
    * strictKeyPermissions: private files (mqtt.client_key, mqtt.password_file,
-   * readers.test_key_file) that group or others may access are refused, as ssh does.
+   * readers.test_key_file, agent.key_file) that group or others may access are refused, as ssh does.
    */
-  agent: { id: string; stateDir: string; logLevel: LogLevel; strictKeyPermissions: boolean };
+  agent: { id: string; stateDir: string; logLevel: LogLevel; keyFile: string; strictKeyPermissions: boolean };
   mqtt: {
     url: string;
     prefix: string;
@@ -100,6 +102,8 @@ export interface AgentConfig {
    * (1 = its normal policy).
    */
   memory: { trimExecutablePages: boolean; jitThresholdScale: number };
+  /** allowPlaintextAccessKey: a test bench may send `accessKey` in clear; default refused (PLAINTEXT_ACCESS_KEY). */
+  commands: { allowPlaintextAccessKey: boolean };
 }
 
 type Kind = "string" | "integer" | "boolean" | "string[]";
@@ -118,6 +122,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     id: { kind: "string" }, // checked by agentIdProblem
     state_dir: { kind: "string" },
     log_level: { kind: "string", oneOf: LOG_LEVELS },
+    key_file: { kind: "string" },
     strict_key_permissions: { kind: "boolean" },
   },
   mqtt: {
@@ -138,7 +143,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     health_interval_s: { kind: "integer", min: 1, max: 86400 },
     metrics_interval_s: { kind: "integer", min: 1, max: 86400 },
     include_personal_data: { kind: "boolean" },
-    personal_data_public_key: { kind: "string", pattern: /^[A-Za-z0-9+/]{43}=$/, patternText: "an X25519 public key: 32 bytes in base64 (44 characters), as deploy/decrypt-reply.ts --gen-key prints" },
+    personal_data_public_key: { kind: "string", pattern: /^[A-Za-z0-9+/]{43}=$/, patternText: "an X25519 public key: 32 bytes in base64 (44 characters), as `mrtd-agent remote keygen` prints" },
   },
   readers: {
     include: { kind: "string[]" },
@@ -159,6 +164,9 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
   memory: {
     trim_executable_pages: { kind: "boolean" },
     jit_threshold_scale: { kind: "integer", min: 1, max: 100000 },
+  },
+  commands: {
+    allow_plaintext_access_key: { kind: "boolean" },
   },
 };
 
@@ -324,6 +332,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
       id: agentId,
       stateDir,
       logLevel: get<LogLevel>("agent", "log_level") ?? DEFAULTS.agent.logLevel,
+      keyFile: get<string>("agent", "key_file") ?? join(stateDir, DEFAULTS.agent.keyFileName),
       strictKeyPermissions: get<boolean>("agent", "strict_key_permissions") ?? DEFAULTS.agent.strictKeyPermissions,
     },
     mqtt,
@@ -341,6 +350,9 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     memory: {
       trimExecutablePages: get<boolean>("memory", "trim_executable_pages") ?? DEFAULTS.memory.trimExecutablePages,
       jitThresholdScale: get<number>("memory", "jit_threshold_scale") ?? DEFAULTS.memory.jitThresholdScale,
+    },
+    commands: {
+      allowPlaintextAccessKey: get<boolean>("commands", "allow_plaintext_access_key") ?? DEFAULTS.commands.allowPlaintextAccessKey,
     },
   };
 }
@@ -400,6 +412,9 @@ export function topicPrefixProblem(prefix: string): string | undefined {
   if (/[+#\u0000]/.test(prefix)) return "must not contain the MQTT wildcards + or # (or NUL)";
   if (prefix.startsWith("$")) return "must not start with $ (reserved for the broker)";
   if (prefix.startsWith("/") || prefix.endsWith("/") || prefix.includes("//")) return "must not start or end with / or contain an empty level";
+  // Bounds of topics.ts (MAX_TOPIC_BYTES, MAX_TOPIC_LEVELS) leave room for the agent's own levels.
+  if (Buffer.byteLength(prefix) > 256) return "must be at most 256 bytes";
+  if (prefix.split("/").length > 8) return "must have at most 8 levels";
   return undefined;
 }
 

@@ -1,37 +1,56 @@
 /**
- * Sealed replies: personal data leaves the agent only encrypted to a public key the requester
- * put in its command, so the broker never sees it in clear (remote commands).
+ * Sealed messages: what travels over the broker encrypted and authenticated. HPKE
+ * (RFC 9180, agent/crypto/hpke.ts) in auth mode, one suite: DHKEM(X25519, HKDF-SHA256),
+ * HKDF-SHA256, ChaCha20-Poly1305.
  *
- * Construction (ECIES-style, like HPKE's base mode with X25519 / HKDF-SHA256 / ChaCha20Poly1305
- * in RFC 9180 but without its exact framing):
- *   epk, esk   = fresh X25519 key pair (RFC 7748)
- *   shared     = X25519(esk, recipientPublicKey)
- *   key        = HKDF-SHA256(ikm = shared, salt = epk || recipientPublicKey, info, 32)  (RFC 5869)
- *   ct         = ChaCha20-Poly1305(key, nonce (12 random bytes), plaintext, aad = alg || info)  (RFC 8439)
- * The `info` string names the context (e.g. "mrtd-agent reply v1 <agent> <command id>") and is
- * bound into both the key and the AAD: an envelope moved to another context does not open.
+ *   access-key  operator -> agent   sealed to the agent's long-term key, from the operator's
+ *                                   key (the command's replyPublicKey): only that agent opens
+ *                                   it, and only for that command id, until its expiry
+ *   reply       agent -> operator   a command's result, sealed to replyPublicKey from the
+ *                                   agent's key: the operator knows the agent sent it
+ *   event       agent -> fleet      a read event's personal data (telemetry.include_personal_data)
+ *
+ * The HPKE `info` names the kind, the agent id and the command (or event) id, so an envelope
+ * moved to another context, agent or kind does not open. A large plaintext (a face image) is
+ * sealed as a sequence of messages from one HPKE context, `sliceBytes` each, with the event
+ * loop running between them; message i of n has AAD "i/n", so truncation, reordering and
+ * splicing fail to open.
+ *
+ * JSON form (deploy/asyncapi.yaml SealedEnvelope):
+ *   { "alg": "HPKE-v1 X25519-SHA256-ChaCha20Poly1305", "mode": "auth", "kind": "reply",
+ *     "agent": "<agent id>", "id": "<command or event id>", "enc": "<base64, 32 bytes>",
+ *     "ct": ["<base64>", ...] }
+ * kind, agent and id are in clear (they are not secret) so an opener knows what to expect; it
+ * checks them against what it expected, and the key schedule checks them again.
  */
-import { poly1305 } from "@noble/ciphers/_poly1305.js";
-import { chacha20, chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { x25519 } from "@noble/curves/ed25519.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, forEachSlice, wipe } from "../bytes.ts";
+import { checkPublicKey, generateKeyPair, HpkeError, publicKeyOf, setupRecipient, setupSender, type KeyPair } from "../crypto/hpke.ts";
 
-export const ENVELOPE_ALG = "X25519-HKDF-SHA256-ChaCha20Poly1305";
+export const SEALED_ALG = "HPKE-v1 X25519-SHA256-ChaCha20Poly1305";
+export const SEALED_KINDS = ["access-key", "reply", "event"] as const;
+export type SealedKind = (typeof SEALED_KINDS)[number];
+/** Largest sealed plaintext an opener accepts (a reply with a face image is ~100 KB). */
+export const MAX_SEALED_BYTES = 4 * 1024 * 1024;
+const DEFAULT_SLICE = 4096;
 
 export interface SealedEnvelope {
-  alg: typeof ENVELOPE_ALG;
-  /** The ephemeral public key, base64. */
-  epk: string;
-  nonce: string;
-  /** Ciphertext with the 16-byte Poly1305 tag appended, base64. */
-  ct: string;
-  /** The context string the key was derived for (not secret). */
-  info: string;
+  alg: typeof SEALED_ALG;
+  mode: "auth";
+  kind: SealedKind;
+  agent: string;
+  id: string;
+  enc: string;
+  ct: string[];
 }
 
-/** Raised when an envelope is malformed or does not authenticate. Carries no key material. */
+/** What an envelope is bound to. */
+export interface SealContext {
+  kind: SealedKind;
+  agentId: string;
+  id: string;
+}
+
+/** Raised when an envelope is malformed, for another context or key, or does not authenticate. Carries no key material. */
 export class EnvelopeError extends Error {
   constructor(message: string) {
     super(message);
@@ -39,153 +58,153 @@ export class EnvelopeError extends Error {
   }
 }
 
-/** The X25519 base point u = 9 (RFC 7748 section 4.1), little-endian. */
-const BASE_U = Uint8Array.of(9, ...new Uint8Array(31));
+export { generateKeyPair, publicKeyOf, type KeyPair };
 
-/**
- * The public key of `privateKey`, X25519(k, 9), by the Montgomery ladder. noble's getPublicKey
- * takes a faster path through Ed25519 base-point tables that it builds on first use and keeps:
- * some 6,000 BigInts and 9 MB of heap growth in the agent, for one key per sealed reply.
- */
-function ladderPublicKey(privateKey: Uint8Array): Uint8Array {
-  return x25519.scalarMult(privateKey, BASE_U);
+/** HPKE info of a context. Agent ids and command ids hold no newline (topics.ts, commands.ts). */
+export function infoOf(ctx: SealContext): Uint8Array {
+  return new TextEncoder().encode(`mrtd-agent sealed v2\nkind=${ctx.kind}\nagent=${ctx.agentId}\nid=${ctx.id}`);
 }
 
-export interface X25519KeyPair {
-  privateKey: Uint8Array;
-  publicKey: Uint8Array;
+function aadOf(i: number, n: number): Uint8Array {
+  return new TextEncoder().encode(`${i}/${n}`);
 }
 
-export function generateKeyPair(): X25519KeyPair {
-  const privateKey = x25519.utils.randomSecretKey();
-  return { privateKey, publicKey: ladderPublicKey(privateKey) };
+export interface SealOptions {
+  /** The recipient's X25519 public key. */
+  to: Uint8Array;
+  /** The sender's long-term X25519 private key (auth mode). */
+  from: Uint8Array;
+  /** Its public key, when the caller holds it (one scalar multiplication less). */
+  fromPublic?: Uint8Array;
+  /** X25519(from, to), when the caller holds it (one scalar multiplication less). */
+  staticDh?: Uint8Array;
+  ctx: SealContext;
+  plaintext: Uint8Array;
+  /** Plaintext bytes per HPKE message (default 4096). */
+  sliceBytes?: number;
 }
 
-export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
-  checkKey("privateKey", privateKey);
-  return ladderPublicKey(privateKey);
+/** Seals in one go (small plaintexts: an access key, an event's MRZ fields). Throws EnvelopeError for an unusable key. */
+export function seal(o: SealOptions): SealedEnvelope {
+  const { sender, n, slice } = begin(o);
+  const ct: string[] = [];
+  for (let i = 0; i < n; i++) ct.push(b64(sender.seal(aadOf(i, n), o.plaintext.subarray(i * slice, (i + 1) * slice))));
+  return finish(o.ctx, sender, ct);
 }
 
-export function sealForRecipient(
-  recipientPublicKey: Uint8Array,
-  plaintext: Uint8Array,
-  info: string,
-  random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
-): SealedEnvelope {
-  const { key, nonce, epk } = ephemeralKey(recipientPublicKey, plaintext, info, random);
-  const ct = chacha20poly1305(key, nonce, aad(info)).encrypt(plaintext);
-  wipe(key);
-  return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
-}
-
-/**
- * sealForRecipient that encrypts `sliceBytes` at a time and lets the event loop run between
- * slices: a 60 KB face image is tens of milliseconds of ChaCha20-Poly1305 on a board, too long
- * to hold the agent's loop. Same envelope, byte for byte, given the same randomness.
- */
-export async function sealForRecipientInSlices(
-  recipientPublicKey: Uint8Array,
-  plaintext: Uint8Array,
-  info: string,
-  sliceBytes = 4096,
-  random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
-): Promise<SealedEnvelope> {
-  const { key, nonce, epk } = ephemeralKey(recipientPublicKey, plaintext, info, random);
-  try {
-    const ct = await chacha20Poly1305InSlices(key, nonce, aad(info), plaintext, sliceBytes);
-    return { alg: ENVELOPE_ALG, epk: b64(epk), nonce: b64(nonce), ct: b64(ct), info };
-  } finally {
-    wipe(key);
-  }
-}
-
-/** The ephemeral key pair, the derived AEAD key and a fresh nonce for one envelope. */
-function ephemeralKey(recipientPublicKey: Uint8Array, plaintext: Uint8Array, info: string, random: (n: number) => Uint8Array): { key: Uint8Array; nonce: Uint8Array; epk: Uint8Array } {
-  checkKey("recipientPublicKey", recipientPublicKey);
-  if (!(plaintext instanceof Uint8Array)) throw new TypeError("sealForRecipient: plaintext must be a Uint8Array");
-  const esk = random(32);
-  const epk = ladderPublicKey(esk);
-  let shared: Uint8Array;
-  try {
-    shared = x25519.getSharedSecret(esk, recipientPublicKey);
-  } catch {
-    wipe(esk);
-    // An all-zero shared secret (low-order point): the key is not a usable public key.
-    throw new RangeError("sealForRecipient: recipientPublicKey is not a valid X25519 public key");
-  }
-  const key = deriveKey(shared, epk, recipientPublicKey, info);
-  const nonce = random(12);
-  wipe(esk, shared);
-  return { key, nonce, epk };
-}
-
-/**
- * The ChaCha20-Poly1305 AEAD of RFC 8439 section 2.8, computed in slices of `sliceBytes`
- * (a multiple of the 64-byte ChaCha20 block) with a macrotask between them:
- *   one-time Poly1305 key = ChaCha20(key, nonce, counter 0) first 32 bytes
- *   ciphertext            = ChaCha20(key, nonce, counter 1 + offset / 64) per slice
- *   tag = Poly1305(aad | pad16 | ciphertext | pad16 | le64(aad length) | le64(ciphertext length))
- * Returns ciphertext || tag, as noble's one-shot chacha20poly1305 does.
- */
-export async function chacha20Poly1305InSlices(key: Uint8Array, nonce: Uint8Array, aadBytes: Uint8Array, plaintext: Uint8Array, sliceBytes: number): Promise<Uint8Array> {
-  if (!Number.isInteger(sliceBytes) || sliceBytes < 64 || sliceBytes % 64 !== 0) throw new RangeError(`sliceBytes must be a positive multiple of 64, got ${sliceBytes}`);
-  const polyKey = chacha20(key, nonce, new Uint8Array(32), undefined, 0);
-  const mac = poly1305.create(polyKey);
-  const pad16 = (n: number) => new Uint8Array((16 - (n % 16)) % 16);
-  mac.update(aadBytes).update(pad16(aadBytes.length));
-  const out = new Uint8Array(plaintext.length + 16);
-  await forEachSlice(plaintext.length, sliceBytes, (start, end) => {
-    mac.update(chacha20(key, nonce, plaintext.subarray(start, end), out.subarray(start, end), 1 + start / 64));
+/** seal() with the event loop running between messages: a face image is milliseconds of cipher work per slice on a board. */
+export async function sealInSlices(o: SealOptions): Promise<SealedEnvelope> {
+  const { sender, n, slice } = begin(o);
+  const ct: string[] = [];
+  let i = 0;
+  if (o.plaintext.length === 0) ct.push(b64(sender.seal(aadOf(0, 1), o.plaintext)));
+  await forEachSlice(o.plaintext.length, slice, (start, end) => {
+    ct.push(b64(sender.seal(aadOf(i++, n), o.plaintext.subarray(start, end))));
   });
-  const lengths = new DataView(new ArrayBuffer(16));
-  lengths.setBigUint64(0, BigInt(aadBytes.length), true);
-  lengths.setBigUint64(8, BigInt(plaintext.length), true);
-  mac.update(pad16(plaintext.length)).update(new Uint8Array(lengths.buffer));
-  out.set(mac.digest(), plaintext.length);
-  wipe(polyKey);
-  return out;
+  return finish(o.ctx, sender, ct);
 }
 
-/** Decrypts an envelope; throws EnvelopeError if it is malformed, for another key or tampered with. */
-export function openSealed(recipientPrivateKey: Uint8Array, envelope: unknown, expectedInfo?: string): Uint8Array {
-  checkKey("recipientPrivateKey", recipientPrivateKey);
-  const env = envelope as Partial<SealedEnvelope> | null;
-  if (typeof env !== "object" || env === null) throw new EnvelopeError("envelope: not an object");
-  if (env.alg !== ENVELOPE_ALG) throw new EnvelopeError(`envelope: alg must be ${ENVELOPE_ALG}`);
-  if (typeof env.info !== "string") throw new EnvelopeError("envelope: info missing");
-  if (expectedInfo !== undefined && env.info !== expectedInfo) throw new EnvelopeError("envelope: sealed for another context");
-  const epk = unb64("epk", env.epk, 32);
-  const nonce = unb64("nonce", env.nonce, 12);
-  const ct = unb64("ct", env.ct);
-  if (ct.length < 16) throw new EnvelopeError("envelope: ct shorter than the authentication tag");
-  const recipientPublicKey = x25519.getPublicKey(recipientPrivateKey);
-  let shared: Uint8Array;
+function begin(o: SealOptions) {
+  const slice = o.sliceBytes ?? DEFAULT_SLICE;
+  if (!Number.isInteger(slice) || slice < 1) throw new RangeError(`sliceBytes must be a positive integer, got ${slice}`);
+  if (!(o.plaintext instanceof Uint8Array)) throw new TypeError("seal: plaintext must be a Uint8Array");
+  checkContext(o.ctx);
   try {
-    shared = x25519.getSharedSecret(recipientPrivateKey, epk);
-  } catch {
-    throw new EnvelopeError("envelope: epk is not a valid X25519 public key");
+    const sender = setupSender({ pkR: o.to, skS: o.from, info: infoOf(o.ctx), ...(o.fromPublic ? { pkSOwn: o.fromPublic } : {}), ...(o.staticDh ? { staticDh: o.staticDh } : {}) });
+    return { sender, n: Math.max(1, Math.ceil(o.plaintext.length / slice)), slice };
+  } catch (e) {
+    if (e instanceof HpkeError) throw new EnvelopeError(`seal: ${e.message}`);
+    throw e;
   }
-  const key = deriveKey(shared, epk, recipientPublicKey, env.info);
+}
+
+function finish(c: SealContext, sender: ReturnType<typeof setupSender>, ct: string[]): SealedEnvelope {
+  const env: SealedEnvelope = { alg: SEALED_ALG, mode: "auth", kind: c.kind, agent: c.agentId, id: c.id, enc: b64(sender.enc), ct };
+  sender.destroy();
+  return env;
+}
+
+export interface OpenOptions {
+  /** The recipient's X25519 private key. */
+  key: Uint8Array;
+  /** Its public key, when the caller holds it (one scalar multiplication less). */
+  keyPublic?: Uint8Array;
+  /** X25519(key, from), when the caller holds it (one scalar multiplication less). */
+  staticDh?: Uint8Array;
+  /** The sender's X25519 public key the envelope must come from (pinned or configured). */
+  from: Uint8Array;
+  envelope: unknown;
+  /** The context the opener expects; every field is compared before any cryptography. */
+  expect: SealContext;
+}
+
+/** Opens an envelope; throws EnvelopeError if it is malformed, for another context, from another sender or modified. */
+export function open(o: OpenOptions): Uint8Array {
+  const env = parseEnvelope(o.envelope);
+  if (env.kind !== o.expect.kind) throw new EnvelopeError(`envelope: sealed as ${env.kind}, expected ${o.expect.kind}`);
+  if (env.agent !== o.expect.agentId) throw new EnvelopeError("envelope: sealed for another agent");
+  if (env.id !== o.expect.id) throw new EnvelopeError(`envelope: sealed for another ${env.kind === "event" ? "event" : "command"} id`);
+  const enc = unb64("enc", env.enc, 32);
+  const parts = env.ct.map((c, i) => unb64(`ct[${i}]`, c));
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  if (total > MAX_SEALED_BYTES + 16 * parts.length) throw new EnvelopeError(`envelope: larger than ${MAX_SEALED_BYTES} bytes`);
+  let recipient;
   try {
-    return chacha20poly1305(key, nonce, aad(env.info)).decrypt(ct);
-  } catch {
-    throw new EnvelopeError("envelope: authentication failed (wrong key or modified envelope)");
+    recipient = setupRecipient({ enc, skR: o.key, pkS: o.from, info: infoOf(o.expect), ...(o.keyPublic ? { pkROwn: o.keyPublic } : {}), ...(o.staticDh ? { staticDh: o.staticDh } : {}) });
+  } catch (e) {
+    if (e instanceof HpkeError) throw new EnvelopeError(`envelope: ${e.message}`);
+    throw e;
+  }
+  const out: Uint8Array[] = [];
+  try {
+    for (let i = 0; i < parts.length; i++) out.push(recipient.open(aadOf(i, parts.length), parts[i]!));
+  } catch (e) {
+    for (const p of out) wipe(p);
+    if (e instanceof HpkeError) throw new EnvelopeError("envelope: authentication failed (not sealed by the expected sender, for this key and context, or modified)");
+    throw e;
   } finally {
-    wipe(shared, key);
+    recipient.destroy();
   }
+  const plain = concat(...out);
+  for (const p of out) wipe(p);
+  return plain;
 }
 
-function deriveKey(shared: Uint8Array, epk: Uint8Array, recipientPublicKey: Uint8Array, info: string): Uint8Array {
-  return hkdf(sha256, shared, concat(epk, recipientPublicKey), new TextEncoder().encode(info), 32);
+/** Structural check of an envelope's JSON form. */
+export function parseEnvelope(value: unknown): SealedEnvelope {
+  const env = value as Partial<SealedEnvelope> | null;
+  if (typeof env !== "object" || env === null || Array.isArray(env)) throw new EnvelopeError("envelope: not an object");
+  if (env.alg !== SEALED_ALG) throw new EnvelopeError(`envelope: alg must be "${SEALED_ALG}"`);
+  if (env.mode !== "auth") throw new EnvelopeError('envelope: mode must be "auth"');
+  if (typeof env.kind !== "string" || !(SEALED_KINDS as readonly string[]).includes(env.kind)) throw new EnvelopeError(`envelope: kind must be one of ${SEALED_KINDS.join(", ")}`);
+  if (typeof env.agent !== "string" || typeof env.id !== "string") throw new EnvelopeError("envelope: agent and id must be strings");
+  if (!Array.isArray(env.ct) || env.ct.length === 0 || env.ct.length > 4096) throw new EnvelopeError("envelope: ct must be a list of 1-4096 messages");
+  const known = ["alg", "mode", "kind", "agent", "id", "enc", "ct"];
+  const extra = Object.keys(env).find((k) => !known.includes(k));
+  if (extra !== undefined) throw new EnvelopeError(`envelope: unknown field ${extra.slice(0, 32)}`);
+  return env as SealedEnvelope;
 }
 
-function aad(info: string): Uint8Array {
-  return new TextEncoder().encode(`${ENVELOPE_ALG}\n${info}`);
+/** True when `value` has the shape of an envelope (for walkers that open every envelope in a reply). */
+export function looksSealed(value: unknown): value is SealedEnvelope {
+  return typeof value === "object" && value !== null && (value as { alg?: unknown }).alg === SEALED_ALG;
 }
 
-function checkKey(name: string, key: Uint8Array): void {
-  if (!(key instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
-  if (key.length !== 32) throw new RangeError(`${name} must be 32 bytes, got ${key.length}`);
+function checkContext(c: SealContext): void {
+  if (!(SEALED_KINDS as readonly string[]).includes(c.kind)) throw new RangeError(`seal: unknown kind ${c.kind}`);
+  for (const v of [c.agentId, c.id]) if (typeof v !== "string" || v.length === 0 || /[\n\r]/.test(v)) throw new RangeError("seal: agent id and id must be non-empty single-line strings");
+}
+
+/** A public key as it arrives from outside (base64 text): 32 bytes, not a low-order point. */
+export function parsePublicKey(text: unknown, name: string): Uint8Array {
+  if (typeof text !== "string" || !/^[A-Za-z0-9+/]{43}=$/.test(text)) throw new EnvelopeError(`${name} must be a base64 X25519 public key (32 bytes, 44 characters)`);
+  const bytes = new Uint8Array(Buffer.from(text, "base64"));
+  try {
+    checkPublicKey(bytes);
+  } catch {
+    throw new EnvelopeError(`${name} is not a usable X25519 public key (low-order point)`);
+  }
+  return bytes;
 }
 
 export function b64(bytes: Uint8Array): string {
@@ -200,14 +219,4 @@ export function unb64(field: string, value: unknown, length?: number): Uint8Arra
   const out = new Uint8Array(Buffer.from(value, "base64"));
   if (length !== undefined && out.length !== length) throw new EnvelopeError(`envelope: ${field} must be ${length} bytes, got ${out.length}`);
   return out;
-}
-
-/** The `info` context for a command reply: binds the envelope to the agent and command id. */
-export function replyInfo(agentId: string, commandId: string): string {
-  return `mrtd-agent reply v1 ${agentId} ${commandId}`;
-}
-
-/** The context of the personal data in a read event (telemetry.include_personal_data). */
-export function eventInfo(agentId: string, eventId: string): string {
-  return `mrtd-agent event v1 ${agentId} ${eventId}`;
 }

@@ -29,6 +29,7 @@ export const METRIC_CATALOG: Readonly<Record<string, MetricSpec>> = {
   mrtd_apdu_duration_seconds: { type: "histogram", help: "APDU round trips (command to response), one observation per APDU, by command kind (select, read_binary, get_challenge, ...)", labels: { command: { pattern: "^[a-z0-9_]+$" } } },
   mrtd_read_duration_seconds: { type: "histogram", help: "Reads, one observation per read (card work only; a remote read's wait for the card is not in it)", labels: { outcome: OUTCOME } },
   mrtd_event_loop_lag_seconds: { type: "histogram", help: "Event-loop lag sampled every 5 ms while a card operation runs, to the end of its clean-up (GC, page trim)", labels: {} },
+  mrtd_hpke_duration_seconds: { type: "histogram", help: "HPKE operations of the agent: sealing a reply (the whole result, a face image included), sealing an event's personal data, opening an access key", labels: { op: { enum: ["reply", "event", "access-key"] } } },
   mrtd_apdu_status_total: { type: "counter", help: "APDU responses by status word (reader-stack pseudo status words such as 6F01 included; none = no status word came back)", labels: { sw: { statusWord: true } } },
   mrtd_reads_total: { type: "counter", help: "Reads by outcome and trigger (a remote read that never reached a card counts as a failure)", labels: { outcome: OUTCOME, trigger: { enum: ["command", "insert"] } } },
   mrtd_read_failures_total: { type: "counter", help: "Failed reads by failure class", labels: { class: { failureClass: true } } },

@@ -1,5 +1,6 @@
 /**
- * The agent's MQTT 5 connection (OASIS MQTT 5.0), the only module that imports `mqtt`.
+ * The agent's MQTT 5 connection (OASIS MQTT 5.0), the only module of the service that imports
+ * `mqtt` (the operator CLI, cli/remote-command.ts, has its own short-lived client).
  *
  * - Client id = agent id, clean start, no session kept: subscriptions are renewed on every
  *   connect and QoS 1 events are kept by our own disk outbox, not by mqtt.js's memory store.
@@ -44,6 +45,8 @@ export interface StatusOnline {
   readers: string[];
   startedAt: string;
   connectedAt: string;
+  /** The agent's long-term HPKE public key: operators seal access keys to it and check replies against it (envelope.ts). */
+  hpke?: { alg: string; publicKey: string };
 }
 export interface StatusOffline {
   state: "offline";
@@ -62,6 +65,8 @@ export interface MqttLinkOptions {
   version: string;
   /** Current reader names, read at each birth. */
   readers: () => string[];
+  /** Published in the birth (StatusOnline.hpke). */
+  hpke?: { alg: string; publicKey: string };
   /** PEM contents (not paths). */
   tls?: { ca?: string; cert?: string; key?: string };
   username?: string;
@@ -336,6 +341,7 @@ export class MqttLink {
         startedAt: this.#startedAt,
         connectedAt: this.#now(),
       };
+      if (o.hpke) birth.hpke = o.hpke;
       await this.publish(o.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
       const attempt = this.#attempt;
       this.#attempt = 0;
@@ -360,7 +366,7 @@ export class MqttLink {
 }
 
 /** Builds link options from the validated configuration (reads the TLS files). */
-export function linkOptionsFromConfig(config: AgentConfig, extra: { version: string; readers: () => string[] }): MqttLinkOptions {
+export function linkOptionsFromConfig(config: AgentConfig, extra: { version: string; readers: () => string[]; hpke?: { alg: string; publicKey: string } }): MqttLinkOptions {
   const m = config.mqtt;
   const read = (path: string | undefined, key: string) => {
     if (path === undefined) return undefined;
@@ -381,6 +387,7 @@ export function linkOptionsFromConfig(config: AgentConfig, extra: { version: str
     reconnectMaxMs: m.reconnectMaxMs,
     connectTimeoutMs: m.connectTimeoutMs,
   };
+  if (extra.hpke) opts.hpke = extra.hpke;
   const tls: NonNullable<MqttLinkOptions["tls"]> = {};
   const ca = read(m.ca, "mqtt.ca");
   const cert = read(m.clientCert, "mqtt.client_cert");

@@ -75,7 +75,7 @@ export interface ReadEvent extends EventBase {
   recoveries: number;
   /**
    * Only with telemetry.include_personal_data: the MRZ fields and DG11/DG12 (never the face),
-   * sealed to telemetry.personal_data_public_key with info eventInfo(agentId, eventId).
+   * sealed to telemetry.personal_data_public_key by the agent's key (envelope.ts, kind "event", bound to eventId).
    */
   personalData?: SealedEnvelope;
 }

@@ -1,13 +1,15 @@
 /**
- * Personal data leaving the agent, only ever sealed (envelope.ts): a remote read's MRZ, face
- * and DG11/DG12 sealed to the requester's key, and, opt-in (telemetry.include_personal_data),
- * a read event's MRZ and DG11/DG12 sealed to the fleet's key. Everything else the agent sends
- * (events, health, metrics, logs) carries sizes, timings, codes and verdicts only.
+ * Personal data leaving the agent, only ever sealed (envelope.ts, by the agent's own key,
+ * agent-key.ts): a remote read's result (report with the MRZ, DG11/DG12, the face image) is
+ * sealed whole to the requester's key by the dispatcher; opt-in (telemetry.include_personal_data),
+ * a read event's MRZ and DG11/DG12 are sealed to the fleet's key. Everything else the agent
+ * sends (events, health, metrics, logs) carries sizes, timings, codes and verdicts only.
  */
 import { ConfigError } from "../errors.ts";
 import type { DocumentRead } from "../reading/read-document.ts";
+import type { AgentKey } from "./agent-key.ts";
 import type { AgentConfig } from "./config.ts";
-import { b64, type SealedEnvelope } from "./envelope.ts";
+import { EnvelopeError, parsePublicKey, type SealedEnvelope } from "./envelope.ts";
 
 /** Seals an event's personal data to the fleet's key. */
 export type EventSealer = (doc: DocumentRead, eventId: string) => SealedEnvelope;
@@ -16,38 +18,26 @@ export type EventSealer = (doc: DocumentRead, eventId: string) => SealedEnvelope
  * The event sealer of telemetry.include_personal_data, undefined when it is off. The key is
  * checked here: a low-order point fails at start, not at the first read.
  */
-export async function loadEventSealer(c: AgentConfig): Promise<EventSealer | undefined> {
+export function loadEventSealer(c: AgentConfig, agentKey: AgentKey): EventSealer | undefined {
   if (!c.telemetry.includePersonalData || !c.telemetry.personalDataPublicKey) return undefined;
-  const { eventInfo, sealForRecipient } = await import("./envelope.ts");
-  const key = Uint8Array.from(Buffer.from(c.telemetry.personalDataPublicKey, "base64"));
+  let key: Uint8Array;
   try {
-    sealForRecipient(key, new Uint8Array(0), "key check");
-  } catch {
+    key = parsePublicKey(c.telemetry.personalDataPublicKey, "key");
+  } catch (e) {
+    if (!(e instanceof EnvelopeError)) throw e;
     throw new ConfigError(`${c.file}: telemetry.personal_data_public_key: not a usable X25519 public key`, { file: c.file, key: "telemetry.personal_data_public_key" });
   }
   return (doc, eventId) => {
-    const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(doc, { face: false })));
-    const sealed = sealForRecipient(key, plain, eventInfo(c.agent.id, eventId));
+    const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(doc)));
+    const sealed = agentKey.sealEvent(eventId, key, plain);
     plain.fill(0);
     return sealed;
   };
 }
 
-/** A remote read's personal data (face included) sealed to the requester's X25519 key. */
-export async function sealReplyPersonalData(doc: DocumentRead, replyPublicKey: Uint8Array, agentId: string, commandId: string): Promise<SealedEnvelope> {
-  const plain = new TextEncoder().encode(JSON.stringify(personalDataOf(doc)));
-  // Loaded at first use: the X25519 code is only needed for replies with personal data.
-  const { replyInfo, sealForRecipientInSlices } = await import("./envelope.ts");
-  // In slices: a face image is milliseconds of cipher work the event loop should not wait out.
-  const sealed = await sealForRecipientInSlices(replyPublicKey, plain, replyInfo(agentId, commandId));
-  plain.fill(0);
-  return sealed;
-}
-
-/** The personal data of a read, for sealing: MRZ fields, the face image (unless face: false), DG11/DG12. */
-function personalDataOf(doc: DocumentRead, opts: { face: boolean } = { face: true }): Record<string, unknown> {
+/** The personal data of a read event, for sealing: MRZ fields and DG11/DG12 (never the face image). */
+function personalDataOf(doc: DocumentRead): Record<string, unknown> {
   const m = doc.mrz;
-  const face = doc.dg2?.faces[0];
   return {
     mrz: m
       ? {
@@ -66,7 +56,6 @@ function personalDataOf(doc: DocumentRead, opts: { face: boolean } = { face: tru
           checkDigitsValid: m.valid,
         }
       : undefined,
-    face: face && opts.face ? { format: face.format, width: face.width, height: face.height, image: b64(face.imageBytes) } : undefined,
     dg11: doc.dg11,
     dg12: doc.dg12,
   };

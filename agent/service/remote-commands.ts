@@ -1,8 +1,8 @@
 /**
  * The card commands a requester can send (read, diagnose), as the dispatcher runs them
  * (command-dispatcher.ts): each waits for the card lock within its timeout, reports progress
- * and returns its result; a read's personal data goes back only sealed to the requester's key
- * (personal-data.ts).
+ * and returns its result; the dispatcher seals a result to the requester's key (agent-key.ts),
+ * and a read's result holds personal data only when asked for and only then.
  */
 import { TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
@@ -12,18 +12,22 @@ import type { CardLock } from "./card-lock.ts";
 import type { CardReads } from "./card-reads.ts";
 import type { HandlerContext } from "./command-dispatcher.ts";
 import { CommandError, type DiagnoseCommand, type ReadCommand } from "./command-types.ts";
-import type { SealedEnvelope } from "./envelope.ts";
+import { b64 } from "./envelope.ts";
 import type { ReadEvent } from "./payloads.ts";
-import { sealReplyPersonalData } from "./personal-data.ts";
+import { readReport, withoutPersonalData } from "../reading/read-report.ts";
 import type { ReaderWatcher } from "./reader-watcher.ts";
 
 export type DiagnoseFn = (opts: { reader?: string; count: number; waitMs: number; disconnect?: "reset" | "leave"; onProgress?: (done: number, total: number) => void }) => Promise<unknown>;
 
-/** What a read returns to a remote requester (no personal data outside `personalData`). */
+/**
+ * What a read returns to a remote requester: the read event's fields, the report `mrtd-agent
+ * read --json` prints (MRZ, DG11, DG12 only with includePersonalData) and, with
+ * includePersonalData, the face image. The dispatcher seals it all to the requester's key.
+ */
 export interface ReadReplyResult extends Omit<ReadEvent, "agentId" | "at" | "type"> {
   eventId: string;
-  /** Sealed to the command's replyPublicKey (envelope.ts), only when includePersonalData. */
-  personalData?: SealedEnvelope;
+  report?: Omit<ReturnType<typeof readReport>, "trace">;
+  faceImage?: { format: string; image: string };
 }
 
 export interface RemoteCommandsOptions {
@@ -87,13 +91,19 @@ export class RemoteCommands {
         // The event's own sealed data (telemetry.include_personal_data) is for the fleet's key, not the requester's.
         const { agentId: _a, at: _t, type: _y, personalData: _p, ...rest } = outcome.event;
         const result: ReadReplyResult = { eventId: outcome.eventId, ...rest };
-        if (cmd.includePersonalData && cmd.replyPublicKey && outcome.doc) {
-          result.personalData = await sealReplyPersonalData(outcome.doc, cmd.replyPublicKey, this.#o.agentId, cmd.id);
+        if (outcome.doc) {
+          // Personal data only when asked for, and only into a result that is sealed (the dispatcher seals to replyPublicKey).
+          const personal = cmd.includePersonalData && cmd.replyPublicKey !== undefined;
+          const { trace: _trace, ...report } = readReport(outcome.doc, outcome.verdict);
+          result.report = personal ? report : withoutPersonalData(report);
+          const face = outcome.doc.dg2?.faces[0];
+          if (personal && face) result.faceImage = { format: face.format, image: b64(face.imageBytes) };
         }
         return result;
       },
       timeoutMs,
       ctx.signal,
+      { deferCleanup: true }, // the dispatcher's afterReply, once the sealed reply is sent: GC and trim never run between the slices of its sealing
     );
   }
 

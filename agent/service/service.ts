@@ -37,11 +37,12 @@ import { readerSelected, type AgentConfig } from "./config.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { MemoryTrimmer, residentMemory } from "./memory-trim.ts";
-import { MetricsRegistry, sampleEventLoopLag } from "./metrics.ts";
+import { APDU_BUCKETS_S, MetricsRegistry, sampleEventLoopLag } from "./metrics.ts";
 import { linkOptionsFromConfig, MqttLink } from "./mqtt-link.ts";
 import { Outbox } from "./outbox.ts";
 import { cardEvent, readerEvent } from "./payloads.ts";
 import { loadEventSealer } from "./personal-data.ts";
+import { AgentKey } from "./agent-key.ts";
 import { bacKeyOf, RemoteCommands, type DiagnoseFn } from "./remote-commands.ts";
 import { SystemdNotifier } from "./systemd-notify.ts";
 import { agentTopics, type AgentTopics } from "./topics.ts";
@@ -82,6 +83,8 @@ export class AgentService {
   #stopLagSampler: (() => void) | undefined;
   readonly #reads: CardReads;
   readonly #memory: MemoryTrimmer;
+  /** The agent's long-term HPKE key (agent.key_file). */
+  readonly #agentKey: AgentKey;
   #stopping = false;
   #started = false;
   #readsInFlight = new Set<Promise<unknown>>();
@@ -109,8 +112,9 @@ export class AgentService {
       const why = (e as { code?: unknown }).code ?? (e instanceof Error ? e.message : "error");
       throw new ConfigError(`${c.file}: outbox.path: cannot open ${c.outbox.path} as the outbox database (${String(why)})`, { file: c.file, key: "outbox.path" });
     }
+    this.#agentKey = AgentKey.load(c.agent.id, c.agent.keyFile, c.file, { strict: c.agent.strictKeyPermissions });
     this.watcher = new ReaderWatcher({ select: (name) => readerSelected(c.readers, name), log: this.#log });
-    this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers }));
+    this.link = new MqttLink(linkOptionsFromConfig(c, { version: opts.version, readers: () => this.watcher.readers, hpke: this.#agentKey.birth }));
     this.#memory = new MemoryTrimmer({ enabled: c.memory.trimExecutablePages, log: this.#log });
     // Event-loop lag (mrtd_event_loop_lag_seconds) is sampled from a card operation's start (a
     // remote read: waiting for the card, the read, verification, sealing the reply) to the end
@@ -120,12 +124,9 @@ export class AgentService {
         this.#log.debug("card lock taken", { waitedMs });
         this.#stopLagSampler ??= sampleEventLoopLag(this.metrics);
       },
-      onRelease: () =>
-        this.#memory.afterCardWork(() => {
-          if (this.#cardLock.busy) return; // the next card operation keeps sampling
-          this.#stopLagSampler?.();
-          this.#stopLagSampler = undefined;
-        }),
+      onRelease: (deferred) => {
+        if (!deferred) this.#afterCardWork();
+      },
     });
     this.#reads = new CardReads({
       config: c,
@@ -145,9 +146,16 @@ export class AgentService {
       diagnose: opts.diagnose,
       disconnect: c.readers.disconnect,
     });
+    const agentKey = this.#agentKey;
     this.dispatcher = new CommandDispatcher({
       link: this.link,
       topics: this.topics,
+      parse: { openAccessKey: (id, from, envelope) => agentKey.openAccessKey(id, from, envelope), allowPlaintextAccessKey: c.commands.allowPlaintextAccessKey },
+      sealer: agentKey,
+      // A read's GC and page trim once its sealed reply is on its way, not between the sealing's slices.
+      afterReply: (cmd) => {
+        if (cmd.command === "read") this.#afterCardWork();
+      },
       log: (level, message, fields) => this.#log.log(level, message, fields as LogFields),
     });
     this.dispatcher.register("read", (cmd, ctx) => remote.read(cmd, ctx));
@@ -161,6 +169,8 @@ export class AgentService {
     this.metrics.gauge("mrtd_outbox_pending", () => this.#outboxStat("pending"));
     this.metrics.gauge("mrtd_process_resident_bytes", () => residentMemory()?.residentBytes ?? NaN);
     this.metrics.gauge("mrtd_process_resident_anon_bytes", () => residentMemory()?.anonBytes ?? NaN);
+    // HPKE per operation: sealing a reply (the whole result, a face image included), an event, opening an access key.
+    agentKey.onTiming = (kind, ms) => this.metrics.histogram("mrtd_hpke_duration_seconds", { op: kind }, APDU_BUCKETS_S).observe(ms / 1000);
   }
 
   async start(): Promise<void> {
@@ -170,7 +180,7 @@ export class AgentService {
     // Before anything runs hot: the optimising JITs' code and working memory are most of what
     // a read adds to the agent's RSS (test/bench/agent.bench.ts measures both settings).
     Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
-    this.#reads.eventSealer = await loadEventSealer(c);
+    this.#reads.eventSealer = loadEventSealer(c, this.#agentKey);
     this.watcher.on((e) => this.#onWatcher(e));
     this.link.on("connected", ({ attempt }) => {
       this.#log.info("broker connected", { url: c.mqtt.url, attempt, pendingEvents: this.#outboxStat("pending") });
@@ -190,6 +200,8 @@ export class AgentService {
     this.#timers.push(setInterval(() => this.#publishMetrics(), c.telemetry.metricsIntervalS * 1000));
     this.#log.info("agent started", {
       agentId: c.agent.id,
+      publicKey: this.#agentKey.birth.publicKey,
+      keyCreated: this.#agentKey.created,
       config: c.file,
       readers: this.watcher.readers,
       pcscd: this.watcher.serviceUp,
@@ -201,6 +213,15 @@ export class AgentService {
     trimTimer.unref();
     this.#timers.push(trimTimer);
     this.#notifier.ready(`watching ${this.watcher.readers.length} reader(s)`);
+  }
+
+  /** GC and page trim after a card operation, then the lag sampler stops unless another one runs. */
+  #afterCardWork(): void {
+    this.#memory.afterCardWork(() => {
+      if (this.#cardLock.busy) return; // the next card operation keeps sampling
+      this.#stopLagSampler?.();
+      this.#stopLagSampler = undefined;
+    });
   }
 
   /** Stops everything; safe to call twice. Every wait in it is bounded, so it always returns. */

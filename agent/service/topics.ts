@@ -7,7 +7,11 @@
  *   <prefix>/<agent>/metrics                   periodic metrics
  *   <prefix>/<agent>/events                    QoS 1 events (from the outbox)
  *   <prefix>/<agent>/cmd/<command>             requests to this agent (MQTT 5 request/response)
- *   <prefix>/<agent>/reply/<requester>[/...]   where requesters point their response topic
+ *   <prefix>/<agent>/reply/<requester>         the only topics replies go to (issue 10): the
+ *                                              requester id is one level of REQUESTER_TEXT
+ *
+ * Every topic the agent builds or accepts is at most MAX_TOPIC_BYTES bytes and MAX_TOPIC_LEVELS
+ * levels: a longer prefix is a config error, a longer incoming topic is ignored.
  *
  * Reader names come from PC/SC ("ACS ACR122U PICC Interface 00 00") and are slugged so a
  * topic level never holds `/`, `+`, `#` or spaces (readerSlug).
@@ -34,9 +38,27 @@ export interface AgentTopics {
   reply(requester: string): string;
   /** The command name of a topic under this agent's cmd/, or undefined. */
   commandOf(topic: string): string | undefined;
+  /** The requester id when `topic` is exactly `<base>/reply/<requester>` with a valid id, else undefined. */
+  requesterOf(topic: string): string | undefined;
 }
 
 const LEVEL = /^[A-Za-z0-9._-]{1,64}$/;
+/** Longest topic the agent builds or accepts, in UTF-8 bytes (the longest it builds: prefix + 64-byte agent id + a 64-byte reader slug + 16). */
+export const MAX_TOPIC_BYTES = 512;
+/** Most levels in a topic the agent builds or accepts (prefix levels + agent + at most 3). */
+export const MAX_TOPIC_LEVELS = 16;
+/** What a requester id (the last level of a reply topic) may be. */
+export const REQUESTER_TEXT = "1-64 of A-Z a-z 0-9 . _ -";
+
+/** Why `topic` is out of bounds (too long, too many levels), or undefined. */
+export function topicBoundsProblem(topic: string): string | undefined {
+  const bytes = Buffer.byteLength(topic);
+  if (bytes > MAX_TOPIC_BYTES) return `is ${bytes} bytes; at most ${MAX_TOPIC_BYTES}`;
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 0x2f) levels++;
+  if (levels > MAX_TOPIC_LEVELS) return `has ${levels} levels; at most ${MAX_TOPIC_LEVELS}`;
+  return undefined;
+}
 
 export function agentTopics(prefix: string, agentId: string): AgentTopics {
   const problem = topicPrefixProblem(prefix);
@@ -44,7 +66,11 @@ export function agentTopics(prefix: string, agentId: string): AgentTopics {
   const idProblem = agentIdProblem(agentId);
   if (idProblem) throw new RangeError(`agentTopics: agentId ${idProblem}`);
   const base = `${prefix}/${agentId}`;
+  // The longest topic built: readers/<64-byte slug>/health.
+  const longest = topicBoundsProblem(`${base}/readers/${"x".repeat(64)}/health`);
+  if (longest) throw new RangeError(`agentTopics: prefix too long: a health topic ${longest}`);
   const cmdBase = `${base}/cmd/`;
+  const replyBase = `${base}/reply/`;
   return {
     prefix,
     agentId,
@@ -61,12 +87,17 @@ export function agentTopics(prefix: string, agentId: string): AgentTopics {
     },
     reply: (requester) => {
       if (!LEVEL.test(requester)) throw new RangeError("agentTopics.reply: requester must be one safe topic level");
-      return `${base}/reply/${requester}`;
+      return replyBase + requester;
     },
     commandOf: (topic) => {
-      if (!topic.startsWith(cmdBase)) return undefined;
+      if (!topic.startsWith(cmdBase) || topicBoundsProblem(topic)) return undefined;
       const rest = topic.slice(cmdBase.length);
       return rest !== "" && !rest.includes("/") ? rest : undefined;
+    },
+    requesterOf: (topic) => {
+      if (topic.length > replyBase.length + 64 || !topic.startsWith(replyBase)) return undefined;
+      const requester = topic.slice(replyBase.length);
+      return LEVEL.test(requester) ? requester : undefined;
     },
   };
 }
@@ -98,21 +129,11 @@ export function readerSlug(name: string): string {
 }
 
 /**
- * Bounds on a topic the agent publishes to that it did not build itself (a command's response
- * topic): far above any topic of the layout, far below what makes a broker drop the
- * connection (Mosquitto 2.0 refuses more than 200 levels with a protocol error, which costs
- * the agent its connection and publishes its will).
+ * True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved,
+ * within MAX_TOPIC_BYTES and MAX_TOPIC_LEVELS: far above any topic of the layout, far below
+ * what makes a broker drop the connection; Mosquitto 2.0 refuses more than 200 levels with a
+ * protocol error, which costs the agent its connection and publishes its will).
  */
-export const MAX_TOPIC_BYTES = 512;
-export const MAX_TOPIC_LEVELS = 32;
-
-/** True when `topic` is a valid MQTT topic name to publish to (no wildcards, not $-reserved, within the bounds above). */
 export function isPublishableTopic(topic: string): boolean {
-  return (
-    topic.length > 0 &&
-    Buffer.byteLength(topic) <= MAX_TOPIC_BYTES &&
-    topic.split("/").length <= MAX_TOPIC_LEVELS &&
-    !/[+#\u0000]/.test(topic) &&
-    !topic.startsWith("$")
-  );
+  return topic.length > 0 && topicBoundsProblem(topic) === undefined && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
 }

@@ -5,7 +5,10 @@
  *
  * Covered: birth (retained online) and will on kill -9; health on card insert/removal and on
  * pcscd going away and back (readers gone = "unplugged"; vpcd readers cannot be unplugged
- * otherwise); a remote read whose sealed reply the test decrypts; malformed commands against
+ * otherwise); a remote read with a sealed access key whose sealed reply the test opens with the
+ * agent's key from its birth (the other reads here use the test-bench form, an access key in
+ * clear: commands.allow_plaintext_access_key; test/agent-service/command-channel.test.ts covers
+ * the default, which refuses it); malformed commands against
  * the running agent; SIGTERM (offline, exit 0); no personal data in logs or telemetry; every
  * payload checked against deploy/asyncapi.yaml.
  * Run isolated from other users of vpcd with:
@@ -13,7 +16,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { b64, generateKeyPair, openSealed, replyInfo } from "../../agent/service/envelope.ts";
+import { b64, generateKeyPair, open, parsePublicKey } from "../../agent/service/envelope.ts";
+import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";
 import { MAX_COMMAND_BYTES } from "../../agent/service/command-validation.ts";
 import { readerSlug } from "../../agent/service/topics.ts";
 import { insertPassport, SPECIMEN_KEY, VIRTUAL_READER, type StartedPassport } from "../support/e2e.ts";
@@ -55,7 +59,7 @@ beforeAll(async () => {
     operator: "operator-e2e",
     subscribe: "mrtd/v1/#",
     // The test CSCA (and its CRL) as the trust store: read verdicts are complete.
-    config: { agentId: AGENT, healthIntervalS: 2, metricsIntervalS: 1, trust: [TRUST_DIR] },
+    config: { agentId: AGENT, healthIntervalS: 2, metricsIntervalS: 1, trust: [TRUST_DIR], extraToml: "[commands]\nallow_plaintext_access_key = true" },
     readyLog: "agent started",
   });
   ({ pcscd, broker, op, agent } = env);
@@ -116,29 +120,33 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
   test("remote read: progress, then the result; personal data only sealed to the requester's key", async () => {
     card = await insertPassport({ profile: "td3" });
     const kp = generateKeyPair();
-    const r = await command("read", { id: "read-1", accessKey: SPECIMEN_KEY, includePersonalData: true, replyPublicKey: b64(kp.publicKey), timeoutS: 20 });
+    const birth = json(op.on(`${BASE}/status`).find((m) => json(m).state === "online")!) as { hpke: { publicKey: string } };
+    const agentKey = parsePublicKey(birth.hpke.publicKey, "birth");
+    const sealedAccessKey = sealAccessKey({ agentId: AGENT, commandId: "read-1", agentPublicKey: agentKey, operatorPrivateKey: kp.privateKey, accessKey: { ...SPECIMEN_KEY }, expiresAt: Math.floor(Date.now() / 1000) + 60 });
+    const r = await command("read", { id: "read-1", sealedAccessKey, includePersonalData: true, replyPublicKey: b64(kp.publicKey), timeoutS: 20 });
     expect(r.final).toMatchObject({ id: "read-1", command: "read", kind: "result", ok: true });
+    expect(r.final.result).toBeUndefined();
+    expect(schemaErrors("SealedEnvelope", r.final.sealed)).toEqual([]);
     const steps = r.all.filter((m) => m.kind === "progress").map((m) => m.step);
     expect(steps.slice(0, 3)).toEqual(["waiting-for-card", "card-present", "select applet + BAC"]);
     expect(steps).toContain("file-done");
-    const result = r.final.result as Record<string, unknown>;
+    // nothing personal in clear anywhere in the replies
+    for (const s of PERSONAL) expect(JSON.stringify(r.all)).not.toContain(s);
+    const ctx = { kind: "reply" as const, agentId: AGENT, id: "read-1" };
+    const result = JSON.parse(new TextDecoder().decode(open({ key: kp.privateKey, from: agentKey, envelope: r.final.sealed, expect: ctx }))) as Record<string, unknown>;
     expect(result).toMatchObject({ outcome: "success", reader: VIRTUAL_READER, trigger: "command", commandId: "read-1", documentType: "P", issuingState: "UTO" });
     expect(result.verification).toEqual({ hashesMatchSod: true, verdict: "verified", reasons: [] });
     // no file list: every data group the signed EF.SOD lists
     expect(Object.keys(result.files as object).sort()).toEqual(["COM", "DG1", "DG11", "DG12", "DG2", "SOD"]);
-    // the clear part of the reply holds nothing personal
-    const { personalData, ...clear } = result;
-    for (const s of PERSONAL) expect(JSON.stringify(clear)).not.toContain(s);
-    expect(schemaErrors("SealedEnvelope", personalData)).toEqual([]);
-    const opened = JSON.parse(new TextDecoder().decode(openSealed(kp.privateKey, personalData, replyInfo(AGENT, "read-1")))) as {
-      mrz: Record<string, unknown>;
-      face: { format: string; image: string; width: number };
-    };
-    expect(opened.mrz).toMatchObject({ documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415", primaryIdentifier: "ERIKSSON", secondaryIdentifier: "ANNA MARIA" });
-    expect(opened.face.format).toBe("jpeg");
-    expect([...Buffer.from(opened.face.image, "base64").subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
-    // another key cannot open it
-    expect(() => openSealed(generateKeyPair().privateKey, personalData)).toThrow();
+    const report = result.report as { mrz: Record<string, unknown>; verification: { overall: string }; face: { format: string } };
+    expect(report.mrz).toMatchObject({ documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415", primaryIdentifier: "ERIKSSON", secondaryIdentifier: "ANNA MARIA" });
+    expect(report.verification.overall).toBe("verified");
+    const face = result.faceImage as { format: string; image: string };
+    expect(face.format).toBe("jpeg");
+    expect([...Buffer.from(face.image, "base64").subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
+    // another recipient key cannot open it, nor does it open as sealed by another sender
+    expect(() => open({ key: generateKeyPair().privateKey, from: agentKey, envelope: r.final.sealed, expect: ctx })).toThrow();
+    expect(() => open({ key: kp.privateKey, from: generateKeyPair().publicKey, envelope: r.final.sealed, expect: ctx })).toThrow();
     // the read event (QoS 1, from the outbox) carries the same id and no personal data
     await op.waitFor((m) => m.some((x) => x.topic === `${BASE}/events` && json(x).type === "read" && json(x).commandId === "read-1"), 5000, "read event");
     const ev = op.on(`${BASE}/events`).find((x) => json(x).commandId === "read-1")!;

@@ -38,7 +38,9 @@ beforeAll(async () => {
     operator: "operator-test",
     subscribe: "mrtd/v1/#",
     broker: { config: "tls-acl", agents: [AGENT, OTHER] },
-    config: { agentId: AGENT, tls: true },
+    // The attacks here are on bounds, not on the key: reads use the test-bench form (an access
+    // key in clear); command-channel.test.ts attacks the sealing with the default config.
+    config: { agentId: AGENT, tls: true, extraToml: "[commands]\nallow_plaintext_access_key = true" },
     readyLog: "agent started",
   });
   ({ broker, op, agent } = env);

@@ -11,6 +11,8 @@ import { AgentProcess, type LogLine, writeAgentConfig } from "./fixtures/agent-p
 
 const PERSONAL = ["L898902C3", "740812", "120415", "ERIKSSON", "ANNA", "MARIA"];
 const OPERATOR = "operator-debug";
+/** The reads here send the key in clear: a test bench (sealed keys: command-channel.test.ts). */
+const PLAINTEXT_TEST_BENCH = "[commands]\nallow_plaintext_access_key = true";
 
 let env: AgentEnv | undefined;
 let card: StartedPassport | undefined;
@@ -19,7 +21,7 @@ beforeAll(async () => {
   env = await startAgentEnv({
     operator: OPERATOR,
     subscribe: "mrtd/v1/+/reply/#",
-    config: { agentId: "debug-agent", logLevel: "debug" },
+    config: { agentId: "debug-agent", logLevel: "debug", extraToml: PLAINTEXT_TEST_BENCH },
     readyLog: "broker connected", // subscribed to its command topics
   });
   card = await insertPassport({ profile: "td3" });
@@ -66,7 +68,7 @@ test("debug level: readers, reader state, command dispatch and progress, card lo
 test("info level: the same remote read logs no debug line", async () => {
   const { broker, agent: debugAgent } = env!;
   await debugAgent.kill("SIGTERM"); // one agent at a time on the card
-  const { file } = writeAgentConfig({ agentId: "info-agent", broker, logLevel: "info" });
+  const { file } = writeAgentConfig({ agentId: "info-agent", broker, logLevel: "info", extraToml: PLAINTEXT_TEST_BENCH });
   const agent = new AgentProcess(file);
   try {
     await agent.waitForLog((l) => l.msg === "broker connected", 15_000, "broker connected"); // subscribed to its command topics

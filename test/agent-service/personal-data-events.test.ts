@@ -1,13 +1,14 @@
 /**
  * telemetry.include_personal_data (issue 5: "read results without personal data by default"):
  * the real agent process reads the virtual passport on insertion; its read event carries the
- * MRZ fields sealed to the configured fleet key, which the test opens, and nothing in clear.
- * A remote read's reply never carries the event's envelope. An unusable key stops the agent at
- * start with a configuration error.
+ * MRZ fields sealed to the configured fleet key by the agent's key (HPKE auth mode, from its
+ * birth), which the test opens, and nothing in clear. A remote read's reply never carries the
+ * event's envelope (here a test-bench read: commands.allow_plaintext_access_key, no reply key,
+ * so no personal data at all). An unusable key stops the agent at start with a configuration error.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { b64, eventInfo, generateKeyPair, openSealed } from "../../agent/service/envelope.ts";
+import { b64, generateKeyPair, open, parsePublicKey } from "../../agent/service/envelope.ts";
 import { insertPassport, SPECIMEN_KEY, type StartedPassport } from "../support/e2e.ts";
 import type { Mosquitto } from "../support/mosquitto.ts";
 import { validate } from "../support/json-schema.ts";
@@ -32,7 +33,7 @@ beforeAll(async () => {
   env = await startAgentEnv({
     operator: "operator-pd",
     subscribe: "mrtd/v1/#",
-    config: { agentId: AGENT, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, personalDataPublicKey: b64(fleet.publicKey) },
+    config: { agentId: AGENT, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, personalDataPublicKey: b64(fleet.publicKey), extraToml: "[commands]\nallow_plaintext_access_key = true" },
     readyLog: "agent started",
   });
   ({ broker, op, agent } = env);
@@ -51,14 +52,19 @@ describe("personal data in read events, sealed to the fleet key", () => {
     const body = ev.json as { eventId: string; outcome: string; personalData: unknown };
     expect(body.outcome).toBe("success");
     expect(validate({ $ref: "#/components/schemas/ReadEvent" }, body, asyncapi)).toEqual([]);
-    const plain = JSON.parse(new TextDecoder().decode(openSealed(fleet.privateKey, body.personalData, eventInfo(AGENT, body.eventId)))) as {
+    const birth = op.on(`mrtd/v1/${AGENT}/status`).map((m) => m.json as { state: string; hpke?: { publicKey: string } }).find((b) => b.state === "online")!;
+    const agentKey = parsePublicKey(birth.hpke!.publicKey, "birth");
+    const expect_ = { kind: "event" as const, agentId: AGENT, id: body.eventId };
+    const plain = JSON.parse(new TextDecoder().decode(open({ key: fleet.privateKey, from: agentKey, envelope: body.personalData, expect: expect_ }))) as {
       mrz: { documentNumber: string; primaryIdentifier: string; dateOfBirth: string };
       face?: unknown;
     };
     expect(plain.mrz).toMatchObject({ documentNumber: "L898902C3", primaryIdentifier: "ERIKSSON", dateOfBirth: "740812" });
     expect(plain.face).toBeUndefined();
     // bound to its event: the envelope does not open as another event's
-    expect(() => openSealed(fleet.privateKey, body.personalData, eventInfo(AGENT, "another-event"))).toThrow("sealed for another context");
+    expect(() => open({ key: fleet.privateKey, from: agentKey, envelope: body.personalData, expect: { ...expect_, id: "another-event" } })).toThrow("sealed for another event id");
+    // and only the agent's key sealed it
+    expect(() => open({ key: fleet.privateKey, from: generateKeyPair().publicKey, envelope: body.personalData, expect: expect_ })).toThrow("authentication failed");
     const published = op.messages.map((m) => m.text).join("\n");
     for (const p of PERSONAL) {
       expect(published).not.toContain(p);
@@ -76,6 +82,7 @@ describe("personal data in read events, sealed to the fleet key", () => {
     const final = op.on(reply).find((x) => (x.json as { kind?: string }).kind === "result")!.json as { ok: boolean; result: Record<string, unknown> };
     expect(final.ok).toBe(true);
     expect(final.result.personalData).toBeUndefined();
+    for (const p of PERSONAL) expect(JSON.stringify(final.result)).not.toContain(p);
     // while its event carries one
     await op.waitFor((m) => m.some((x) => x.topic === EVENTS && (x.json as { commandId?: string }).commandId === "pd-1"), 10_000, "event of pd-1");
     const ev = op.on(EVENTS).find((x) => (x.json as { commandId?: string }).commandId === "pd-1")!.json as { personalData?: unknown };

@@ -8,7 +8,9 @@
  *     agent's mrtd_event_loop_lag_seconds, sampled every 5 ms from a command's start to the end
  *     of its clean-up: waiting for the card, the read, verification, sealing the reply, GC and
  *     page trim; p99 as the histogram bucket bound that holds it),
- *   - remote-read latency (operator publishes the command -> final reply arrives) against a
+ *   - the cost of HPKE per reply: the agent's mrtd_hpke_duration_seconds (sealing the whole
+ *     result with the face image; opening the sealed access key) and the operator's opening,
+ *   - remote-read latency (operator seals the access key and publishes the command -> final reply arrives) against a
  *     local CLI read in the same run (`mrtd-agent read` of the same files: whole process, and
  *     the in-process read time it reports).
  * Targets: RSS < 60 MB, idle CPU < 1%, lag p99 < 20 ms, remote read <= 1.1x the local read.
@@ -24,7 +26,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { b64, generateKeyPair } from "../../agent/service/envelope.ts";
+import { b64, generateKeyPair, open, parsePublicKey, type SealedEnvelope } from "../../agent/service/envelope.ts";
+import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";
 import { residentMemory } from "../../agent/service/memory-trim.ts";
 import { histogramQuantile } from "../../agent/service/metrics.ts";
 import type { HistogramMetric, MetricsPayload } from "../../agent/service/payloads.ts";
@@ -95,12 +98,19 @@ interface AgentFigures {
   /** The first 10 measured reads: an agent doing a few reads a day stays in this regime. */
   remoteEarlyMs: number;
   inAgentMs: number;
+  /** Mean ms per operation inside the agent (mrtd_hpke_duration_seconds): sealing a reply, opening an access key. */
+  hpkeSealMs: number | undefined;
+  hpkeOpenKeyMs: number | undefined;
+  /** Operator side, in this process: sealing the access key, opening the reply (medians). */
+  opSealKeyMs: number;
+  opOpenReplyMs: number;
+  replyBytes: number;
 }
 
 /** Starts an agent with `memoryToml` appended to its config, measures it idle and over RUNS remote reads, stops it. */
 async function measureAgent(agentId: string, memoryToml: string): Promise<AgentFigures> {
   const base = `mrtd/v1/${agentId}`;
-  await op.client.subscribeAsync([`${base}/reply/${OPERATOR}`, `${base}/metrics`], { qos: 1 });
+  await op.client.subscribeAsync([`${base}/reply/${OPERATOR}`, `${base}/metrics`, `${base}/status`], { qos: 1 });
   const { file } = writeAgentConfig({ agentId, broker, healthIntervalS: 3600, metricsIntervalS: 1, logLevel: "warn", tls: TLS, extraToml: memoryToml });
   const agent = new AgentProcess(file);
   const lagHistogram = (): HistogramMetric | undefined => {
@@ -121,8 +131,14 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
     const idleParts = rssParts(pid);
     const idleRss = idleParts.anon + idleParts.file;
 
-    // --- remote reads (sealed personal data requested, as an operator would)
+    // --- remote reads (access key sealed to the agent, personal data requested, as an operator would)
     const keys = generateKeyPair();
+    const birth = op.on(`${base}/status`).map((m) => m.json as { state: string; hpke?: { publicKey: string } }).find((b) => b.state === "online" && b.hpke);
+    if (!birth) throw new Error("no birth with the agent's HPKE key");
+    const agentKey = parsePublicKey(birth.hpke!.publicKey, "birth");
+    const opSeal: number[] = [];
+    const opOpen: number[] = [];
+    let replyBytes = 0;
     let peakRss = idleRss;
     let peakParts = idleParts;
     const sampler = setInterval(() => {
@@ -138,17 +154,19 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
     for (let i = 0; i <= RUNS; i++) {
       const id = `${agentId}-${i}`;
       // Resolved by the reply itself (not by polling), so the latency is the round trip's.
-      const result = new Promise<{ at: number; json: { ok: boolean; result: { durationMs: number; outcome: string } } }>((resolve) => {
+      const result = new Promise<{ at: number; bytes: number; json: { ok: boolean; sealed?: SealedEnvelope; error?: unknown } }>((resolve) => {
         const onMessage = (_topic: string, payload: Buffer) => {
-          const m = JSON.parse(payload.toString()) as { id?: string; kind?: string; ok: boolean; result: { durationMs: number; outcome: string } };
+          const m = JSON.parse(payload.toString()) as { id?: string; kind?: string; ok: boolean; sealed?: SealedEnvelope };
           if (m.id !== id || m.kind !== "result") return;
           op.client.off("message", onMessage);
-          resolve({ at: performance.now(), json: m });
+          resolve({ at: performance.now(), bytes: payload.length, json: m });
         };
         op.client.on("message", onMessage);
       });
       const t0 = performance.now();
-      await op.client.publishAsync(`${base}/cmd/read`, JSON.stringify({ id, accessKey: SPECIMEN_KEY, files: FILES, includePersonalData: true, replyPublicKey: b64(keys.publicKey) }), {
+      const sealedAccessKey = sealAccessKey({ agentId, commandId: id, agentPublicKey: agentKey, operatorPrivateKey: keys.privateKey, accessKey: { ...SPECIMEN_KEY }, expiresAt: Math.floor(Date.now() / 1000) + 120 });
+      const sealMs = performance.now() - t0;
+      await op.client.publishAsync(`${base}/cmd/read`, JSON.stringify({ id, sealedAccessKey, files: FILES, includePersonalData: true, replyPublicKey: b64(keys.publicKey) }), {
         qos: 1,
         properties: { responseTopic: `${base}/reply/${OPERATOR}`, correlationData: Buffer.from(id) },
       });
@@ -157,19 +175,32 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
       if (!got) throw new Error(`no reply to ${id} within 15 s`);
       const ms = got.at - t0;
       const final = got.json;
-      if (!final.ok || final.result.outcome !== "success") throw new Error(`remote read ${id} failed: ${JSON.stringify(final)}`);
+      if (!final.ok || !final.sealed) throw new Error(`remote read ${id} failed: ${JSON.stringify(final)}`);
+      const o0 = performance.now();
+      const opened = JSON.parse(new TextDecoder().decode(open({ key: keys.privateKey, from: agentKey, envelope: final.sealed, expect: { kind: "reply", agentId, id } }))) as { durationMs: number; outcome: string };
+      const openMs = performance.now() - o0;
+      if (opened.outcome !== "success") throw new Error(`remote read ${id} failed: ${opened.outcome}`);
       if (i === 0) {
         await Bun.sleep(1200);
         lagBefore = lagHistogram();
         continue; // warm-up
       }
       remote.push(ms);
-      inAgent.push(final.result.durationMs);
+      inAgent.push(opened.durationMs);
+      opSeal.push(sealMs);
+      opOpen.push(openMs);
+      replyBytes = got.bytes;
     }
     clearInterval(sampler);
     await Bun.sleep(1500); // next metrics publication
     const lag = diffHistogram(lagHistogram(), lagBefore);
+    const hpke = (opName: string) => {
+      const h = (op.on(`${base}/metrics`).at(-1)?.json as MetricsPayload | undefined)?.histograms.find((x) => x.name === "mrtd_hpke_duration_seconds" && x.labels.op === opName);
+      return h && h.count > 0 ? (h.sum / h.count) * 1000 : undefined;
+    };
     const warmLag = diffHistogram(lagBefore, lagStart);
+    const hpkeSealMs = hpke("reply");
+    const hpkeOpenKeyMs = hpke("access-key");
     op.messages.length = 0; // the replies hold sealed faces: do not let them pile up across phases
     return {
       idleRss,
@@ -184,6 +215,11 @@ async function measureAgent(agentId: string, memoryToml: string): Promise<AgentF
       remoteMs: median(remote),
       remoteEarlyMs: median(remote.slice(0, 10)),
       inAgentMs: median(inAgent),
+      hpkeSealMs,
+      hpkeOpenKeyMs,
+      opSealKeyMs: median(opSeal),
+      opOpenReplyMs: median(opOpen),
+      replyBytes,
     };
   } catch (e) {
     console.error(`agent stdout:\n${agent.stdout.slice(-3000)}\nagent stderr:\n${agent.stderr.slice(-3000)}`);
@@ -237,6 +273,8 @@ try {
   console.log(`event-loop lag during reads   ${lagText(t)}   target p99 < 20 ms: ${verdict(t.lagP99 !== undefined && t.lagP99 < 0.02)}   (baseline ${lagText(b)})`);
   console.log(`remote read (MQTT round trip) median ${f(t.remoteMs)} ms, read inside the agent ${f(t.inAgentMs)} ms   (baseline ${f(b.remoteMs)} ms, ${f(b.inAgentMs)} ms)`);
   console.log(`  first 10 reads after warm-up  median ${f(t.remoteEarlyMs)} ms   (baseline ${f(b.remoteEarlyMs)} ms; ratio to the local CLI read ${f(t.remoteEarlyMs / cliMs, 2)}x)`);
+  const hp = (x: AgentFigures) => `agent seals a reply ${x.hpkeSealMs === undefined ? "n/a" : f(x.hpkeSealMs)} ms (mean; ${f(x.replyBytes / 1024)} KiB reply with the face), opens the access key ${x.hpkeOpenKeyMs === undefined ? "n/a" : f(x.hpkeOpenKeyMs)} ms`;
+  console.log(`HPKE per reply                ${hp(t)}; operator seals the key ${f(t.opSealKeyMs)} ms, opens the reply ${f(t.opOpenReplyMs)} ms (medians)   (baseline: ${hp(b)})`);
   console.log(`local CLI read                median ${f(cliMs)} ms whole process (read itself ${f(median(cliRead))} ms)`);
   console.log(`ratio remote / local CLI      ${f(ratioCli, 2)}x   target <= 1.1x: ${verdict(ratioCli <= 1.1)}`);
   console.log(`ratio remote / in-process read ${f(ratioInProcess, 2)}x (the MQTT, connect and sealing overhead over a ${f(median(cliRead))} ms read)`);

@@ -13,7 +13,8 @@ import { observe } from "./fixtures/mqtt-observer.ts";
 import type { Observer } from "./fixtures/mqtt-observer.ts";
 
 const enc = new TextEncoder();
-const parse = (body: unknown, topic?: string) => parseCommand(enc.encode(typeof body === "string" ? body : JSON.stringify(body)), topic);
+// The field checks below use the test-bench form (accessKey in clear); the sealed form and the default refusal have their own tests.
+const parse = (body: unknown, topic?: string) => parseCommand(enc.encode(typeof body === "string" ? body : JSON.stringify(body)), topic, { allowPlaintextAccessKey: true });
 // ICAO 9303-3 specimen (Anna Eriksson): L898902C3, born 740812, expires 120415
 const SPECIMEN = { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" };
 const TD3_LINE2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10";
@@ -71,6 +72,30 @@ describe("command validation", () => {
       const msg = JSON.stringify(r);
       for (const secret of ["L898902C3", "740812", "741399", "120415", "12345X", TD3_LINE2.slice(0, 20)]) expect(msg).not.toContain(secret);
     }
+  });
+
+  test("a plaintext accessKey is refused PLAINTEXT_ACCESS_KEY by default, before its fields are looked at", () => {
+    for (const body of [{ id: "p1", accessKey: SPECIMEN }, { id: "p2", accessKey: { can: "12345X" } }, { id: "p3", accessKey: SPECIMEN, files: "DG1" }]) {
+      const r = parseCommand(enc.encode(JSON.stringify(body)), "read");
+      expect(r).toMatchObject({ ok: false, error: { code: "PLAINTEXT_ACCESS_KEY" } });
+      expect(JSON.stringify(r)).not.toContain("L898902C3");
+    }
+    expect(parseCommand(enc.encode(JSON.stringify({ id: "p4" })), "read")).toMatchObject({ ok: false, error: { code: "MISSING_FIELD" } });
+  });
+
+  test("a sealed access key is opened with the replyPublicKey it came from, then validated like any other", () => {
+    const seen: Array<{ id: string; from: Uint8Array }> = [];
+    const opts = { openAccessKey: (id: string, from: Uint8Array) => (seen.push({ id, from }), { kind: "mrz" as const, ...SPECIMEN }) };
+    const body = { id: "s1", sealedAccessKey: { alg: "x" }, replyPublicKey: PUB, includePersonalData: true };
+    const r = parseCommand(enc.encode(JSON.stringify(body)), "read", opts);
+    expect(r.ok).toBe(true);
+    expect(seen).toEqual([{ id: "s1", from: new Uint8Array(32).fill(9) }]);
+    expect(parseCommand(enc.encode(JSON.stringify({ id: "s2", sealedAccessKey: {} })), "read", opts)).toMatchObject({ ok: false, error: { code: "MISSING_FIELD" } });
+    expect(parseCommand(enc.encode(JSON.stringify({ ...body, id: "s3", accessKey: SPECIMEN })), "read", opts)).toMatchObject({ ok: false, error: { code: "BAD_FIELD" } });
+    // a low-order replyPublicKey is refused before anything is opened
+    const zero = Buffer.alloc(32).toString("base64");
+    expect(parseCommand(enc.encode(JSON.stringify({ ...body, id: "s4", replyPublicKey: zero })), "read", opts)).toMatchObject({ ok: false, error: { code: "BAD_FIELD" } });
+    expect(seen.length).toBe(1);
   });
 
   test("payload limit is checked before parsing", () => {
@@ -176,7 +201,7 @@ beforeAll(async () => {
   broker = await startMosquitto({ config: "plain" });
   link = new MqttLink({ url: broker.url, clientId: AGENT, topics, version: "t", readers: () => [] });
   // A small reply budget, so that a test can push a reply out (see "DUPLICATE" below).
-  dispatcher = new CommandDispatcher({ link, topics, cache: new IdempotencyCache({ maxReplyBytes: 5000 }) });
+  dispatcher = new CommandDispatcher({ link, topics, parse: { allowPlaintextAccessKey: true }, cache: new IdempotencyCache({ maxReplyBytes: 5000 }) });
 
   dispatcher.register("read", async (cmd, ctx) => {
     readCalls++;
@@ -196,7 +221,7 @@ beforeAll(async () => {
   link.start();
   await link.waitConnected(5000);
   operator = await observe(broker, "operator-test");
-  await operator.client.subscribeAsync(`${REPLY}/#`, { qos: 1 });
+  await operator.client.subscribeAsync(`${REPLY}/#`, { qos: 1 }); // also matches REPLY itself
 });
 afterAll(async () => {
   await operator.close();
@@ -209,7 +234,7 @@ let seq = 0;
 /** Sends a raw command and resolves with the final reply for its correlation data. */
 async function send(command: string, payload: string | Uint8Array, opts: { retain?: boolean; responseTopic?: string | null; expiryS?: number } = {}): Promise<{ final: Record<string, unknown>; all: Array<Record<string, unknown>> } | undefined> {
   const corr = Buffer.from(`corr-${++seq}`);
-  const responseTopic = opts.responseTopic === null ? undefined : (opts.responseTopic ?? `${REPLY}/${seq}`);
+  const responseTopic = opts.responseTopic === null ? undefined : (opts.responseTopic ?? REPLY);
   const properties: Record<string, unknown> = { correlationData: corr };
   if (responseTopic) properties.responseTopic = responseTopic;
   if (opts.expiryS) properties.messageExpiryInterval = opts.expiryS;
@@ -393,7 +418,7 @@ describe("dispatcher through Mosquitto", () => {
     // Left retained while the link is down: Retain Handling 2 keeps the broker from sending it
     // when the link subscribes again.
     await link.stop({ publishOffline: false });
-    await operator.client.publishAsync(`${topics.base}/cmd/ping`, JSON.stringify({ id: "ret-2" }), { qos: 1, retain: true, properties: { responseTopic: `${REPLY}/ret`, correlationData: Buffer.from("r") } });
+    await operator.client.publishAsync(`${topics.base}/cmd/ping`, JSON.stringify({ id: "ret-2" }), { qos: 1, retain: true, properties: { responseTopic: REPLY, correlationData: Buffer.from("r") } });
     link.start();
     await link.waitConnected(5000);
     const control = await send("ping", JSON.stringify({ id: "ret-control" })); // the link is subscribed and answering
@@ -419,7 +444,7 @@ describe("dispatcher through Mosquitto", () => {
 
   test("message expiry: an expired request is dropped; replies carry the remaining expiry", async () => {
     const before = dispatcher.stats().expired;
-    await dispatcher.handle({ topic: topics.cmd("ping"), payload: enc.encode(JSON.stringify({ id: "exp-1" })), qos: 1, retain: false, responseTopic: `${REPLY}/exp`, messageExpiryIntervalS: 1, receivedAt: Date.now() - 2000 });
+    await dispatcher.handle({ topic: topics.cmd("ping"), payload: enc.encode(JSON.stringify({ id: "exp-1" })), qos: 1, retain: false, responseTopic: REPLY, messageExpiryIntervalS: 1, receivedAt: Date.now() - 2000 });
     expect(dispatcher.stats().expired).toBe(before + 1);
     const r = await send("ping", JSON.stringify({ id: "exp-2" }), { expiryS: 60 });
     expect(r!.final.ok).toBe(true);
@@ -427,7 +452,7 @@ describe("dispatcher through Mosquitto", () => {
     expect(msg.packet.properties?.messageExpiryInterval).toBeGreaterThan(50);
     expect(msg.packet.properties?.messageExpiryInterval).toBeLessThanOrEqual(60);
     await Bun.sleep(200);
-    expect(operator.messages.some((m) => m.topic === `${REPLY}/exp`)).toBe(false);
+    expect(operator.messages.some((m) => m.topic === REPLY && (m.json as { id?: string }).id === "exp-1")).toBe(false);
   });
 });
 
@@ -435,7 +460,7 @@ describe("dispatcher stop", () => {
   test("returns within its grace period even when a handler ignores its abort signal", async () => {
     const topics1 = agentTopics("mrtd/v1", "stuck-agent");
     const sent: string[] = [];
-    const d = new CommandDispatcher({ link: { publish: async (_t, payload) => void sent.push(payload) }, topics: topics1 });
+    const d = new CommandDispatcher({ link: { publish: async (_t, payload) => void sent.push(payload) }, topics: topics1, parse: { allowPlaintextAccessKey: true } });
     let started = false;
     d.register("read", async () => {
       started = true;

@@ -102,6 +102,8 @@ describe("config: values and defaults", () => {
     expect(c.mqtt.url).toBe(DEFAULTS.mqtt.url);
     expect(c.verification).toEqual({ trust: [], masterListAnchors: [], activeAuthentication: true });
     expect(c.memory).toEqual(DEFAULTS.memory);
+    expect(c.commands).toEqual(DEFAULTS.commands);
+    expect(c.agent.keyFile).toBe("/var/lib/mrtd-agent/agent-hpke.key");
     // and the example as shipped (all commented) parses too
     expect(() => parseConfig(text, path, {})).not.toThrow();
   });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { agentTopics, isPublishableTopic, MAX_TOPIC_BYTES, MAX_TOPIC_LEVELS, readerSlug } from "../../agent/service/topics.ts";
+import { agentTopics, isPublishableTopic, MAX_TOPIC_BYTES, MAX_TOPIC_LEVELS, readerSlug, topicBoundsProblem } from "../../agent/service/topics.ts";
+import { topicPrefixProblem } from "../../agent/service/config.ts";
 
 describe("topics", () => {
   const t = agentTopics("mrtd/v1", "board-7");
@@ -54,6 +55,34 @@ describe("topics", () => {
     expect(() => agentTopics("mrtd/v1", "operator-x")).toThrow(RangeError);
     expect(() => agentTopics("mrtd/v1", "a".repeat(65))).toThrow(RangeError);
     expect(() => t.cmd("read/+")).toThrow(RangeError);
+  });
+  test("requesterOf accepts only <base>/reply/<one level of the requester charset>", () => {
+    expect(t.requesterOf("mrtd/v1/board-7/reply/operator-test")).toBe("operator-test");
+    for (const bad of [
+      "mrtd/v1/board-7/status",
+      "mrtd/v1/board-7/events",
+      "mrtd/v1/board-7/readers/x/health",
+      "mrtd/v1/board-7/reply/",
+      "mrtd/v1/board-7/reply/a/b",
+      "mrtd/v1/board-7/reply/op test",
+      "mrtd/v1/board-7/reply/op+",
+      `mrtd/v1/board-7/reply/${"x".repeat(65)}`,
+      "mrtd/v1/board-8/reply/operator-test",
+      "mrtd/v1/board-7/reply" + "/l".repeat(996),
+    ]) expect({ bad: bad.slice(0, 60), r: t.requesterOf(bad) }).toEqual({ bad: bad.slice(0, 60), r: undefined });
+  });
+  test("topic length and level bounds: built topics fit, longer ones are refused or ignored", () => {
+    expect(topicBoundsProblem(t.health("x".repeat(200)))).toBeUndefined();
+    expect(topicBoundsProblem("a/".repeat(MAX_TOPIC_LEVELS))).toContain("levels");
+    expect(topicBoundsProblem("a".repeat(MAX_TOPIC_BYTES + 1))).toContain("bytes");
+    expect(isPublishableTopic("mrtd/v1/board-7/reply" + "/l".repeat(996))).toBe(false);
+    expect(t.commandOf("mrtd/v1/board-7/cmd/" + "r".repeat(600))).toBeUndefined();
+    // the longest prefix the config accepts still leaves room for the agent's own topics
+    const longest = Array.from({ length: 8 }, () => "p".repeat(31)).join("/");
+    expect(topicPrefixProblem(longest)).toBeUndefined();
+    expect(() => agentTopics(longest, "a".repeat(64)).health("r".repeat(64))).not.toThrow();
+    expect(topicPrefixProblem("a/b/c/d/e/f/g/h/i")).toContain("8 levels");
+    expect(topicPrefixProblem("p".repeat(257))).toContain("256 bytes");
   });
   test("publishable topic names", () => {
     expect(isPublishableTopic("a/b")).toBe(true);
