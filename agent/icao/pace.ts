@@ -1,0 +1,226 @@
+/**
+ * PACE, Password Authenticated Connection Establishment (ICAO 9303-11 §4.4, §9.2.1, BSI TR-03110-2
+ * §3.2, worked examples: Appendix G), with Generic Mapping on ECDH and DH. Steps:
+ *   MSE:Set AT (protocol OID, password reference, domain parameter id in tag 84)
+ *   GENERAL AUTHENTICATE 1: encrypted nonce z        → s = D(K_π, z)
+ *   GENERAL AUTHENTICATE 2: mapping keys              → Ĝ = s·G + H
+ *   GENERAL AUTHENTICATE 3: ephemeral keys on Ĝ       → K, KSenc = KDF(K,1), KSmac = KDF(K,2)
+ *   GENERAL AUTHENTICATE 4: authentication tokens     → T = MAC(KSmac, public-key data object)
+ * The pure steps are exported so tests replay Appendix G value by value; randomness is a
+ * parameter (private keys are drawn from it). The chip's token is checked in constant time.
+ * Secure messaging afterwards starts with SSC 0 (§9.8.6.3).
+ */
+import { concat, constantTimeEqual, wipe } from "../bytes.ts";
+import { aesCbcDecrypt, aesCmac } from "../crypto/aes.ts";
+import { createTdes } from "../crypto/des.ts";
+import { sha1 } from "../crypto/hash.ts";
+import { pad, retailMac } from "../crypto/iso9797.ts";
+import { InvalidPublicValueError, type KeyAgreementGroup } from "../crypto/key-agreement.ts";
+import { AccessDeniedError, CardStatusError, hex4, PaceError, ParseError } from "../errors.ts";
+import { decodeResponse, encodeCommand, type CommandApdu } from "../iso7816/apdu.ts";
+import { SW } from "../iso7816/status-words.ts";
+import { encodeTlv, parseTlv, parseTlvList } from "../iso7816/tlv.ts";
+import { encodeOid } from "../pki/asn1.ts";
+import type { CardTransport } from "../transport/transport.ts";
+import { deriveKey, type KdfAlgorithm } from "./kdf.ts";
+import { mrzInformation, type BacAccessKey } from "./mrz-key.ts";
+
+export type PacePassword = { kind: "mrz"; key: BacAccessKey } | { kind: "can"; can: string };
+
+/** Password reference in MSE:Set AT tag 83 (9303-11 §4.4.4.1): 01 MRZ, 02 CAN. */
+export function passwordReference(p: PacePassword): number {
+  return p.kind === "mrz" ? 0x01 : 0x02;
+}
+
+/** π: SHA-1(MRZ_information), all 20 bytes, for the MRZ (§9.7.3); the CAN's ASCII digits. */
+export function passwordBytes(p: PacePassword): Uint8Array {
+  if (p.kind === "mrz") return sha1(new TextEncoder().encode(mrzInformation(p.key)));
+  if (!/^[0-9]{6}$/.test(p.can)) throw new RangeError("passwordBytes: a CAN is 6 digits");
+  return new TextEncoder().encode(p.can);
+}
+
+/** The algorithm and group PACE runs with (from a PACEInfo and its domain parameters). */
+export interface PaceParameters {
+  oid: string;
+  agreement: "DH" | "ECDH";
+  mapping: "GM" | "IM" | "CAM";
+  cipher: KdfAlgorithm;
+  /** The standardized domain parameter id (for tag 84), when the PACEInfo names one. */
+  parameterId: number | undefined;
+  group: KeyAgreementGroup;
+}
+
+/** s = D(K_π, z): 3DES- or AES-CBC with a zero IV (§4.4.3.3). */
+export function decryptNonce(kPi: Uint8Array, z: Uint8Array, cipher: KdfAlgorithm): Uint8Array {
+  if (cipher === "3DES") {
+    if (z.length === 0 || z.length % 8 !== 0) throw new PaceError("protocol", `encrypted nonce of ${z.length} bytes`);
+    const t = createTdes(kPi);
+    try {
+      return t.cbcDecrypt(z);
+    } finally {
+      t.wipe();
+    }
+  }
+  if (z.length === 0 || z.length % 16 !== 0) throw new PaceError("protocol", `encrypted nonce of ${z.length} bytes`);
+  return aesCbcDecrypt(kPi, new Uint8Array(16), z);
+}
+
+/** MSE:Set AT for PACE (§4.4.4.1): 80 protocol OID, 83 password reference, 84 parameter id when `withParameterId`. */
+export function mseSetAt(oid: string, passwordRef: number, parameterId: number | undefined): CommandApdu {
+  const parts = [encodeTlv(0x80, encodeOid(oid)), encodeTlv(0x83, Uint8Array.of(passwordRef))];
+  if (parameterId !== undefined) parts.push(encodeTlv(0x84, Uint8Array.of(parameterId)));
+  return { cla: 0x00, ins: 0x22, p1: 0xc1, p2: 0xa4, data: concat(...parts) };
+}
+
+/** GENERAL AUTHENTICATE with dynamic authentication data 7C; chained (CLA 10) except the last. */
+export function generalAuthenticate(tag: number | undefined, value: Uint8Array | undefined, last: boolean): CommandApdu {
+  const inner = tag === undefined ? new Uint8Array(0) : encodeTlv(tag, value ?? new Uint8Array(0));
+  return { cla: last ? 0x00 : 0x10, ins: 0x86, p1: 0x00, p2: 0x00, data: encodeTlv(0x7c, inner), ne: 256 };
+}
+
+/** Public-key data object over which tokens are computed (§4.4.3.4, TR-03110-3 §D.3.4): 7F49 { 06 OID, 86 point | 84 y }. */
+export function publicKeyDataObject(oid: string, agreement: "DH" | "ECDH", publicKey: Uint8Array): Uint8Array {
+  return encodeTlv(0x7f49, encodeTlv(0x06, encodeOid(oid)), encodeTlv(agreement === "ECDH" ? 0x86 : 0x84, publicKey));
+}
+
+/** T = MAC(KSmac, public-key data object): AES-CMAC truncated to 8 bytes, or the 3DES retail MAC over padded data. */
+export function authenticationToken(cipher: KdfAlgorithm, ksMac: Uint8Array, pkdo: Uint8Array): Uint8Array {
+  if (cipher === "3DES") return retailMac(ksMac, pad(pkdo));
+  const full = aesCmac(ksMac, pkdo);
+  const t = full.slice(0, 8);
+  wipe(full);
+  return t;
+}
+
+/** Session keys from the shared secret K (§9.7.1), SSC 0. */
+export function sessionKeys(k: Uint8Array, cipher: KdfAlgorithm): { ksEnc: Uint8Array; ksMac: Uint8Array } {
+  return { ksEnc: deriveKey(k, 1, cipher), ksMac: deriveKey(k, 2, cipher) };
+}
+
+export interface PaceSession {
+  ksEnc: Uint8Array;
+  ksMac: Uint8Array;
+  cipher: KdfAlgorithm;
+  ssc: bigint;
+  /** Whether MSE:Set AT carried tag 84 in the form the chip accepted. */
+  withParameterId: boolean;
+  /** The chip's ephemeral public key (Chip Authentication and CAM use it). */
+  piccEphemeralPublicKey: Uint8Array;
+}
+
+export interface PaceOptions {
+  password: PacePassword;
+  parameters: PaceParameters;
+  random: (n: number) => Uint8Array;
+  /**
+   * MSE:Set AT form: with tag 84 first (BSI TR-03110 and most readers) then without, or the
+   * reverse, or only one. Chips differ: some need 84, some refuse it (gmrtd issue #108,
+   * NFCPassportReader PR #269). A caller that learnt a card's form passes it here.
+   */
+  parameterIdForms?: boolean[];
+}
+
+/** Status words with which a chip refuses the password at the last GENERAL AUTHENTICATE (or blocks it). */
+function isPasswordRefused(sw: number): boolean {
+  return sw === SW.VERIFICATION_FAILED || (sw & 0xfff0) === 0x63c0 || sw === SW.SECURITY_STATUS_NOT_SATISFIED || sw === SW.AUTH_METHOD_BLOCKED;
+}
+
+function gaData(response: Uint8Array, tag: number, step: number): Uint8Array {
+  try {
+    const outer = parseTlv(response);
+    if (outer.tag !== 0x7c) throw new ParseError("not 7C");
+    const inner = parseTlvList(outer.value).find((t) => t.tag === tag);
+    if (!inner) throw new ParseError(`no tag ${tag.toString(16)}`);
+    return inner.value;
+  } catch (e) {
+    throw new PaceError("protocol", `GENERAL AUTHENTICATE step ${step}: malformed response (${(e as Error).message})`);
+  }
+}
+
+/** Runs PACE. The caller keeps the password; every intermediate secret is wiped here. */
+export async function performPace(transport: CardTransport, opts: PaceOptions): Promise<PaceSession> {
+  const { parameters: prm, random } = opts;
+  if (prm.mapping !== "GM") throw new PaceError("unsupported", `PACE ${prm.mapping} mapping is not supported (Generic Mapping only)`);
+  const send = async (cmd: CommandApdu) => decodeResponse(await transport.transmit(encodeCommand(cmd)));
+  const ref = passwordReference(opts.password);
+
+  // MSE:Set AT, in the forms asked for; the first the chip accepts is used
+  const forms = opts.parameterIdForms ?? (prm.parameterId !== undefined ? [true, false] : [false]);
+  let withParameterId: boolean | undefined;
+  let lastSw = 0;
+  for (const withId of forms) {
+    if (withId && prm.parameterId === undefined) continue;
+    const r = await send(mseSetAt(prm.oid, ref, withId ? prm.parameterId : undefined));
+    lastSw = r.sw;
+    // 63Cx: accepted, x tries left for this password (TR-03110-3 §B.11.1)
+    if (r.sw === SW.OK || (r.sw & 0xfff0) === 0x63c0) {
+      withParameterId = withId;
+      break;
+    }
+    if (r.sw === SW.AUTH_METHOD_BLOCKED) throw new AccessDeniedError("PACE refused: the password is blocked or suspended (too many wrong attempts)", r.sw, "PACE");
+  }
+  if (withParameterId === undefined) throw new PaceError("unsupported", `MSE:Set AT refused with ${hex4(lastSw)} for ${prm.oid}`, lastSw);
+
+  const pi = passwordBytes(opts.password);
+  const kPi = deriveKey(pi, 3, prm.cipher);
+  wipe(pi);
+  let s: Uint8Array | undefined;
+  let ksEnc: Uint8Array | undefined;
+  let ksMac: Uint8Array | undefined;
+  try {
+    const r1 = await send(generalAuthenticate(undefined, undefined, false));
+    if (r1.sw !== SW.OK) throw new CardStatusError(r1.sw, "GENERAL AUTHENTICATE (nonce)");
+    s = decryptNonce(kPi, gaData(r1.data, 0x80, 1), prm.cipher);
+
+    const group = prm.group;
+    const mapSk = group.randomPrivateKey(random);
+    const r2 = await send(generalAuthenticate(0x81, group.publicKey(mapSk), false));
+    if (r2.sw !== SW.OK) throw new CardStatusError(r2.sw, "GENERAL AUTHENTICATE (mapping)");
+    const piccMapping = gaData(r2.data, 0x82, 2);
+    const mapped = checked(() => group.mapGeneric(bytesToBig(s!), mapSk, piccMapping));
+
+    const ephSk = mapped.randomPrivateKey(random);
+    const pcdEph = mapped.publicKey(ephSk);
+    const r3 = await send(generalAuthenticate(0x83, pcdEph, false));
+    if (r3.sw !== SW.OK) throw new CardStatusError(r3.sw, "GENERAL AUTHENTICATE (key agreement)");
+    const piccEph = gaData(r3.data, 0x84, 3);
+    // 9303-11 §4.4.3.3.2 step 3: the chip's ephemeral key must differ from ours
+    if (constantTimeEqual(piccEph, pcdEph)) throw new PaceError("protocol", "the chip returned our own ephemeral public key");
+    const k = checked(() => mapped.sharedSecret(ephSk, piccEph));
+    ({ ksEnc, ksMac } = sessionKeys(k, prm.cipher));
+    wipe(k);
+
+    const tPcd = authenticationToken(prm.cipher, ksMac, publicKeyDataObject(prm.oid, prm.agreement, piccEph));
+    const r4 = await send(generalAuthenticate(0x85, tPcd, true));
+    if (isPasswordRefused(r4.sw)) throw new AccessDeniedError(`PACE refused the ${opts.password.kind === "can" ? "CAN" : "MRZ key"} (${hex4(r4.sw)}): check it against the document`, r4.sw, "PACE");
+    if (r4.sw !== SW.OK) throw new CardStatusError(r4.sw, "GENERAL AUTHENTICATE (mutual authentication)");
+    const tPicc = gaData(r4.data, 0x86, 4);
+    const expected = authenticationToken(prm.cipher, ksMac, publicKeyDataObject(prm.oid, prm.agreement, pcdEph));
+    const ok = constantTimeEqual(expected, tPicc);
+    wipe(expected);
+    if (!ok) throw new PaceError("token-mismatch", "the chip's PACE authentication token does not verify");
+    const session: PaceSession = { ksEnc, ksMac, cipher: prm.cipher, ssc: 0n, withParameterId, piccEphemeralPublicKey: piccEph };
+    ksEnc = ksMac = undefined;
+    return session;
+  } finally {
+    wipe(kPi);
+    if (s) wipe(s);
+    if (ksEnc) wipe(ksEnc);
+    if (ksMac) wipe(ksMac);
+  }
+}
+
+function checked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof InvalidPublicValueError) throw new PaceError("protocol", `invalid public value from the chip: ${e.message}`);
+    throw e;
+  }
+}
+
+export function bytesToBig(b: Uint8Array): bigint {
+  let x = 0n;
+  for (const v of b) x = (x << 8n) | BigInt(v);
+  return x;
+}
