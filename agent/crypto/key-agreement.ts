@@ -48,6 +48,8 @@ export interface KeyAgreementGroup {
   randomPrivateKey(random: (n: number) => Uint8Array): bigint;
   /** Same group, another generator (encoded); used by Integrated Mapping. */
   withGenerator(g: Uint8Array): KeyAgreementGroup;
+  /** k·P (EC) or P^k (DH) of a validated public value, encoded like one (PACE-CAM's check, Appendix G's H). */
+  scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array;
 }
 
 function toBig(b: Uint8Array): bigint {
@@ -157,8 +159,7 @@ class EcGroup implements KeyAgreementGroup {
     return new EcGroup(this.name, this.Point, this.decode(g));
   }
 
-  /** The mapping shared point H = k·peer, for tests that follow Appendix G value by value. */
-  mappingPoint(k: bigint, peer: Uint8Array): Uint8Array {
+  scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array {
     return this.encode(this.decode(peer).multiply(k));
   }
 }
@@ -244,6 +245,10 @@ class DhGroup implements KeyAgreementGroup {
 
   withGenerator(g: Uint8Array): KeyAgreementGroup {
     return new DhGroup(this.name, this.p, this.decode(g), this.order);
+  }
+
+  scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array {
+    return this.encode(modPow(this.decode(peer), k, this.p));
   }
 }
 

@@ -11,10 +11,10 @@
  * Secure messaging afterwards starts with SSC 0 (§9.8.6.3).
  */
 import { concat, constantTimeEqual, wipe } from "../bytes.ts";
-import { aesCbcDecrypt, aesCmac } from "../crypto/aes.ts";
+import { aesCbcDecrypt, aesCmac, aesEncryptBlock } from "../crypto/aes.ts";
 import { createTdes } from "../crypto/des.ts";
 import { sha1 } from "../crypto/hash.ts";
-import { pad, retailMac } from "../crypto/iso9797.ts";
+import { pad, retailMac, unpad } from "../crypto/iso9797.ts";
 import { InvalidPublicValueError, type KeyAgreementGroup } from "../crypto/key-agreement.ts";
 import { AccessDeniedError, CardStatusError, hex4, PaceError, ParseError } from "../errors.ts";
 import { decodeResponse, encodeCommand, type CommandApdu } from "../iso7816/apdu.ts";
@@ -106,6 +106,21 @@ export interface PaceSession {
   withParameterId: boolean;
   /** The chip's ephemeral public key (Chip Authentication and CAM use it). */
   piccEphemeralPublicKey: Uint8Array;
+  /** PACE-CAM: the chip's CA data and mapping key, to check against DG14's key once the SOD vouches for it. */
+  cam?: { caIc: bigint; piccMappingPublicKey: Uint8Array };
+}
+
+/**
+ * PACE-CAM's chip check (9303-11 §4.4.3.5.2): PK_Map,IC = CA_IC · PK_IC, with PK_IC the Chip
+ * Authentication public key of DG14 (which must be authenticated by the SOD first).
+ */
+export function verifyCam(group: KeyAgreementGroup, cam: NonNullable<PaceSession["cam"]>, caPublicKey: Uint8Array): boolean {
+  try {
+    return constantTimeEqual(group.scalarMultiply(cam.caIc, caPublicKey), cam.piccMappingPublicKey);
+  } catch (e) {
+    if (e instanceof InvalidPublicValueError) return false;
+    throw e;
+  }
 }
 
 export interface PaceOptions {
@@ -140,7 +155,8 @@ function gaData(response: Uint8Array, tag: number, step: number): Uint8Array {
 /** Runs PACE. The caller keeps the password; every intermediate secret is wiped here. */
 export async function performPace(transport: CardTransport, opts: PaceOptions): Promise<PaceSession> {
   const { parameters: prm, random } = opts;
-  if (prm.mapping !== "GM") throw new PaceError("unsupported", `PACE ${prm.mapping} mapping is not supported (Generic Mapping only)`);
+  if (prm.mapping === "IM") throw new PaceError("unsupported", "PACE Integrated Mapping is not supported (Generic and Chip Authentication Mapping are)");
+  if (prm.mapping === "CAM" && (prm.agreement !== "ECDH" || prm.cipher === "3DES")) throw new PaceError("unsupported", "PACE-CAM needs ECDH and AES");
   const send = async (cmd: CommandApdu) => decodeResponse(await transport.transmit(encodeCommand(cmd)));
   const ref = passwordReference(opts.password);
 
@@ -200,6 +216,19 @@ export async function performPace(transport: CardTransport, opts: PaceOptions): 
     wipe(expected);
     if (!ok) throw new PaceError("token-mismatch", "the chip's PACE authentication token does not verify");
     const session: PaceSession = { ksEnc, ksMac, cipher: prm.cipher, ssc: 0n, withParameterId, piccEphemeralPublicKey: piccEph };
+    if (prm.mapping === "CAM") {
+      // A_IC = E(KSenc, CA_IC) in CBC mode with IV = E(KSenc, -1) (9303-11 §4.4.3.5.1, TR-03110-2 §3.4.2)
+      const aIc = gaData(r4.data, 0x8a, 4);
+      if (aIc.length === 0 || aIc.length % 16 !== 0) throw new PaceError("protocol", `encrypted chip authentication data of ${aIc.length} bytes`);
+      const plain = aesCbcDecrypt(ksEnc, aesEncryptBlock(ksEnc, new Uint8Array(16).fill(0xff)), aIc);
+      let caIc: Uint8Array;
+      try {
+        caIc = unpad(plain);
+      } catch {
+        throw new PaceError("protocol", "encrypted chip authentication data: bad padding");
+      }
+      session.cam = { caIc: bytesToBig(caIc), piccMappingPublicKey: piccMapping };
+    }
     ksEnc = ksMac = undefined;
     return session;
   } finally {

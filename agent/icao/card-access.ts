@@ -1,0 +1,69 @@
+/**
+ * Before authentication: EF.CardAccess (ICAO 9303-11 §9.2.11: file 011C, short EF identifier 1C,
+ * in the master file, readable without secure messaging) and the choice of PACE parameters from
+ * it. A chip without the file (SELECT 6A82, or READ BINARY 6982/6A82) offers BAC only.
+ */
+import { CardStatusError, ParseError } from "../errors.ts";
+import { decodeResponse, encodeCommand } from "../iso7816/apdu.ts";
+import { SW } from "../iso7816/status-words.ts";
+import { readTlvHeader } from "../iso7816/tlv.ts";
+import { groupFor, paceDomain, parseCardAccess, type SecurityInfos } from "../lds/security-infos.ts";
+import type { CardTransport } from "../transport/transport.ts";
+import type { PaceParameters } from "./pace.ts";
+
+const FID_CARD_ACCESS = Uint8Array.of(0x01, 0x1c);
+/** Statuses meaning "no EF.CardAccess here" (ISO 7816-4): not found, or not readable plain. */
+const ABSENT = new Set([0x6a82, 0x6a86, 0x6982, 0x6985, 0x6d00, 0x6a88]);
+const MAX_CARD_ACCESS = 4096;
+
+/** EF.CardAccess bytes, or undefined when the chip has none. Plain SELECT by FID, then READ BINARY. */
+export async function readCardAccess(transport: CardTransport): Promise<Uint8Array | undefined> {
+  const send = async (cmd: Parameters<typeof encodeCommand>[0]) => decodeResponse(await transport.transmit(encodeCommand(cmd)));
+  const sel = await send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: FID_CARD_ACCESS });
+  if (ABSENT.has(sel.sw)) return undefined;
+  if (sel.sw !== SW.OK) throw new CardStatusError(sel.sw, "SELECT EF.CardAccess");
+  const first = await send({ cla: 0x00, ins: 0xb0, p1: 0, p2: 0, ne: 8 });
+  if (ABSENT.has(first.sw)) return undefined;
+  if (first.sw !== SW.OK && first.sw !== 0x6282) throw new CardStatusError(first.sw, "READ BINARY EF.CardAccess");
+  let total: number;
+  try {
+    const h = readTlvHeader(first.data, 0);
+    total = h.headerLength + h.length;
+  } catch (e) {
+    throw new ParseError(`EF.CardAccess: ${(e as Error).message}`);
+  }
+  if (total > MAX_CARD_ACCESS) throw new ParseError(`EF.CardAccess of ${total} bytes`);
+  const out = new Uint8Array(total);
+  out.set(first.data.subarray(0, total), 0);
+  let offset = Math.min(first.data.length, total);
+  while (offset < total) {
+    const r = await send({ cla: 0x00, ins: 0xb0, p1: offset >> 8, p2: offset & 0xff, ne: Math.min(223, total - offset) });
+    if (r.sw !== SW.OK && r.sw !== 0x6282) throw new CardStatusError(r.sw, "READ BINARY EF.CardAccess");
+    if (r.data.length === 0) throw new ParseError("EF.CardAccess shorter than its length field");
+    out.set(r.data.subarray(0, total - offset), offset);
+    offset += r.data.length;
+  }
+  return out;
+}
+
+/** Mapping preference: Chip Authentication Mapping proves the chip too; then GM. IM is not implemented. */
+const MAPPING_ORDER = { CAM: 0, GM: 1, IM: 2 } as const;
+
+/**
+ * The PACE parameters to use from parsed SecurityInfos: the supported PACEInfo with the
+ * preferred mapping (CAM, then GM), in the chip's order otherwise. Undefined when none is supported.
+ */
+export function choosePace(infos: SecurityInfos): { parameters: PaceParameters | undefined; offered: string[] } {
+  const offered = infos.pace.map((p) => p.protocol.oid);
+  const candidates = [...infos.pace].filter((p) => p.protocol.mapping !== "IM").sort((a, b) => MAPPING_ORDER[a.protocol.mapping] - MAPPING_ORDER[b.protocol.mapping]);
+  for (const p of candidates) {
+    const domain = paceDomain(infos, p);
+    const group = domain ? groupFor(domain) : undefined;
+    if (!group) continue;
+    if ((group.kind === "ecdh") !== (p.protocol.agreement === "ECDH")) continue;
+    return { parameters: { ...p.protocol, parameterId: p.parameterId !== undefined && p.parameterId <= 31 ? p.parameterId : undefined, group }, offered };
+  }
+  return { parameters: undefined, offered };
+}
+
+export { parseCardAccess };
