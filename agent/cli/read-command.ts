@@ -21,6 +21,8 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   dob: { type: "string", arg: "<YYMMDD>", help: "date of birth" },
   expiry: { type: "string", arg: "<YYMMDD>", help: "date of expiry" },
   "key-file": { type: "string", arg: "<file>", help: "read document number, birth and expiry dates from a file (one line: NUMBER YYMMDD YYMMDD), keeping them out of the process list" },
+  can: { type: "string", arg: "<6 digits>", help: "card access number printed on the document (PACE); with or instead of the MRZ key" },
+  auth: { type: "string", arg: "<auto|pace|bac>", help: "access control: PACE when the chip offers it, else BAC (auto), or only one", default: "auto" },
   reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
   files: { type: "string", arg: "<list>", help: "files to read, e.g. DG1,DG2 (default: every data group EF.COM lists except DG3/DG4, then EF.SOD)" },
   out: { type: "string", arg: "<dir>", help: "write the raw files, the face image and result.json to this directory" },
@@ -36,9 +38,11 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
 };
 
 export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> --expiry <YYMMDD> [options]
+       mrtd-agent read --can <6 digits> [options]
 
-Reads an ICAO 9303 passport or ID card through pcsc-lite with Basic Access Control:
-EF.COM, the data groups, EF.SOD; checks every MRZ check digit, then verifies the
+Reads an ICAO 9303 passport or ID card through pcsc-lite, with PACE when the chip
+offers it (EF.CardAccess) and Basic Access Control otherwise (--auth): EF.COM, the data
+groups, EF.SOD; checks every MRZ check digit, then verifies the
 document: Passive Authentication (data-group hashes, the EF.SOD signature, the
 document signer's chain to a CSCA from --trust, validity, CRLs) and, when the chip
 has DG15, Active Authentication. The verdict is verified, failed or unverifiable
@@ -61,7 +65,11 @@ export async function readCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent read --help`);
-  const accessKey = accessKeyFrom(o);
+  const can = canFrom(o);
+  const accessKey = can !== undefined && o.doc === undefined && o.dob === undefined && o.expiry === undefined && o["key-file"] === undefined ? undefined : accessKeyFrom(o);
+  const auth = String(o.auth);
+  if (auth !== "auto" && auth !== "pace" && auth !== "bac") throw new UsageError("--auth must be auto, pace or bac", "auth");
+  if (auth === "bac" && !accessKey) throw new UsageError("--auth bac needs the MRZ key (--doc/--dob/--expiry): a CAN works with PACE only", "auth");
   const files = typeof o.files === "string" ? parseFileList(o.files) : undefined;
   const extended = String(o.extended);
   if (extended !== "auto" && extended !== "on" && extended !== "off") throw new UsageError("--extended must be auto, on or off", "extended");
@@ -89,7 +97,9 @@ export async function readCommand(argv: string[]): Promise<number> {
     result = await readDocument(
       card.connection,
       {
-        accessKey,
+        ...(accessKey ? { accessKey } : {}),
+        ...(can !== undefined ? { can } : {}),
+        auth,
         files,
         extendedLength: extended,
         maxShortBlock: maxBlock,
@@ -126,6 +136,14 @@ export async function readCommand(argv: string[]): Promise<number> {
     for (const line of verdictLines(verification)) console.log(line);
   }
   return verification.overall === "failed" ? EXIT.VERIFICATION_FAILED : EXIT.OK;
+}
+
+/** --can: the 6-digit card access number (never echoed in errors). */
+function canFrom(o: Record<string, unknown>): string | undefined {
+  if (o.can === undefined) return undefined;
+  const can = String(o.can).replace(/\s+/g, "");
+  if (!/^[0-9]{6}$/.test(can)) throw new UsageError("--can must be the 6 digits printed on the document", "can");
+  return can;
 }
 
 function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
@@ -188,6 +206,7 @@ export function toJson(r: DocumentRead, verification?: DocumentVerdict): Record<
     durationMs: s.durationMs,
     steps: s.steps,
     recoveries: s.recoveries,
+    authentication: s.authentication,
     link: s.link,
     trace: r.trace,
   };
@@ -215,6 +234,11 @@ function printHuman(r: DocumentRead): void {
   for (const a of r.absent) console.log(`Absent    ${a.key} (card answered ${a.sw.toString(16).toUpperCase()})`);
   for (const p of r.parseErrors) console.log(`Unparsed  ${p.key}: ${p.message}`);
   for (const rec of s.recoveries) console.log(`Recovered ${rec.cause} in ${rec.step} at offset ${rec.offset ?? 0}: ${rec.action} (${rec.apdus} APDUs, ${rec.ms} ms)`);
+  const a = s.authentication;
+  if (a) {
+    const how = a.protocol === "PACE" ? `PACE-${a.mapping} with the ${a.password} (${a.group}, ${a.cipher})` : `BAC (3DES)${a.fallbackReason ? `: ${a.fallbackReason}` : a.paceOffered.length === 0 ? ", the chip offers no PACE" : ""}`;
+    console.log(`Access    ${how}`);
+  }
   const l = s.link;
   console.log(
     `Total     ${s.apdus} APDUs in ${s.durationMs} ms (block ${l.blockSize} B, extended length ${l.extendedLength ? "yes" : "no"}, read by SFI ${l.readBySfi ? "yes" : "no"})`,

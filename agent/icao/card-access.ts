@@ -19,7 +19,10 @@ const MAX_CARD_ACCESS = 4096;
 /** EF.CardAccess bytes, or undefined when the chip has none. Plain SELECT by FID, then READ BINARY. */
 export async function readCardAccess(transport: CardTransport): Promise<Uint8Array | undefined> {
   const send = async (cmd: Parameters<typeof encodeCommand>[0]) => decodeResponse(await transport.transmit(encodeCommand(cmd)));
-  const sel = await send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: FID_CARD_ACCESS });
+  const select = { cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: FID_CARD_ACCESS };
+  let sel = await send(select);
+  // a chip still in a secure session answers the first plain command 6982/6988 and drops it
+  if (sel.sw === 0x6982 || sel.sw === 0x6988) sel = await send(select);
   if (ABSENT.has(sel.sw)) return undefined;
   if (sel.sw !== SW.OK) throw new CardStatusError(sel.sw, "SELECT EF.CardAccess");
   const first = await send({ cla: 0x00, ins: 0xb0, p1: 0, p2: 0, ne: 8 });

@@ -1,20 +1,18 @@
 /**
- * One eMRTD read as a named list of steps (ICAO 9303-10/11): select the applet,
- * authenticate (BAC), read EF.COM, the data groups and EF.SOD, parse, and compare the
- * hashes with EF.SOD. Recovers from a lost secure channel or link by re-authenticating
- * (and reconnecting) and resuming at the last verified offset.
+ * One eMRTD read as a named list of steps (ICAO 9303-10/11): authenticate (PACE when
+ * EF.CardAccess offers it, else BAC; authenticate.ts), read EF.COM, the data groups and EF.SOD,
+ * parse, and compare the hashes with EF.SOD. Recovers from a lost secure channel or link by
+ * re-authenticating (and reconnecting) and resuming at the last verified offset.
  */
 import { sha256InSlices } from "../crypto/hash.ts";
 import { hex } from "../bytes.ts";
-import { AccessDeniedError, CardStatusError, MrtdError, SecureMessagingError, TransportError } from "../errors.ts";
-import { performBac } from "../icao/bac.ts";
-import { bacKeySeed, type BacAccessKey } from "../icao/mrz-key.ts";
-import { maxReadPlaintext, SecureChannel, tdesSmCipher } from "../icao/secure-messaging.ts";
+import { AccessDeniedError, CardStatusError, MrtdError, PaceError, SecureMessagingError, TransportError } from "../errors.ts";
+import type { BacAccessKey } from "../icao/mrz-key.ts";
+import { maxReadPlaintext, SecureChannel } from "../icao/secure-messaging.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
-import { encodeCommand, decodeResponse } from "../iso7816/apdu.ts";
 import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
-import { byDataGroupNumber, byDgNumber, byKey, EMRTD_AID, type LdsFileInfo } from "../lds/lds-files.ts";
+import { byDataGroupNumber, byDgNumber, byKey, type LdsFileInfo } from "../lds/lds-files.ts";
 import { parseDg1, type Mrz } from "../lds/mrz.ts";
 import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
@@ -23,6 +21,7 @@ import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
 import type { AaResult } from "../pki/active-auth.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
+import { authenticate as runAccessControl, type Authenticated, type AuthMemory, type AuthMode } from "./authenticate.ts";
 import { isFileAbsent, readFile, type FileProgress, type ProtectedLink, type SmResponse } from "./file-reader.ts";
 import { LinkState } from "./link-state.ts";
 import { relinkCard, relinkWindowSpent, type Reconnector } from "./relink.ts";
@@ -33,7 +32,12 @@ import type { FileKey, ReadSummary, Recovery, StepTiming } from "./read-result.t
 const EAC_PROTECTED = new Set([3, 4]);
 
 export interface ReadOptions {
-  accessKey: BacAccessKey;
+  /** The MRZ key (BAC, or PACE with the MRZ password). */
+  accessKey?: BacAccessKey;
+  /** Card access number (6 digits): PACE with the CAN password. Preferred over the MRZ key for PACE. */
+  can?: string;
+  /** Access control: PACE when offered, else BAC ("auto", default), or only one of them. */
+  auth?: AuthMode;
   /** Files to read; default: every data group EF.COM lists (except EAC-protected DG3/DG4), and EF.SOD. */
   files?: LdsFileInfo[];
   /** Extended-length READ BINARY: probe ("auto"), force, or never. */
@@ -127,18 +131,20 @@ export interface DocumentRead {
   trace?: TraceEntry[];
   /** Active Authentication result, when requested and DG15 was read. */
   aa?: AaResult;
+  /** PACE-CAM's chip data, to check against DG14's key once the SOD vouches for DG14. */
+  cam?: Authenticated["cam"];
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
-
-const SELECT_APPLET: CommandApdu = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: EMRTD_AID };
 
 export async function readDocument(connection: CardConnection, opts: ReadOptions, reconnect?: Reconnector): Promise<DocumentRead> {
   const t0 = performance.now();
   const random = opts.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
   const recovery = opts.recovery ?? DEFAULT_RECOVERY;
   const meter = new ApduMeter(connection, { trace: opts.trace });
-  const keySeed = bacKeySeed(opts.accessKey);
+  const keys = { ...(opts.accessKey ? { mrz: opts.accessKey } : {}), ...(opts.can !== undefined ? { can: opts.can } : {}) };
+  const authMemory: AuthMemory = {};
+  let authFacts: Authenticated["facts"] | undefined;
   // "auto": probe extended length unless the card's historical bytes say it has none.
   const extendedMode = opts.extendedLength ?? "auto";
   const atrSaysNo = parseAtr(connection.atr).extendedLength === false;
@@ -165,29 +171,16 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     }
   };
 
-  const plain = async (cmd: CommandApdu, name: string): Promise<void> => {
-    const r = decodeResponse(await meter.transmit(encodeCommand(cmd)));
-    if (r.sw !== 0x9000) throw new CardStatusError(r.sw, name, r.sw === 0x6a82 ? "the card has no eMRTD application (SELECT answered 6A82)" : undefined);
-  };
-
-  /** SELECT the applet and run BAC: a fresh secure channel. */
+  /** PACE or BAC (authenticate.ts): a fresh secure channel with the applet selected. */
   const authenticate = async (): Promise<void> => {
     channel?.close();
-    try {
-      await plain(SELECT_APPLET, "SELECT eMRTD application");
-    } catch (e) {
-      // 9303-11 §9.8: a plain command ends a live secure session. A chip still holding one (a
-      // previous read on this connection, or the session we gave up on) may answer the plain
-      // SELECT with 6982/6988 while dropping the session: the repeated SELECT then goes through.
-      if (!(e instanceof CardStatusError && (e.sw === 0x6982 || e.sw === 0x6988))) throw e;
-      await plain(SELECT_APPLET, "SELECT eMRTD application");
-    }
-    const session = await performBac(meter, keySeed, random);
-    const cipher = tdesSmCipher(session.ksEnc, session.ksMac);
-    session.ksEnc.fill(0);
-    session.ksMac.fill(0);
-    channel = new SecureChannel(meter, cipher, session.ssc);
-    if (state.extendedBlock === 0) state.extendedBlock = maxReadPlaintext(cipher, true);
+    const a = await runAccessControl(meter, keys, opts.auth ?? "auto", authMemory, random);
+    channel = a.channel;
+    authFacts = a.facts;
+    if (a.cam) out.cam = a.cam;
+    if (state.extendedBlock === 0) state.extendedBlock = maxReadPlaintext(a.cipher, true);
+    // AES blocks are 16 bytes: a short protected response carries 223 plaintext bytes, not 231
+    state.clampTo(maxReadPlaintext(a.cipher, false));
   };
 
   let currentStep = "";
@@ -338,12 +331,12 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
 
   try {
     currentStep = "authenticate";
-    await step("select applet + BAC", async () => {
+    await step("authenticate", async () => {
       try {
         await authenticate();
       } catch (e) {
         // A link that drops during the first exchanges is recovered like one mid-file.
-        if (e instanceof AccessDeniedError) throw e;
+        if (e instanceof AccessDeniedError || (e instanceof PaceError && !e.retryable)) throw e;
         await restore(e);
       }
     });
@@ -385,7 +378,6 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     throw fail(e);
   } finally {
     channel?.close();
-    keySeed.fill(0);
   }
 
   const face = out.dg2?.faces[0];
@@ -402,6 +394,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     durationMs: round(performance.now() - t0),
     steps,
     recoveries,
+    ...(authFacts ? { authentication: authFacts } : {}),
     link: state.facts(),
     blockChanges: [...state.adaptations],
   };

@@ -85,7 +85,7 @@ export class AgentService {
   readonly #log: Logger;
   readonly #notifier: SystemdNotifier;
   readonly #health = new Map<string, ReaderHealthTracker>();
-  readonly #testKey: BacAccessKey | undefined;
+  readonly #testKey: ReadKeys | undefined;
   readonly #shutdownDeadlineMs: number;
   readonly #diagnose: DiagnoseFn | undefined;
   readonly #timers: Array<ReturnType<typeof setInterval>> = [];
@@ -107,7 +107,7 @@ export class AgentService {
     this.#diagnose = opts.diagnose;
     const c = opts.config;
     this.topics = agentTopics(c.mqtt.prefix, c.agent.id);
-    if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = bacKeyOf(loadTestAccessKey(c.readers.testKeyFile), "readers.test_key_file");
+    if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = readKeysOf(loadTestAccessKey(c.readers.testKeyFile));
     // Loaded once at start: a path that does not exist is a ConfigError before anything runs.
     try {
       this.#trust = loadTrust(c.verification.trust);
@@ -285,7 +285,7 @@ export class AgentService {
     if (!this.#testKey || this.#stopping || this.#cardBusy) return;
     const key = this.#testKey;
     const p = this.#withCard(async () => {
-      await this.#read({ reader, accessKey: key, trigger: "insert", cardWaitMs: INSERT_READ_CARD_WAIT_MS });
+      await this.#read({ reader, ...key, trigger: "insert", cardWaitMs: INSERT_READ_CARD_WAIT_MS });
     }).catch((err) => this.#log.debug("read on insert ended with an error", errorFields(err)));
     this.#readsInFlight.add(p);
     void p.finally(() => this.#readsInFlight.delete(p));
@@ -315,7 +315,9 @@ export class AgentService {
   /** One read in `reader`; records the event, metrics and health. Rejects with the read's error. */
   async #read(p: {
     reader: string;
-    accessKey: BacAccessKey;
+    accessKey?: BacAccessKey;
+    /** Card access number (PACE); from the test key file only, until remote CANs come sealed. */
+    can?: string;
     files?: LdsFileInfo[];
     trigger: "command" | "insert";
     commandId?: string;
@@ -350,7 +352,8 @@ export class AgentService {
         doc = await readDocument(
           conn,
           {
-            accessKey: p.accessKey,
+            ...(p.accessKey ? { accessKey: p.accessKey } : {}),
+            ...(p.can !== undefined ? { can: p.can } : {}),
             ...(p.files ? { files: p.files } : {}),
             ...(p.onProgress ? { onProgress: p.onProgress } : {}),
             recovery: { maxRecoveries: 200, cardWaitMs: p.cardWaitMs, backoffMs: 25, maxConsecutive: 16 },
@@ -624,10 +627,22 @@ export function meteredConnection(inner: CardConnection, record: (ins: number, s
   } as CardConnection;
 }
 
-/** The BAC key of a validated access key; PACE (CAN) is not implemented by the read path. */
+/**
+ * The MRZ key of a remote command's access key. A remote CAN is refused until access keys
+ * arrive sealed (a CAN in clear over MQTT would be readable by anyone with the topic); the
+ * read path itself supports the CAN (PACE), as the test key file shows.
+ */
 function bacKeyOf(k: AccessKey, field: string): BacAccessKey {
-  if (k.kind === "can") throw new CommandError("NOT_SUPPORTED", `${field}: a CAN needs PACE, which this agent does not support yet; give the MRZ triple`);
+  if (k.kind === "can") throw new CommandError("NOT_SUPPORTED", `${field}: a remote CAN is accepted only sealed, which this agent does not support yet; give the MRZ triple`);
   return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
+}
+
+type ReadKeys = { accessKey: BacAccessKey; can?: undefined } | { accessKey?: undefined; can: string };
+
+/** The test bench key (readers.test_key_file): the MRZ triple (BAC or PACE) or a CAN (PACE). */
+function readKeysOf(k: AccessKey): ReadKeys {
+  if (k.kind === "can") return { can: k.can };
+  return { accessKey: { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry } };
 }
 
 /**

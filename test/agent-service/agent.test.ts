@@ -110,7 +110,7 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     const r = await command("read", { id: "read-1", accessKey: SPECIMEN_KEY, includePersonalData: true, replyPublicKey: b64(kp.publicKey), timeoutS: 20 });
     expect(r.final).toMatchObject({ id: "read-1", command: "read", kind: "result", ok: true });
     const steps = r.all.filter((m) => m.kind === "progress").map((m) => m.step);
-    expect(steps.slice(0, 3)).toEqual(["waiting-for-card", "card-present", "select applet + BAC"]);
+    expect(steps.slice(0, 3)).toEqual(["waiting-for-card", "card-present", "authenticate"]);
     expect(steps).toContain("file-done");
     const result = r.final.result as Record<string, unknown>;
     expect(result).toMatchObject({ outcome: "success", reader: VIRTUAL_READER, trigger: "command", commandId: "read-1", documentType: "P", issuingState: "UTO" });
