@@ -34,6 +34,7 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
   "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
+  "no-ca": { type: "boolean", help: "skip Chip Authentication (DG14's key) and the PACE-CAM check" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -44,9 +45,10 @@ Reads an ICAO 9303 passport or ID card through pcsc-lite, with PACE when the chi
 offers it (EF.CardAccess) and Basic Access Control otherwise (--auth): EF.COM, the data
 groups, EF.SOD; checks every MRZ check digit, then verifies the
 document: Passive Authentication (data-group hashes, the EF.SOD signature, the
-document signer's chain to a CSCA from --trust, validity, CRLs) and, when the chip
-has DG15, Active Authentication. The verdict is verified, failed or unverifiable
-(e.g. without --trust), with what was and was not proven.
+document signer's chain to a CSCA from --trust, validity, CRLs) and that the chip is
+not a copy: Chip Authentication (DG14), PACE-CAM, or Active Authentication (DG15).
+The verdict is verified, failed or unverifiable (e.g. without --trust), with what was
+and was not proven and which method proved the chip genuine.
 
 Options:
 ${formatOptions(READ_OPTIONS)}
@@ -54,7 +56,7 @@ ${formatOptions(READ_OPTIONS)}
 Exit codes: 0 read complete (verdict verified or unverifiable), 2 usage, 3 no reader
 or no card, 4 access denied, 5 transport failure (card lost, reader error), 6 card or
 data error, 7 read complete but the verdict is failed (altered data, bad signature,
-expired or revoked signer, failed Active Authentication), 1 other.
+expired or revoked signer, failed Chip, PACE-CAM or Active Authentication), 1 other.
 (3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
@@ -106,6 +108,7 @@ export async function readCommand(argv: string[]): Promise<number> {
         sfi: o["no-sfi"] !== true,
         trace: o.trace === true,
         activeAuthentication,
+        chipAuthentication: o["no-ca"] !== true,
         onProgress: (p: ReadProgress) => progress.update(p),
       },
       card.reconnect,
@@ -128,6 +131,7 @@ export async function readCommand(argv: string[]): Promise<number> {
     issuingState: result.mrz?.issuingState,
     aa: result.aa,
     aaAttempted: activeAuthentication,
+    ...(result.chipAuth ? { chipAuth: result.chipAuth } : {}),
   });
   if (typeof o.out === "string") writeOut(o.out, result, verification);
   if (json) console.log(JSON.stringify(toJson(result, verification), null, 2));

@@ -9,6 +9,9 @@ import { hex } from "../bytes.ts";
 import { AccessDeniedError, CardStatusError, MrtdError, PaceError, SecureMessagingError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { maxReadPlaintext, SecureChannel } from "../icao/secure-messaging.ts";
+import { chooseChipAuthentication, performChipAuthentication, type ChipAuthResult } from "../icao/chip-authentication.ts";
+import { verifyCam } from "../icao/pace.ts";
+import { parseDg14 } from "../lds/dg14.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
 import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
@@ -53,6 +56,8 @@ export interface ReadOptions {
   recovery?: RecoveryOptions;
   /** Run Active Authentication (9303-11 §6.1) after the files when DG15 was read (default false). */
   activeAuthentication?: boolean;
+  /** Run Chip Authentication (§6.2) with DG14's key once EF.SOD vouches for DG14, or check PACE-CAM (default true). */
+  chipAuthentication?: boolean;
 }
 
 export interface RecoveryOptions {
@@ -133,6 +138,8 @@ export interface DocumentRead {
   aa?: AaResult;
   /** PACE-CAM's chip data, to check against DG14's key once the SOD vouches for DG14. */
   cam?: Authenticated["cam"];
+  /** Chip Authentication or PACE-CAM result, when DG14 was read, matched EF.SOD and offered either. */
+  chipAuth?: ChipAuthResult;
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
@@ -287,6 +294,47 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     return r.action;
   };
 
+  /**
+   * Chip Authentication: new session keys from DG14's key; a protected SELECT EF.COM whose
+   * response verifies under them proves the chip holds the private key. A response that does
+   * not verify may be link noise: PACE/BAC and CA run once more before the chip is called failed.
+   */
+  const chipAuthenticate = async (choice: NonNullable<ReturnType<typeof chooseChipAuthentication>>): Promise<ChipAuthResult> => {
+    const result = (status: ChipAuthResult["status"], detail?: string): ChipAuthResult => ({ method: "CA", status, algorithm: choice.label, ...(detail ? { detail } : {}) });
+    let lastDetail = "";
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // a lost link is relinked; a session broken by the new keys is re-established (PACE/BAC)
+      if (attempt > 0) await restore(lastError ?? new SecureMessagingError("chip-authentication", lastDetail));
+      lastError = undefined;
+      let caCipher;
+      try {
+        caCipher = (await performChipAuthentication(link.send, choice, random)).cipher;
+      } catch (e) {
+        if (e instanceof CardStatusError) return result("failed", `the chip refused Chip Authentication (${e.command}: ${e.sw.toString(16).toUpperCase()})`);
+        if (e instanceof MrtdError && e.retryable) {
+          lastDetail = e.message;
+          lastError = e;
+          continue;
+        }
+        throw e;
+      }
+      channel?.close();
+      channel = new SecureChannel(meter, caCipher, 0n);
+      try {
+        const r = await channel.send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: Uint8Array.of(0x01, 0x1e) });
+        if (r.protected && r.sw === 0x9000) return result("ok");
+        lastDetail = `the chip answered ${r.sw.toString(16).toUpperCase()} without the new session keys`;
+      } catch (e) {
+        if (!(e instanceof SecureMessagingError || e instanceof TransportError)) throw e;
+        lastDetail = e instanceof SecureMessagingError ? "the chip's response does not verify under the Chip Authentication keys" : e.message;
+        if (e instanceof TransportError) lastError = e;
+      }
+    }
+    // a link that stayed away proves nothing either way
+    return result(lastError instanceof TransportError ? "error" : "failed", lastDetail);
+  };
+
   const out: DocumentRead = {
     summary: undefined as unknown as ReadSummary,
     files: new Map(),
@@ -366,6 +414,25 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
         }
       }
     });
+
+    // Chip Authentication (9303-11 §6.2) or the PACE-CAM check, with DG14's key once EF.SOD's hash vouches for DG14
+    const dg14 = out.files.get("DG14");
+    const dg14Vouched = out.sodHashes?.some((h) => h.dg === 14 && h.status === "ok") === true;
+    if (opts.chipAuthentication !== false && dg14 && dg14Vouched) {
+      const infos = tryParse(out, "DG14", () => parseDg14(dg14))?.infos;
+      const choice = infos ? chooseChipAuthentication(infos) : undefined;
+      if (out.cam) {
+        const key = infos?.chipAuthenticationPublicKeys.find((k) => k.agreement === "ECDH");
+        const algorithm = `PACE-CAM ${out.cam.parameters.group.name}`;
+        out.chipAuth = key
+          ? { method: "CAM", status: verifyCam(out.cam.parameters.group, out.cam.session, key.publicKey) ? "ok" : "failed", algorithm }
+          : { method: "CAM", status: "error", algorithm, detail: "DG14 holds no ECDH Chip Authentication key" };
+      } else if (choice) {
+        currentStep = "chip authentication";
+        where = {};
+        out.chipAuth = await step("chip authentication", () => chipAuthenticate(choice));
+      }
+    }
 
     // INTERNAL AUTHENTICATE inside the secure channel, while it is still open
     const dg15 = out.files.get("DG15");

@@ -1,11 +1,13 @@
 /**
  * The verdict of one document for `read` and `verify`: Passive Authentication (ICAO 9303-11
- * §5.1, agent/pki/verify.ts) merged with Active Authentication (§6.1, agent/icao/active-auth.ts),
+ * §5.1, agent/pki/verify.ts) merged with the chip's authentication: Chip Authentication (§6.2),
+ * PACE-CAM (§4.4.3.5) or Active Authentication (§6.1, agent/pki/active-auth.ts),
  * plus what it proves and does not prove in plain words, and the --trust option
  * (repeatable, comma-separated) that selects the trust sources.
  */
 import { byDataGroupNumber } from "../lds/lds-files.ts";
 import type { AaResult } from "../pki/active-auth.ts";
+import type { ChipAuthResult } from "../icao/chip-authentication.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { loadTrustSources } from "../pki/trust-files.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
@@ -17,6 +19,10 @@ export interface DocumentVerdict extends Omit<PaVerdict, "aa"> {
   /** Active Authentication: ok, failed (a clone?), not-supported (no DG15), error, or not-checked (offline / not requested). */
   aa: AaVerdict;
   activeAuthentication: AaResult | undefined;
+  /** Chip Authentication or PACE-CAM, when run. */
+  chipAuthentication: ChipAuthResult | undefined;
+  /** How the chip proved it is not a copy: CA, CAM or AA (the first that succeeded); undefined when none did. */
+  chipGenuine: "CA" | "CAM" | "AA" | undefined;
   /** Each thing this verdict establishes, one short line each. */
   proven: string[];
   /** Each thing it does not establish (or found wrong), one short line each. */
@@ -28,6 +34,9 @@ export interface DocumentVerdict extends Omit<PaVerdict, "aa"> {
 const AA_REASONS: Record<string, { fails: boolean; text: string }> = {
   AA_FAILED: { fails: true, text: "the chip failed Active Authentication (its key is not DG15's: a copied chip?)" },
   AA_ERROR: { fails: false, text: "Active Authentication could not be completed" },
+  CA_FAILED: { fails: true, text: "the chip failed Chip Authentication (it does not hold DG14's key: a copied chip?)" },
+  CAM_FAILED: { fails: true, text: "the chip failed PACE Chip Authentication Mapping (its data do not match DG14's key: a copied chip?)" },
+  CA_ERROR: { fails: false, text: "Chip Authentication could not be completed" },
   NO_SOD: { fails: false, text: "EF.SOD was not read" },
 };
 
@@ -45,6 +54,8 @@ export interface VerifyInput {
   aa?: AaResult;
   /** Whether AA was attempted during a read (false offline). */
   aaAttempted: boolean;
+  /** Chip Authentication or PACE-CAM result of the read. */
+  chipAuth?: ChipAuthResult;
   now?: Date;
   policy?: PaPolicy;
 }
@@ -73,12 +84,21 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
     reasons: [...pa.reasons],
     aa,
     activeAuthentication: input.aa,
+    chipAuthentication: input.chipAuth,
+    chipGenuine: undefined,
     proven: [],
     notProven: [],
     trust: input.trust ? { sources: input.trustSources ?? [], cscas: input.trust.size, crls: input.trust.crls.length } : undefined,
   };
   if (aa === "failed") v.reasons.push("AA_FAILED");
   if (aa === "error") v.reasons.push("AA_ERROR");
+  const ca = input.chipAuth;
+  if (ca?.status === "failed") v.reasons.push(ca.method === "CAM" ? "CAM_FAILED" : "CA_FAILED");
+  if (ca?.status === "error") v.reasons.push("CA_ERROR");
+  // DG14's key counts only when EF.SOD's signature vouches for DG14 (a forged DG14 proves nothing)
+  const dg14Signed = pa.sodSignature === "ok" && pa.dgHashes.some((d) => d.dg === 14 && d.status === "ok");
+  if (ca?.status === "ok" && dg14Signed) v.chipGenuine = ca.method;
+  else if (aa === "ok") v.chipGenuine = "AA";
   const failing = v.reasons.filter((r) => reasonInfo(r).fails);
   const other = v.reasons.filter((r) => !reasonInfo(r).fails);
   v.reasons = [...failing, ...other];
@@ -88,8 +108,8 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
     const first = v.reasons[0]!;
     const text = first === pa.reasons[0] ? pa.summary.replace(/^\w+: /, "").replace(/ \(\+\d+ more: .*\)$/, "") : reasonInfo(first).text;
     v.summary = `${v.overall}: ${text}` + (v.reasons.length > 1 ? ` (+${v.reasons.length - 1} more: ${v.reasons.slice(1).join(", ")})` : "");
-  } else if (v.overall === "verified" && aa === "ok") {
-    v.summary = `${pa.summary}; chip authenticated (${input.aa?.algorithm})`;
+  } else if (v.overall === "verified" && v.chipGenuine) {
+    v.summary = `${pa.summary}; chip genuine by ${v.chipGenuine} (${v.chipGenuine === "AA" ? input.aa?.algorithm : ca?.algorithm})`;
   }
   explain(v, input);
   return v;
@@ -118,6 +138,15 @@ function explain(v: DocumentVerdict, input: VerifyInput): void {
   else if (v.chain === "no-csca") notProven.push(`that the document signer is genuine: no trusted CSCA issued it (issuer ${v.signer?.issuer})`);
   for (const p of chainProblems) notProven.push(p);
 
+  const ca = v.chipAuthentication;
+  const caName = ca?.method === "CAM" ? "PACE Chip Authentication Mapping" : "Chip Authentication";
+  if (ca?.status === "ok") {
+    if (v.chipGenuine === ca.method) proven.push(`the chip holds the private key of DG14's Chip Authentication key: not a copy (${caName}, ${ca.algorithm})`);
+    else notProven.push(`that the chip is not a copy: ${caName} passed, but EF.SOD does not vouch for DG14 (its signature or hash did not verify)`);
+  } else if (ca?.status === "failed") notProven.push(`the chip FAILED ${caName} (${ca.algorithm}): it does not hold DG14's key, a copied chip?${ca.detail ? ` (${ca.detail})` : ""}`);
+  else if (ca?.status === "error") notProven.push(`that the chip is not a copy: ${caName} could not be completed (${ca.detail ?? "error"})`);
+  // AA's "not proven" lines only matter when nothing else proved the chip genuine
+  const chipProven = v.chipGenuine !== undefined && v.chipGenuine !== "AA";
   const aa = v.activeAuthentication;
   switch (v.aa) {
     case "ok":
@@ -130,9 +159,10 @@ function explain(v: DocumentVerdict, input: VerifyInput): void {
       notProven.push(`that the chip is not a copy: Active Authentication could not be completed (${aa?.detail ?? "error"})`);
       break;
     case "not-supported":
-      notProven.push("that the chip is not a copy: it offers no Active Authentication (no DG15)");
+      if (!chipProven && !ca) notProven.push("that the chip is not a copy: it offers no Active Authentication (no DG15)");
       break;
     case "not-checked":
+      if (chipProven) break;
       notProven.push(
         input.aaAttempted
           ? "that the chip is not a copy: DG15 was not read, so Active Authentication was not run"

@@ -659,6 +659,7 @@ function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted
       trust,
       ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),
       ...(doc.aa ? { aa: doc.aa } : {}),
+      ...(doc.chipAuth ? { chipAuth: doc.chipAuth } : {}),
       aaAttempted,
     });
     return { verdict: v.overall, reasons: v.reasons };

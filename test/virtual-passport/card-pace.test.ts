@@ -13,6 +13,8 @@ import { performBac } from "../../agent/icao/bac.ts";
 import { bacKeySeed } from "../../agent/icao/mrz-key.ts";
 import { parseCardAccess } from "../../agent/lds/security-infos.ts";
 import { parseDg14 } from "../../agent/lds/dg14.ts";
+import { authenticate } from "../../agent/reading/authenticate.ts";
+import { chooseChipAuthentication, performChipAuthentication } from "../../agent/icao/chip-authentication.ts";
 import type { CardTransport } from "../../agent/transport/transport.ts";
 import { VirtualPassport } from "./card.ts";
 import { loadProfile } from "./fixtures/index.ts";
@@ -122,5 +124,28 @@ describe("virtual chip replays ICAO 9303-11 Appendix G.1 (chip side)", () => {
     }
     expect(card.authenticated).toBe(true);
     expect(hex(card.ssc!)).toBe("00000000000000000000000000000000");
+  });
+});
+
+describe("virtual chip vs the agent's Chip Authentication (9303-11 §6.2)", () => {
+  async function ca(profile: string) {
+    const { p, t } = await chip(profile);
+    const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+    const a = await authenticate(t, { mrz: p.mrzKey }, "auto", {}, rnd);
+    const choice = chooseChipAuthentication(parseDg14(p.files.dgs.get(14)!).infos)!;
+    const { cipher } = await performChipAuthentication((c) => a.channel.send(c), choice, rnd);
+    const ch = new SecureChannel(t, cipher, 0n);
+    return { choice, r: await ch.send({ cla: 0, ins: 0xa4, p1: 2, p2: 0x0c, data: Uint8Array.of(1, 0x1e) }).catch((e: unknown) => e) };
+  }
+  test("ca-ec (3DES, MSE:Set KAT), ca-dh (AES, MSE:Set AT + GA), pace-gm (after PACE): the next response verifies under the new keys", async () => {
+    for (const [profile, label] of [["ca-ec", "CA ECDH P-256 3DES"], ["ca-dh", "CA DH RFC 5114 2048-bit MODP, 256-bit subgroup AES-128"], ["pace-gm", "CA ECDH brainpoolP256r1 AES-128"]] as const) {
+      const { choice, r } = await ca(profile);
+      expect(choice.label).toBe(label);
+      expect(r).toMatchObject({ sw: 0x9000, protected: true });
+    }
+  });
+  test("ca-clone: the chip lacks DG14's private key and answers 6988 unprotected", async () => {
+    const { r } = await ca("ca-clone");
+    expect(r).toMatchObject({ sw: 0x6988, protected: false });
   });
 });

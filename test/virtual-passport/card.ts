@@ -179,11 +179,12 @@ export class VirtualPassport {
     }
     const wrapped = wrapResponse(session, inner.data ?? EMPTY, inner.sw);
     session.ssc = wrapped.ssc;
-    if (this.nextSession) {
+    const next = this.nextSession;
+    if (next) {
       // Chip Authentication: the answer went out under the old keys; the new session starts now
-      this.endSession();
-      this.session = this.nextSession;
       this.nextSession = undefined;
+      this.endSession();
+      this.session = next;
     }
     return wrapped.response;
   }
