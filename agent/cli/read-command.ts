@@ -13,8 +13,11 @@ import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { Progress } from "./progress.ts";
-import { type DocumentVerdict, loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
-import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
+import { verdictLines } from "../verification/report.ts";
+import { loadTrust } from "../verification/trust.ts";
+import type { DocumentVerdict } from "../verification/verdict.ts";
+import { verifyRead } from "../reading/verify-read.ts";
+import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
 export const READ_OPTIONS: Record<string, OptionSpec> = {
   doc: { type: "string", arg: "<number>", help: "document number as printed in the MRZ" },
@@ -24,7 +27,7 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   can: { type: "string", arg: "<6 digits>", help: "card access number printed on the document (PACE); with or instead of the MRZ key" },
   auth: { type: "string", arg: "<auto|pace|bac>", help: "access control: PACE when the chip offers it, else BAC (auto), or only one", default: "auto" },
   reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
-  files: { type: "string", arg: "<list>", help: "files to read, e.g. DG1,DG2 (default: every data group EF.COM lists except DG3/DG4, then EF.SOD)" },
+  files: { type: "string", arg: "<list>", help: "data groups to read, e.g. DG1,DG2 (default: every data group the signed EF.SOD lists except DG3/DG4; EF.COM and EF.SOD are always read, DG15 too when EF.SOD lists it and AA is on; data groups left out are reported as not proven)" },
   out: { type: "string", arg: "<dir>", help: "write the raw files, the face image and result.json to this directory" },
   json: { type: "boolean", help: "print one JSON object instead of the human report" },
   wait: { type: "number", arg: "<seconds>", help: "how long to wait for a card", default: 15 },
@@ -33,7 +36,8 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   "no-sfi": { type: "boolean", help: "select each file by identifier instead of reading by short EF identifier" },
   trace: { type: "boolean", help: "print a redacted APDU trace (headers, lengths, status words, timing; never data)" },
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
-  "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key)" },
+  "master-list-anchor": { type: "string", arg: "<dir or file>", help: MASTER_LIST_ANCHOR_HELP },
+  "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key); a document whose EF.SOD lists DG15 is then at best unverifiable (AA_NOT_PERFORMED)" },
   "no-ca": { type: "boolean", help: "skip Chip Authentication (DG14's key) and the PACE-CAM check" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -42,13 +46,14 @@ export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> -
        mrtd-agent read --can <6 digits> [options]
 
 Reads an ICAO 9303 passport or ID card through pcsc-lite, with PACE when the chip
-offers it (EF.CardAccess) and Basic Access Control otherwise (--auth): EF.COM, the data
-groups, EF.SOD; checks every MRZ check digit, then verifies the
-document: Passive Authentication (data-group hashes, the EF.SOD signature, the
-document signer's chain to a CSCA from --trust, validity, CRLs) and that the chip is
-not a copy: Chip Authentication (DG14), PACE-CAM, or Active Authentication (DG15).
-The verdict is verified, failed or unverifiable (e.g. without --trust), with what was
-and was not proven and which method proved the chip genuine.
+offers it (EF.CardAccess) and Basic Access Control otherwise (--auth): EF.COM, EF.SOD,
+then the data groups the signed EF.SOD lists (EF.COM is only compared with it); checks
+every MRZ check digit, then verifies the document: Passive Authentication (data-group
+hashes, the EF.SOD signature and its signed attributes, the document signer's chain to a
+CSCA from --trust, certificate profiles, validity, CRLs) and that the chip is not a copy:
+Chip Authentication (DG14), PACE-CAM, or Active Authentication (when EF.SOD lists DG15).
+The verdict is verified, failed or unverifiable (e.g. without --trust), with its reason
+codes, what was and was not proven, and which method proved the chip genuine.
 
 Options:
 ${formatOptions(READ_OPTIONS)}
@@ -56,7 +61,8 @@ ${formatOptions(READ_OPTIONS)}
 Exit codes: 0 read complete (verdict verified or unverifiable), 2 usage, 3 no reader
 or no card, 4 access denied, 5 transport failure (card lost, reader error), 6 card or
 data error, 7 read complete but the verdict is failed (altered data, bad signature,
-expired or revoked signer, failed Chip, PACE-CAM or Active Authentication), 1 other.
+expired or revoked signer, a certificate against the profile, a DG15 the chip refuses,
+failed Chip, PACE-CAM or Active Authentication), 1 other.
 (3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
@@ -82,7 +88,7 @@ export async function readCommand(argv: string[]): Promise<number> {
   const json = o.json === true;
   const activeAuthentication = o["no-aa"] !== true;
   // before the card: a wrong --trust path is a usage error, not a wasted read
-  const trust = loadTrust(taken.trust);
+  const trust = loadTrust(taken.trust, taken.masterListAnchors);
 
   const progress = new Progress(json ? undefined : process.stderr);
   const card = await openCard({
@@ -122,17 +128,7 @@ export async function readCommand(argv: string[]): Promise<number> {
     await card.close();
   }
 
-  const verification = verifyDocument({
-    files: result.files,
-    sha256: result.sha256,
-    comDataGroups: result.com?.dataGroups,
-    trust,
-    trustSources: taken.trust,
-    issuingState: result.mrz?.issuingState,
-    aa: result.aa,
-    aaAttempted: activeAuthentication,
-    ...(result.chipAuth ? { chipAuth: result.chipAuth } : {}),
-  });
+  const verification = verifyRead(result, { trust, trustSources: taken.trust });
   if (typeof o.out === "string") writeOut(o.out, result, verification);
   if (json) console.log(JSON.stringify(toJson(result, verification), null, 2));
   else {

@@ -13,11 +13,14 @@ import { parseDg1 } from "../lds/mrz.ts";
 import type { FileKey } from "../reading/read-result.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
-import { loadTrust, verdictLines, verifyDocument } from "../reading/verification.ts";
-import { takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
+import { verdictLines } from "../verification/report.ts";
+import { loadTrust } from "../verification/trust.ts";
+import { verifyDocument } from "../verification/verdict.ts";
+import { MASTER_LIST_ANCHOR_HELP, takeTrustOption, TRUST_OPTION_HELP } from "./trust-option.ts";
 
 export const VERIFY_OPTIONS: Record<string, OptionSpec> = {
   trust: { type: "string", arg: "<dir or file>", help: TRUST_OPTION_HELP },
+  "master-list-anchor": { type: "string", arg: "<dir or file>", help: MASTER_LIST_ANCHOR_HELP },
   json: { type: "boolean", help: "print one JSON object instead of the human report" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -47,7 +50,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("give one directory written by read --out; see mrtd-agent verify --help");
   const dir = positionals[0]!;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`not a directory: ${dir}`);
-  const trust = loadTrust(taken.trust);
+  const trust = loadTrust(taken.trust, taken.masterListAnchors);
 
   const files = new Map<FileKey, Uint8Array>();
   for (const name of readdirSync(dir).sort()) {
@@ -63,7 +66,6 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     trust,
     trustSources: taken.trust,
     issuingState: mrz?.issuingState,
-    aaAttempted: false,
   });
 
   if (o.json === true) {

@@ -1,15 +1,14 @@
 /**
  * Before authentication: EF.CardAccess (ICAO 9303-11 §9.2.11: file 011C, short EF identifier 1C,
- * in the master file, readable without secure messaging) and the choice of PACE parameters from
- * it. A chip without the file (SELECT 6A82, or READ BINARY 6982/6A82) offers BAC only.
+ * in the master file, readable without secure messaging). A chip without the file (SELECT 6A82,
+ * or READ BINARY 6982/6A82) offers BAC only. Parsing and the choice of PACE parameters:
+ * lds/security-infos.ts.
  */
 import { CardStatusError, ParseError } from "../errors.ts";
 import { decodeResponse, encodeCommand } from "../iso7816/apdu.ts";
 import { SW } from "../iso7816/status-words.ts";
 import { readTlvHeader } from "../iso7816/tlv.ts";
-import { groupFor, paceDomain, parseCardAccess, type SecurityInfos } from "../lds/security-infos.ts";
 import type { CardTransport } from "../transport/transport.ts";
-import type { PaceParameters } from "./pace.ts";
 
 const FID_CARD_ACCESS = Uint8Array.of(0x01, 0x1c);
 /** Statuses meaning "no EF.CardAccess here" (ISO 7816-4): not found, or not readable plain. */
@@ -48,25 +47,3 @@ export async function readCardAccess(transport: CardTransport): Promise<Uint8Arr
   }
   return out;
 }
-
-/** Mapping preference: Chip Authentication Mapping proves the chip too; then GM. IM is not implemented. */
-const MAPPING_ORDER = { CAM: 0, GM: 1, IM: 2 } as const;
-
-/**
- * The PACE parameters to use from parsed SecurityInfos: the supported PACEInfo with the
- * preferred mapping (CAM, then GM), in the chip's order otherwise. Undefined when none is supported.
- */
-export function choosePace(infos: SecurityInfos): { parameters: PaceParameters | undefined; offered: string[] } {
-  const offered = infos.pace.map((p) => p.protocol.oid);
-  const candidates = [...infos.pace].filter((p) => p.protocol.mapping !== "IM").sort((a, b) => MAPPING_ORDER[a.protocol.mapping] - MAPPING_ORDER[b.protocol.mapping]);
-  for (const p of candidates) {
-    const domain = paceDomain(infos, p);
-    const group = domain ? groupFor(domain) : undefined;
-    if (!group) continue;
-    if ((group.kind === "ecdh") !== (p.protocol.agreement === "ECDH")) continue;
-    return { parameters: { ...p.protocol, parameterId: p.parameterId !== undefined && p.parameterId <= 31 ? p.parameterId : undefined, group }, offered };
-  }
-  return { parameters: undefined, offered };
-}
-
-export { parseCardAccess };

@@ -8,12 +8,12 @@
  * GENERAL AUTHENTICATE (§6.2.4.2). Randomness is a parameter.
  */
 import { wipe } from "../bytes.ts";
-import { CardStatusError, ParseError } from "../errors.ts";
+import type { KeyAgreementGroup } from "../crypto/key-agreement.ts";
+import { CardStatusError } from "../errors.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
 import { encodeTlv } from "../iso7816/tlv.ts";
-import { domainName, groupFor, type ChipAuthenticationInfo, type ChipAuthenticationPublicKeyInfo, type SecurityInfos } from "../lds/security-infos.ts";
-import { encodeOid } from "../pki/asn1.ts";
 import { deriveKey, type KdfAlgorithm } from "./kdf.ts";
+import { bsiOidBytes } from "./pace.ts";
 import { smCipherFor, type SmCipher } from "./secure-messaging.ts";
 
 /** Outcome of the chip's authentication by Chip Authentication or PACE-CAM (no key material). */
@@ -26,32 +26,14 @@ export interface ChipAuthResult {
   detail?: string;
 }
 
-export interface CaChoice {
-  info: ChipAuthenticationInfo;
-  key: ChipAuthenticationPublicKeyInfo;
-  /** e.g. "CA ECDH brainpoolP256r1 AES-128". */
-  label: string;
-}
-
-/** The Chip Authentication to run from DG14's SecurityInfos: an info whose agreement (and key id) matches a key. */
-export function chooseChipAuthentication(infos: SecurityInfos): CaChoice | undefined {
-  for (const info of infos.chipAuthentication) {
-    const key = infos.chipAuthenticationPublicKeys.find((k) => k.agreement === info.protocol.agreement && (info.keyId === undefined || k.keyId === info.keyId));
-    if (!key) continue;
-    if (!groupFor(key.domainParameters)) continue;
-    return { info, key, label: `CA ${info.protocol.agreement} ${domainName(key.domainParameters)} ${info.protocol.cipher}` };
-  }
-  return undefined;
-}
-
-/** Left-pads a DH public value to the group's length (DG14 stores y as an INTEGER, without leading zeros). */
-function chipPublicKey(choice: CaChoice, length: number): Uint8Array {
-  const pk = choice.key.publicKey;
-  if (pk.length === length || choice.key.agreement === "ECDH") return pk;
-  if (pk.length > length) throw new ParseError("Chip Authentication public key longer than the group's modulus");
-  const out = new Uint8Array(length);
-  out.set(pk, length - pk.length);
-  return out;
+/** What to run (lds/security-infos.ts chooses it from DG14). */
+export interface CaParameters {
+  oid: string;
+  cipher: KdfAlgorithm;
+  group: KeyAgreementGroup;
+  /** The chip's static public key, encoded like the group's public values. */
+  publicKey: Uint8Array;
+  keyId: bigint | undefined;
 }
 
 function keyIdBytes(keyId: bigint): Uint8Array {
@@ -66,22 +48,22 @@ function keyIdBytes(keyId: bigint): Uint8Array {
  */
 export async function performChipAuthentication(
   send: (cmd: CommandApdu) => Promise<{ data: Uint8Array; sw: number }>,
-  choice: CaChoice,
+  choice: CaParameters,
   random: (n: number) => Uint8Array,
 ): Promise<{ cipher: SmCipher; algorithm: KdfAlgorithm }> {
-  const group = groupFor(choice.key.domainParameters)!;
-  const alg = choice.info.protocol.cipher;
+  const group = choice.group;
+  const alg = choice.cipher;
   const sk = group.randomPrivateKey(random);
   const pcdPublic = group.publicKey(sk);
   // the chip's static key is checked before use (on the curve / in the subgroup)
-  const k = group.sharedSecret(sk, chipPublicKey(choice, group.publicLength));
-  const keyRef = choice.info.keyId !== undefined ? encodeTlv(0x84, keyIdBytes(choice.info.keyId)) : new Uint8Array(0);
+  const k = group.sharedSecret(sk, choice.publicKey);
+  const keyRef = choice.keyId !== undefined ? encodeTlv(0x84, keyIdBytes(choice.keyId)) : new Uint8Array(0);
   try {
     if (alg === "3DES") {
       const r = await send({ cla: 0x00, ins: 0x22, p1: 0x41, p2: 0xa6, data: new Uint8Array([...encodeTlv(0x91, pcdPublic), ...keyRef]) });
       if (r.sw !== 0x9000) throw new CardStatusError(r.sw, "MSE:Set KAT (Chip Authentication)");
     } else {
-      const set = await send({ cla: 0x00, ins: 0x22, p1: 0x41, p2: 0xa4, data: new Uint8Array([...encodeTlv(0x80, encodeOid(choice.info.protocol.oid)), ...keyRef]) });
+      const set = await send({ cla: 0x00, ins: 0x22, p1: 0x41, p2: 0xa4, data: new Uint8Array([...encodeTlv(0x80, bsiOidBytes(choice.oid)), ...keyRef]) });
       if (set.sw !== 0x9000) throw new CardStatusError(set.sw, "MSE:Set AT (Chip Authentication)");
       const ga = await send({ cla: 0x00, ins: 0x86, p1: 0x00, p2: 0x00, data: encodeTlv(0x7c, encodeTlv(0x80, pcdPublic)), ne: 256 });
       if (ga.sw !== 0x9000) throw new CardStatusError(ga.sw, "GENERAL AUTHENTICATE (Chip Authentication)");

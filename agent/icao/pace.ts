@@ -20,10 +20,21 @@ import { AccessDeniedError, CardStatusError, hex4, PaceError, ParseError } from 
 import { decodeResponse, encodeCommand, type CommandApdu } from "../iso7816/apdu.ts";
 import { SW } from "../iso7816/status-words.ts";
 import { encodeTlv, parseTlv, parseTlvList } from "../iso7816/tlv.ts";
-import { encodeOid } from "../pki/asn1.ts";
 import type { CardTransport } from "../transport/transport.ts";
 import { deriveKey, type KdfAlgorithm } from "./kdf.ts";
 import { mrzInformation, type BacAccessKey } from "./mrz-key.ts";
+
+/**
+ * Content octets of a BSI protocol OID (PACE, CA: 0.4.0.127.0.7.2.2.x.y, TR-03110-3 §A.1.1):
+ * 0.4 → 04, then 0 127 0 7 → 00 7F 00 07, and the remaining arcs, all below 128, one byte each.
+ */
+export function bsiOidBytes(oid: string): Uint8Array {
+  const arcs = oid.split(".").map(Number);
+  if (oid.slice(0, 14) !== "0.4.0.127.0.7." || arcs.slice(6).some((a) => !Number.isInteger(a) || a < 0 || a > 127)) {
+    throw new RangeError(`bsiOidBytes: not a BSI protocol OID with small arcs: ${oid}`);
+  }
+  return Uint8Array.from([0x04, 0x00, 0x7f, 0x00, 0x07, ...arcs.slice(6)]);
+}
 
 export type PacePassword = { kind: "mrz"; key: BacAccessKey } | { kind: "can"; can: string };
 
@@ -67,7 +78,7 @@ export function decryptNonce(kPi: Uint8Array, z: Uint8Array, cipher: KdfAlgorith
 
 /** MSE:Set AT for PACE (§4.4.4.1): 80 protocol OID, 83 password reference, 84 parameter id when `withParameterId`. */
 export function mseSetAt(oid: string, passwordRef: number, parameterId: number | undefined): CommandApdu {
-  const parts = [encodeTlv(0x80, encodeOid(oid)), encodeTlv(0x83, Uint8Array.of(passwordRef))];
+  const parts = [encodeTlv(0x80, bsiOidBytes(oid)), encodeTlv(0x83, Uint8Array.of(passwordRef))];
   if (parameterId !== undefined) parts.push(encodeTlv(0x84, Uint8Array.of(parameterId)));
   return { cla: 0x00, ins: 0x22, p1: 0xc1, p2: 0xa4, data: concat(...parts) };
 }
@@ -80,7 +91,7 @@ export function generalAuthenticate(tag: number | undefined, value: Uint8Array |
 
 /** Public-key data object over which tokens are computed (§4.4.3.4, TR-03110-3 §D.3.4): 7F49 { 06 OID, 86 point | 84 y }. */
 export function publicKeyDataObject(oid: string, agreement: "DH" | "ECDH", publicKey: Uint8Array): Uint8Array {
-  return encodeTlv(0x7f49, encodeTlv(0x06, encodeOid(oid)), encodeTlv(agreement === "ECDH" ? 0x86 : 0x84, publicKey));
+  return encodeTlv(0x7f49, encodeTlv(0x06, bsiOidBytes(oid)), encodeTlv(agreement === "ECDH" ? 0x86 : 0x84, publicKey));
 }
 
 /** T = MAC(KSmac, public-key data object): AES-CMAC truncated to 8 bytes, or the 3DES retail MAC over padded data. */

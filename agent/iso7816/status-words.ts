@@ -60,6 +60,11 @@ export function isReaderStackSw(sw: number): boolean {
   return sw === 0x6f00 || sw === 0x6f01 || sw === 0x6600 || ((sw & 0xff00) === 0x6f00 && sw !== 0x6f00);
 }
 
+/** Whether `sw` is one of the status words listed in this module's table. */
+export function isListedSw(sw: number): boolean {
+  return TABLE[sw] !== undefined;
+}
+
 export function describeSw(sw: number): SwInfo {
   const known = TABLE[sw];
   if (known) return { sw, category: known[0], meaning: known[1] };

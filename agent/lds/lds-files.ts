@@ -4,8 +4,11 @@
  */
 import { UsageError } from "../errors.ts";
 
+/** A file of the LDS by name: "COM", "SOD", "DG1" ... "DG16". */
+export type FileKey = "COM" | "SOD" | `DG${number}`;
+
 export interface LdsFileInfo {
-  key: "COM" | "SOD" | `DG${number}`;
+  key: FileKey;
   /** File identifier for SELECT by FID. */
   fid: number;
   /** Short file identifier for READ BINARY with SFI. */

@@ -11,6 +11,7 @@
  */
 import { ParseError } from "../errors.ts";
 import type { KdfAlgorithm } from "../icao/kdf.ts";
+import type { PaceParameters } from "../icao/pace.ts";
 import { explicitDhGroup, explicitEcGroup, InvalidPublicValueError, standardGroup, STANDARD_DOMAIN_NAMES, type KeyAgreementGroup } from "../crypto/key-agreement.ts";
 import { type Asn1, expectSequence, expectTag, parseAsn1, readBigInt, readBitStringBytes, readOctetString, readOid, readSmallInt } from "../pki/asn1.ts";
 
@@ -233,4 +234,54 @@ export function paceDomain(infos: SecurityInfos, pace: PaceInfo): DomainParamete
   const candidates = infos.paceDomainParameters.filter((d) => d.protocol === prefix);
   const hit = id === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates.find((d) => d.parameterId === id);
   return hit?.domainParameters;
+}
+
+/** Mapping preference: Chip Authentication Mapping proves the chip too; then GM. IM is not implemented. */
+const MAPPING_ORDER = { CAM: 0, GM: 1, IM: 2 } as const;
+
+/**
+ * The PACE parameters to use from parsed SecurityInfos: the supported PACEInfo with the
+ * preferred mapping (CAM, then GM), in the chip's order otherwise. Undefined when none is supported.
+ */
+export function choosePace(infos: SecurityInfos): { parameters: PaceParameters | undefined; offered: string[] } {
+  const offered = infos.pace.map((p) => p.protocol.oid);
+  const candidates = [...infos.pace].filter((p) => p.protocol.mapping !== "IM").sort((a, b) => MAPPING_ORDER[a.protocol.mapping] - MAPPING_ORDER[b.protocol.mapping]);
+  for (const p of candidates) {
+    const domain = paceDomain(infos, p);
+    const group = domain ? groupFor(domain) : undefined;
+    if (!group) continue;
+    if ((group.kind === "ecdh") !== (p.protocol.agreement === "ECDH")) continue;
+    return { parameters: { ...p.protocol, parameterId: p.parameterId !== undefined && p.parameterId <= 31 ? p.parameterId : undefined, group }, offered };
+  }
+  return { parameters: undefined, offered };
+}
+
+/** A Chip Authentication to run (9303-11 §6.2), in the terms agent/icao/chip-authentication.ts takes. */
+export interface CaChoice {
+  oid: string;
+  cipher: KdfAlgorithm;
+  group: KeyAgreementGroup;
+  /** The chip's static public key, encoded like the group's public values (DH left-padded). */
+  publicKey: Uint8Array;
+  keyId: bigint | undefined;
+  /** e.g. "CA ECDH brainpoolP256r1 AES-128". */
+  label: string;
+}
+
+/** The Chip Authentication DG14 offers: an info whose agreement (and key id) matches a supported key. */
+export function chooseChipAuthentication(infos: SecurityInfos): CaChoice | undefined {
+  for (const info of infos.chipAuthentication) {
+    const key = infos.chipAuthenticationPublicKeys.find((k) => k.agreement === info.protocol.agreement && (info.keyId === undefined || k.keyId === info.keyId));
+    if (!key) continue;
+    const group = groupFor(key.domainParameters);
+    if (!group || (group.kind === "ecdh") !== (key.agreement === "ECDH")) continue;
+    let publicKey = key.publicKey;
+    // DG14 stores a DH y as an INTEGER, without leading zeros
+    if (key.agreement === "DH" && publicKey.length < group.publicLength) {
+      publicKey = new Uint8Array(group.publicLength);
+      publicKey.set(key.publicKey, group.publicLength - key.publicKey.length);
+    }
+    return { oid: info.protocol.oid, cipher: info.protocol.cipher, group, publicKey, keyId: info.keyId, label: `CA ${info.protocol.agreement} ${domainName(key.domainParameters)} ${info.protocol.cipher}` };
+  }
+  return undefined;
 }

@@ -1,7 +1,8 @@
 /**
  * EF.SOD, the Document Security Object (ICAO 9303-10 §4.6.2): tag 77 around a CMS SignedData
  * whose content is the LDSSecurityObject (OID 2.23.136.1.1.1) listing a hash per data group.
- * Parsing and hash comparison only; the signature and chain are checked in agent/pki/verify.ts.
+ * Parsing and hash comparison only; the signature and chain are checked in
+ * agent/verification/passive-authentication.ts.
  */
 import { equalBytes } from "../bytes.ts";
 import { ParseError } from "../errors.ts";

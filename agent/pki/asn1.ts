@@ -33,23 +33,37 @@ export interface Asn1 {
 export interface Asn1Limits {
   /** Maximum nesting depth (X.509 needs about 10). */
   maxDepth?: number;
+  /**
+   * Maximum number of elements in the tree. The tree is built up front, so without it a 4 MiB
+   * input of empty elements is two million objects; an EF.SOD has a few hundred.
+   */
+  maxNodes?: number;
 }
 
 const DEFAULT_MAX_DEPTH = 48;
+/** Enough for an EF.SOD, a certificate or a CRL of a few thousand entries; trust files ask for more. */
+export const DEFAULT_MAX_NODES = 50_000;
 const CLASSES = ["universal", "application", "context", "private"] as const;
 
 /** Parses exactly one element filling `bytes` (trailing bytes are an error unless `allowTrailing`). */
 export function parseAsn1(bytes: Uint8Array, opts: Asn1Limits & { allowTrailing?: boolean } = {}): Asn1 {
-  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-  const node = readElement(bytes, 0, bytes.length, 0, maxDepth);
+  const budget: Budget = { maxDepth: opts.maxDepth ?? DEFAULT_MAX_DEPTH, maxNodes: opts.maxNodes ?? DEFAULT_MAX_NODES, nodes: 0 };
+  const node = readElement(bytes, 0, bytes.length, 0, budget);
   if (!opts.allowTrailing && node.raw.length !== bytes.length) {
     throw new ParseError(`ASN.1: ${bytes.length - node.raw.length} bytes after the element`, { offset: node.raw.length });
   }
   return node;
 }
 
-function readElement(buf: Uint8Array, start: number, limit: number, depth: number, maxDepth: number): Asn1 {
-  if (depth > maxDepth) throw new ParseError(`ASN.1: nesting deeper than ${maxDepth}`, { offset: start });
+interface Budget {
+  maxDepth: number;
+  maxNodes: number;
+  nodes: number;
+}
+
+function readElement(buf: Uint8Array, start: number, limit: number, depth: number, budget: Budget): Asn1 {
+  if (depth > budget.maxDepth) throw new ParseError(`ASN.1: nesting deeper than ${budget.maxDepth}`, { offset: start });
+  if (++budget.nodes > budget.maxNodes) throw new ParseError(`ASN.1: more than ${budget.maxNodes} elements`, { offset: start });
   let p = start;
   if (p >= limit) throw new ParseError("ASN.1: truncated in identifier", { offset: p });
   const first = buf[p++]!;
@@ -78,7 +92,7 @@ function readElement(buf: Uint8Array, start: number, limit: number, depth: numbe
     for (;;) {
       if (p + 2 > limit) throw new ParseError("ASN.1: missing end-of-contents", { offset: p, tag });
       if (buf[p] === 0 && buf[p + 1] === 0) break;
-      const child = readElement(buf, p, limit, depth + 1, maxDepth);
+      const child = readElement(buf, p, limit, depth + 1, budget);
       children.push(child);
       p += child.raw.length;
     }
@@ -113,7 +127,7 @@ function readElement(buf: Uint8Array, start: number, limit: number, depth: numbe
   if (constructed) {
     let q = p;
     while (q < end) {
-      const child = readElement(buf, q, end, depth + 1, maxDepth);
+      const child = readElement(buf, q, end, depth + 1, budget);
       children.push(child);
       indefinite ||= child.indefinite;
       q += child.raw.length;

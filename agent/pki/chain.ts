@@ -10,6 +10,8 @@ export interface TrustAnchor {
   cert: Certificate;
   /** Where it came from: a file path or "master list <path>". */
   source: string;
+  /** The master list it came from, and whether that list's signer chains to a master-list anchor. */
+  masterList?: { source: string; trust: "trusted" | "operator-word" };
 }
 
 /** The issuer found for a certificate, with the result of checking its signature. */
@@ -32,9 +34,20 @@ export function findIssuerAmong(cert: Certificate, candidates: TrustAnchor[]): I
   return first;
 }
 
-/** Whether a CSCA's extensions allow it to sign certificates (absent extensions allow it). */
+/** Why a certificate cannot act as a CA, or undefined when it can. */
+export type CaProblem = "NOT_CA" | "KEY_USAGE" | "CRITICAL_EXTENSION";
+
+/**
+ * RFC 5280 §4.2.1.9 / §4.2.1.3 and ICAO 9303-12 §7.1.1 (CSCA profile): basicConstraints with
+ * cA TRUE, a keyUsage allowing keyCertSign, and no critical extension left unprocessed.
+ */
+export function caProblem(cert: Certificate): CaProblem | undefined {
+  if (cert.basicConstraintsCa !== true) return "NOT_CA";
+  if (!cert.keyUsage || !cert.keyUsage.has(KEY_USAGE.keyCertSign)) return "KEY_USAGE";
+  if (cert.unknownCriticalExtensions.length > 0) return "CRITICAL_EXTENSION";
+  return undefined;
+}
+
 export function isCaCertificate(cert: Certificate): boolean {
-  if (cert.basicConstraintsCa === false) return false;
-  if (cert.keyUsage && !cert.keyUsage.has(KEY_USAGE.keyCertSign)) return false;
-  return true;
+  return caProblem(cert) === undefined;
 }

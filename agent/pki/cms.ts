@@ -1,10 +1,11 @@
 /**
  * CMS SignedData (RFC 5652 §5) as carried by EF.SOD (ICAO 9303-10 §4.6.2) and by CSCA master
- * lists (9303-12 §7.1.1). Parses only; signature checks are in signed-data-verify.ts.
+ * lists (9303-12 §7.1.1). Parses only; signature checks are in cms-verify.ts.
  */
 import { ParseError } from "../errors.ts";
 import {
   type Asn1,
+  type Asn1Limits,
   child,
   expectSequence,
   expectTag,
@@ -65,8 +66,8 @@ export function readAlgorithmIdentifier(node: Asn1 | undefined, what: string): A
 }
 
 /** Parses a ContentInfo holding SignedData (RFC 5652 §3, §5.1). */
-export function parseContentInfoSignedData(bytes: Uint8Array): SignedData {
-  const root = parseAsn1(bytes);
+export function parseContentInfoSignedData(bytes: Uint8Array, limits?: Asn1Limits): SignedData {
+  const root = parseAsn1(bytes, limits);
   return readContentInfoSignedData(root);
 }
 

@@ -3,7 +3,7 @@
  * which serial numbers a CSCA has revoked. Parsing only; the trust store checks the signature.
  */
 import { ParseError } from "../errors.ts";
-import { child, expectSequence, parseAsn1, readBigInt, readBitStringBytes, readTime } from "./asn1.ts";
+import { type Asn1Limits, child, expectSequence, parseAsn1, readBigInt, readBitStringBytes, readTime } from "./asn1.ts";
 import { type AlgorithmIdentifier, readAlgorithmIdentifier } from "./cms.ts";
 import { type Name, readName } from "./x509.ts";
 
@@ -19,8 +19,13 @@ export interface Crl {
   signature: Uint8Array;
 }
 
-export function parseCrl(bytes: Uint8Array): Crl {
-  const list = expectSequence(parseAsn1(bytes), "CertificateList");
+/** Whether the CRL is past its nextUpdate at `now` (RFC 5280 §5.1.2.5): its revocation list is no longer current. */
+export function crlStale(crl: Crl, now: Date): boolean {
+  return crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now.getTime();
+}
+
+export function parseCrl(bytes: Uint8Array, limits?: Asn1Limits): Crl {
+  const list = expectSequence(parseAsn1(bytes, limits), "CertificateList");
   if (list.children.length !== 3) throw new ParseError("CertificateList: expected 3 fields");
   const tbs = expectSequence(list.children[0], "TBSCertList");
   const signatureAlgorithm = readAlgorithmIdentifier(list.children[1], "CertificateList signatureAlgorithm");

@@ -58,6 +58,13 @@ export const OID = {
   basicConstraints: "2.5.29.19",
   authorityKeyIdentifier: "2.5.29.35",
   extKeyUsage: "2.5.29.37",
+  subjectAltName: "2.5.29.17",
+  issuerAltName: "2.5.29.18",
+  privateKeyUsagePeriod: "2.5.29.16",
+  crlDistributionPoints: "2.5.29.31",
+  // ICAO 9303-12 §7.1.1 certificate extensions
+  icaoDocumentTypeList: "2.23.136.1.1.6.2",
+  icaoNameChange: "2.23.136.1.1.6.1",
 } as const;
 
 export type HashName = "sha1" | "sha224" | "sha256" | "sha384" | "sha512";
@@ -73,6 +80,9 @@ const HASH_BY_OID: Record<string, HashName> = {
 export function hashNameByOid(oid: string): HashName | undefined {
   return HASH_BY_OID[oid];
 }
+
+/** Display names of the hashes, e.g. in "RSA-2048 PKCS#1 v1.5 SHA-256". */
+export const HASH_LABEL: Record<HashName, string> = { sha1: "SHA-1", sha224: "SHA-224", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
 
 export const HASH_OID: Record<HashName, string> = {
   sha1: OID.sha1,

@@ -9,7 +9,7 @@ import { expectSequence, readSmallInt } from "./asn1.ts";
 import { type AlgorithmIdentifier, readAlgorithmIdentifier } from "./cms.ts";
 import { digest } from "./digest.ts";
 import { UnsupportedCurveError, parseEcPublicKey, verifyEcdsa } from "./ecdsa.ts";
-import { type HashName, OID, hashNameByOid } from "./oids.ts";
+import { HASH_LABEL, type HashName, OID, hashNameByOid } from "./oids.ts";
 import { type PssParams, parseRsaPublicKey, verifyPkcs1v15, verifyPss } from "./rsa.ts";
 import type { SubjectPublicKeyInfo } from "./x509.ts";
 
@@ -100,8 +100,6 @@ export function pssParams(sigAlg: AlgorithmIdentifier): PssParams {
   }
   return out;
 }
-
-const HASH_LABEL: Record<HashName, string> = { sha1: "SHA-1", sha224: "SHA-224", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
 
 /**
  * Verifies `signature` over `data` with `key`. `digestHash` supplies the hash when the signature

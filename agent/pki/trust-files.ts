@@ -1,14 +1,15 @@
 /**
  * Fills a TrustStore from files: CSCA certificates (PEM or DER: .pem .cer .crt .der), CSCA master
  * lists (CMS, ICAO 9303-12 §7.1.1.2: .ml .bin .p7b .p7c .cms, or any file given by name) and CRLs
- * (.crl, or PEM "X509 CRL" blocks). The only module of agent/pki doing I/O. The kind of each file
- * is decided by its content, not its extension. Certificates and master lists are loaded before
- * CRLs so that every CRL's signature can be checked.
+ * (.crl, or PEM "X509 CRL" blocks). The one module of agent/pki that reads files. The kind of
+ * each file is decided by its content, not its extension. Master-list anchors load first, then
+ * certificates and master lists, then CRLs so that every CRL's signature can be checked.
  */
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, ParseError } from "../errors.ts";
 import { parseAsn1 } from "./asn1.ts";
+import { MASTER_LIST_MAX_NODES } from "./master-list.ts";
 import { TrustStore } from "./trust-store.ts";
 
 const EXTENSIONS = new Set([".pem", ".cer", ".crt", ".der", ".crl", ".ml", ".bin", ".p7b", ".p7c", ".cms"]);
@@ -24,11 +25,45 @@ interface Blob {
   kind: Kind | undefined;
 }
 
+export interface TrustSourceOptions {
+  /**
+   * CSCA certificates (files or directories) trusted to vouch for master lists: a master list is
+   * accepted only when one of them issued its signer. Without any, master lists are taken on the
+   * operator's word and verdicts say so.
+   */
+  masterListAnchors?: string[];
+  /** When master list signers must be valid (default: now). */
+  now?: Date;
+}
+
 /**
  * Loads each path (a directory, or a file of any name) into `store` (a new one by default).
  * Unreadable paths throw ConfigError; unparsable files are recorded in `store.log` and skipped.
  */
-export function loadTrustSources(paths: string[], store = new TrustStore()): TrustStore {
+export function loadTrustSources(paths: string[], store = new TrustStore(), opts: TrustSourceOptions = {}): TrustStore {
+  for (const b of readBlobs(opts.masterListAnchors ?? [], store)) {
+    try {
+      const kind = b.kind ?? sniff(b.bytes);
+      const status = kind === "certificate" ? store.addMasterListAnchor(b.bytes, b.source) : "not a certificate";
+      store.log.push({ source: b.source, kind: "master-list-anchor", status: status === "loaded" ? "loaded" : "rejected", detail: status === "loaded" ? store.masterListAnchors.at(-1)!.cert.subject.text : caText(status) });
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      store.log.push({ source: b.source, kind: "master-list-anchor", status: "rejected", detail: e.message });
+    }
+  }
+  const blobs = readBlobs(paths, store);
+  for (const b of blobs) b.kind ??= sniff(b.bytes);
+  const order: (Kind | undefined)[] = ["certificate", "master-list", "crl", undefined];
+  blobs.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+  for (const b of blobs) addBlob(store, b, opts.now ?? new Date());
+  return store;
+}
+
+function caText(problem: string): string {
+  return problem === "NOT_CA" ? "not a CA certificate" : problem === "KEY_USAGE" ? "CA certificate without keyCertSign" : problem === "CRITICAL_EXTENSION" ? "unknown critical extension" : problem;
+}
+
+function readBlobs(paths: string[], store: TrustStore): Blob[] {
   const files: string[] = [];
   for (const p of paths) {
     let st;
@@ -52,14 +87,10 @@ export function loadTrustSources(paths: string[], store = new TrustStore()): Tru
     }
     blobs.push(...split(f, bytes));
   }
-  for (const b of blobs) b.kind ??= sniff(b.bytes);
-  const order: (Kind | undefined)[] = ["certificate", "master-list", "crl", undefined];
-  blobs.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
-  for (const b of blobs) addBlob(store, b);
-  return store;
+  return blobs;
 }
 
-function addBlob(store: TrustStore, b: Blob): void {
+function addBlob(store: TrustStore, b: Blob, now: Date): void {
   try {
     switch (b.kind) {
       case "certificate": {
@@ -68,12 +99,12 @@ function addBlob(store: TrustStore, b: Blob): void {
           source: b.source,
           kind: "csca",
           status: status === "loaded" ? "loaded" : status === "duplicate" ? "duplicate" : "rejected",
-          detail: status === "loaded" ? store.anchors.at(-1)!.cert.subject.text : status === "not-ca" ? "not a CA certificate" : "",
+          detail: status === "loaded" ? store.anchors.at(-1)!.cert.subject.text : status === "duplicate" ? "" : caText(status),
         });
         return;
       }
       case "master-list":
-        store.addMasterList(b.bytes, b.source);
+        store.addMasterList(b.bytes, b.source, now);
         return;
       case "crl":
         store.addCrl(b.bytes, b.source);
@@ -132,7 +163,7 @@ function split(source: string, bytes: Uint8Array): Blob[] {
 function sniff(bytes: Uint8Array): Kind | undefined {
   let root;
   try {
-    root = parseAsn1(bytes);
+    root = parseAsn1(bytes, { maxNodes: MASTER_LIST_MAX_NODES });
   } catch {
     return undefined;
   }

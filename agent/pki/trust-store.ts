@@ -7,10 +7,10 @@
  * certificates are themselves anchors), so a chain is one step and cannot loop.
  */
 import { equalBytes, hex } from "../bytes.ts";
-import { type Crl, parseCrl } from "./crl.ts";
+import { type Crl, crlStale, parseCrl } from "./crl.ts";
 import { digest } from "./digest.ts";
-import { type MasterListResult, readMasterList, verifyMasterList } from "./master-list.ts";
-import { type IssuerMatch, type TrustAnchor, findIssuerAmong, isCaCertificate } from "./chain.ts";
+import { MASTER_LIST_MAX_NODES, type MasterListResult, readMasterList, verifyMasterList } from "./master-list.ts";
+import { type CaProblem, type IssuerMatch, type TrustAnchor, caProblem, findIssuerAmong } from "./chain.ts";
 import { verifySignature } from "./signature.ts";
 import { type Certificate, parseCertificate, sameName } from "./x509.ts";
 
@@ -26,13 +26,23 @@ export interface CrlEntry {
 /** One line of what loading did, for the operator (no personal data here: certificates are public). */
 export interface TrustLoadEntry {
   source: string;
-  kind: "csca" | "master-list" | "crl" | "skipped";
+  kind: "csca" | "master-list" | "master-list-anchor" | "crl" | "skipped";
   status: "loaded" | "rejected" | "duplicate";
   detail: string;
 }
 
+/** A master list accepted into the store, and on what grounds (see MasterListResult.trust). */
+export interface AcceptedMasterList {
+  source: string;
+  trust: "trusted" | "operator-word";
+  added: number;
+}
+
 export class TrustStore {
   readonly anchors: TrustAnchor[] = [];
+  /** CSCAs trusted to vouch for master lists (their signers' issuers), not for documents. */
+  readonly masterListAnchors: TrustAnchor[] = [];
+  readonly masterLists: AcceptedMasterList[] = [];
   readonly crls: CrlEntry[] = [];
   readonly log: TrustLoadEntry[] = [];
   private readonly bySubject = new Map<string, TrustAnchor[]>();
@@ -43,20 +53,30 @@ export class TrustStore {
   }
 
   /**
-   * Adds a CSCA certificate: "loaded", "duplicate", or "not-ca" (refused: a document signer or other
-   * end-entity certificate is no trust anchor). Throws ParseError for an unparsable one.
+   * Adds a CSCA certificate: "loaded", "duplicate", or the reason it is no CA (RFC 5280 §4.2.1.9,
+   * ICAO 9303-12 §7.1.1: a document signer or other end-entity certificate is no trust anchor).
+   * Throws ParseError for an unparsable one.
    */
-  addCertificate(der: Uint8Array, source: string): "loaded" | "duplicate" | "not-ca" {
+  addCertificate(der: Uint8Array, source: string): "loaded" | "duplicate" | CaProblem {
     const cert = parseCertificate(der);
-    if (!isCaCertificate(cert)) return "not-ca";
-    return this.addParsed(cert, source) ? "loaded" : "duplicate";
+    const problem = caProblem(cert);
+    if (problem) return problem;
+    return this.addParsed(cert, { cert, source }) ? "loaded" : "duplicate";
   }
 
-  private addParsed(cert: Certificate, source: string): boolean {
+  /** Adds a CSCA trusted to vouch for master lists (the same CA checks as addCertificate). */
+  addMasterListAnchor(der: Uint8Array, source: string): "loaded" | CaProblem {
+    const cert = parseCertificate(der);
+    const problem = caProblem(cert);
+    if (problem) return problem;
+    this.masterListAnchors.push({ cert, source });
+    return "loaded";
+  }
+
+  private addParsed(cert: Certificate, anchor: TrustAnchor): boolean {
     const id = hex(digest("sha256", cert.der));
     if (this.seen.has(id)) return false;
     this.seen.add(id);
-    const anchor = { cert, source };
     this.anchors.push(anchor);
     const key = cert.subject.folded;
     const list = this.bySubject.get(key);
@@ -66,23 +86,32 @@ export class TrustStore {
   }
 
   /**
-   * Loads a CSCA master list. Its certificates are added when its signature is good and its
-   * signer chains to a CSCA (one in this store, or one in the list itself), unless
-   * `requireTrustedSigner` asks for a signer under a CSCA already in the store.
+   * Loads a CSCA master list (ICAO 9303-12 §7.1.1.2). With master-list anchors, only a list whose
+   * signer one of them issued is accepted ("trusted"). Without any, a list with a good signature
+   * whose signer chains to a CSCA of the list or the store is accepted on the operator's word
+   * ("operator-word"), and verdicts that rest on its CSCAs say so. Entries pass the same CA checks
+   * as certificate files.
    */
-  addMasterList(bytes: Uint8Array, source: string, opts: { requireTrustedSigner?: boolean } = {}): MasterListResult {
+  addMasterList(bytes: Uint8Array, source: string, now = new Date()): MasterListResult {
     const ml = readMasterList(bytes);
-    const result = verifyMasterList(ml, this.anchors, source);
-    const accept = result.trust === "trusted" || (result.trust === "self-signed-list" && !opts.requireTrustedSigner);
+    const result = verifyMasterList(ml, { masterListAnchors: this.masterListAnchors, cscas: this.anchors, source, now });
+    const accept = result.trust === "trusted" || (result.trust === "operator-word" && this.masterListAnchors.length === 0);
     if (accept) {
-      for (const c of ml.certificates) if (this.addParsed(c, `master list ${source}`)) result.added++;
+      const via = { source, trust: result.trust as AcceptedMasterList["trust"] };
+      for (const c of ml.certificates) {
+        if (caProblem(c)) result.notCa++;
+        else if (this.addParsed(c, { cert: c, source: `master list ${source}`, masterList: via })) result.added++;
+      }
+      this.masterLists.push({ ...via, added: result.added });
     }
+    const why = !accept && result.trust === "operator-word" ? "; its signer chains to no master-list anchor" : "";
     this.log.push({
       source,
       kind: "master-list",
       status: accept ? "loaded" : "rejected",
       detail: `${ml.certificates.length} CSCA certificates, ${result.added} new; signature ${result.signature}, signer ${result.trust}` +
-        (ml.skipped ? `; ${ml.skipped} unparsable entries skipped` : "") + (result.detail ? `; ${result.detail}` : ""),
+        (result.notCa ? `; ${result.notCa} entries that are no CA certificate skipped` : "") +
+        (ml.skipped ? `; ${ml.skipped} unparsable entries skipped` : "") + (result.detail ? `; ${result.detail}` : "") + why,
     });
     return result;
   }
@@ -92,7 +121,7 @@ export class TrustStore {
    * CRL with a bad signature is rejected (returns false).
    */
   addCrl(der: Uint8Array, source: string): boolean {
-    const crl = parseCrl(der);
+    const crl = parseCrl(der, { maxNodes: MASTER_LIST_MAX_NODES });
     const issuers = this.anchorsNamed(crl.issuer.folded);
     let verified = false;
     if (issuers.length > 0) {
@@ -139,5 +168,17 @@ export class TrustStore {
       if (date) return { date, source: e.source };
     }
     return undefined;
+  }
+
+  /**
+   * What the CRLs can say about `cert` at `now` (RFC 5280 §6.3): "current" when a CRL of its
+   * issuer is within its nextUpdate, "stale" when every one of them is past it (a listed
+   * revocation still counts, an absent one proves nothing), "no-crl" when there is none.
+   */
+  revocationStatus(cert: Certificate, now: Date): { status: "current" | "stale" | "no-crl"; stale: { source: string; nextUpdate: Date }[] } {
+    const mine = this.crls.filter((e) => sameName(e.crl.issuer, cert.issuer));
+    if (mine.length === 0) return { status: "no-crl", stale: [] };
+    const stale = mine.filter((e) => crlStale(e.crl, now)).map((e) => ({ source: e.source, nextUpdate: e.crl.nextUpdate! }));
+    return { status: stale.length === mine.length ? "stale" : "current", stale };
   }
 }

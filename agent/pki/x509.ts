@@ -59,6 +59,11 @@ export interface Certificate {
   subjectKeyId: Uint8Array | undefined;
   authorityKeyId: Uint8Array | undefined;
   extKeyUsage: string[] | undefined;
+  /**
+   * Extensions marked critical that this code does not process. RFC 5280 §4.2: a certificate
+   * with one of them must be rejected; the callers that judge certificates do so.
+   */
+  unknownCriticalExtensions: string[];
 }
 
 export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5, cRLSign: 6 } as const;
@@ -107,6 +112,7 @@ export function readCertificate(node: Asn1): Certificate {
     subjectKeyId: undefined,
     authorityKeyId: undefined,
     extKeyUsage: undefined,
+    unknownCriticalExtensions: [],
   };
   for (; i < tbsNode.children.length; i++) {
     const n = tbsNode.children[i]!;
@@ -125,6 +131,25 @@ export function readSpki(node: Asn1): SubjectPublicKeyInfo {
   };
 }
 
+/**
+ * Extensions whose meaning is applied here or is informational (names, key identifiers, the
+ * private key usage period, CRL locations, ICAO 9303-12 §7.1.1's document type list and name
+ * change): one of them marked critical is fine. Any other critical extension fails the certificate.
+ */
+const UNDERSTOOD_EXTENSIONS = new Set<string>([
+  OID.keyUsage,
+  OID.basicConstraints,
+  OID.subjectKeyIdentifier,
+  OID.authorityKeyIdentifier,
+  OID.extKeyUsage,
+  OID.subjectAltName,
+  OID.issuerAltName,
+  OID.privateKeyUsagePeriod,
+  OID.crlDistributionPoints,
+  OID.icaoDocumentTypeList,
+  OID.icaoNameChange,
+]);
+
 function readExtensions(exts: Asn1, out: Certificate): void {
   const seen = new Set<string>();
   for (const e of exts.children) {
@@ -132,6 +157,10 @@ function readExtensions(exts: Asn1, out: Certificate): void {
     const oid = readOid(ext.children[0], "extnID");
     if (seen.has(oid)) throw new ParseError(`Certificate: extension ${oid} twice`, { offset: ext.offset });
     seen.add(oid);
+    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    const criticalNode = ext.children.length === 3 ? expectTag(ext.children[1], 0x01, "Extension critical") : undefined;
+    const critical = criticalNode !== undefined && criticalNode.value[0] !== 0;
+    if (critical && !UNDERSTOOD_EXTENSIONS.has(oid)) out.unknownCriticalExtensions.push(oid);
     const valueNode = ext.children[ext.children.length - 1];
     const value = parseAsn1(readOctetString(valueNode, "extnValue"));
     switch (oid) {

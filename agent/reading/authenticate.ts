@@ -8,14 +8,14 @@
 import { wipe } from "../bytes.ts";
 import { AccessDeniedError, CardStatusError, PaceError, UsageError } from "../errors.ts";
 import { performBac } from "../icao/bac.ts";
-import { choosePace, readCardAccess } from "../icao/card-access.ts";
+import { readCardAccess } from "../icao/card-access.ts";
 import { bacKeySeed, type BacAccessKey } from "../icao/mrz-key.ts";
 import { performPace, type PaceParameters, type PacePassword, type PaceSession } from "../icao/pace.ts";
 import { SecureChannel, smCipherFor, type SmCipher } from "../icao/secure-messaging.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
 import { decodeResponse, encodeCommand } from "../iso7816/apdu.ts";
 import { EMRTD_AID } from "../lds/lds-files.ts";
-import { domainName, paceDomain, parseCardAccess } from "../lds/security-infos.ts";
+import { choosePace, domainName, paceDomain, parseCardAccess } from "../lds/security-infos.ts";
 import type { CardTransport } from "../transport/transport.ts";
 import type { AuthenticationSummary } from "./read-result.ts";
 

@@ -1,7 +1,9 @@
 /**
  * One eMRTD read as a named list of steps (ICAO 9303-10/11): authenticate (PACE when
- * EF.CardAccess offers it, else BAC; authenticate.ts), read EF.COM, the data groups and EF.SOD,
- * parse, and compare the hashes with EF.SOD. Recovers from a lost secure channel or link by
+ * EF.CardAccess offers it, else BAC; authenticate.ts), read EF.COM and EF.SOD, then the data
+ * groups EF.SOD lists (the signed list decides; EF.COM is advisory), parse, compare the hashes
+ * with EF.SOD, run Chip Authentication (or check PACE-CAM) when EF.SOD vouches for DG14, and
+ * Active Authentication when EF.SOD lists DG15. Recovers from a lost secure channel or link by
  * re-authenticating (and reconnecting) and resuming at the last verified offset.
  */
 import { sha256InSlices } from "../crypto/hash.ts";
@@ -9,7 +11,8 @@ import { hex } from "../bytes.ts";
 import { AccessDeniedError, CardStatusError, MrtdError, PaceError, SecureMessagingError, TransportError } from "../errors.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { maxReadPlaintext, SecureChannel } from "../icao/secure-messaging.ts";
-import { chooseChipAuthentication, performChipAuthentication, type ChipAuthResult } from "../icao/chip-authentication.ts";
+import { performChipAuthentication, type ChipAuthResult } from "../icao/chip-authentication.ts";
+import { chooseChipAuthentication } from "../lds/security-infos.ts";
 import { verifyCam } from "../icao/pace.ts";
 import { parseDg14 } from "../lds/dg14.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
@@ -21,7 +24,7 @@ import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
 import { parseDg12, type Dg12 } from "../lds/dg12.ts";
 import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
-import type { AaResult } from "../pki/active-auth.ts";
+import type { AaResult } from "../verification/active-authentication.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
 import { authenticate as runAccessControl, type Authenticated, type AuthMemory, type AuthMode } from "./authenticate.ts";
@@ -41,7 +44,11 @@ export interface ReadOptions {
   can?: string;
   /** Access control: PACE when offered, else BAC ("auto", default), or only one of them. */
   auth?: AuthMode;
-  /** Files to read; default: every data group EF.COM lists (except EAC-protected DG3/DG4), and EF.SOD. */
+  /**
+   * Data groups to read; default: every data group EF.SOD lists except the EAC-protected DG3/DG4.
+   * EF.COM and EF.SOD are always read, DG15 too when EF.SOD lists it and Active Authentication
+   * is on, and DG14 when EF.SOD lists it and Chip Authentication is on, whatever this list says.
+   */
   files?: LdsFileInfo[];
   /** Extended-length READ BINARY: probe ("auto"), force, or never. */
   extendedLength?: "auto" | "on" | "off";
@@ -54,7 +61,7 @@ export interface ReadOptions {
   random?: (n: number) => Uint8Array;
   onProgress?: (p: ReadProgress) => void;
   recovery?: RecoveryOptions;
-  /** Run Active Authentication (9303-11 §6.1) after the files when DG15 was read (default false). */
+  /** Run Active Authentication (9303-11 §6.1) after the files when EF.SOD lists DG15 (default false). */
   activeAuthentication?: boolean;
   /** Run Chip Authentication (§6.2) with DG14's key once EF.SOD vouches for DG14, or check PACE-CAM (default true). */
   chipAuthentication?: boolean;
@@ -140,6 +147,8 @@ export interface DocumentRead {
   cam?: Authenticated["cam"];
   /** Chip Authentication or PACE-CAM result, when DG14 was read, matched EF.SOD and offered either. */
   chipAuth?: ChipAuthResult;
+  /** What the read was asked to do: the caller's file list (undefined: EF.SOD decided) and whether AA was on. */
+  plan: { requested: FileKey[] | undefined; activeAuthentication: boolean };
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
@@ -342,6 +351,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     absent: [],
     parseErrors: [],
     timing: { exchangeMs: 0, nativeMs: undefined },
+    plan: { requested: opts.files?.map((f) => f.key), activeAuthentication: opts.activeAuthentication === true },
   };
   const fileStats: ReadSummary["files"] = {};
 
@@ -391,11 +401,10 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
 
     const com = await readOne(byKey("COM")!);
     if (com) out.com = tryParse(out, "COM", () => parseEfCom(com));
-    const wanted = opts.files ?? defaultFiles(out.com);
-    for (const info of wanted) {
-      if (info.key === "COM" && out.files.has("COM")) continue;
-      await readOne(info);
-    }
+    // EF.SOD early: its signed list of data groups decides what is read
+    const sod = await readOne(byKey("SOD")!);
+    if (sod) out.sod = tryParse(out, "SOD", () => parseSod(sod));
+    for (const info of filesToRead(opts.files, out.sod, out.com, opts.activeAuthentication === true, opts.chipAuthentication !== false)) await readOne(info);
 
     await step("parse", async () => {
       const dg1 = out.files.get("DG1");
@@ -406,13 +415,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
       if (dg11) out.dg11 = tryParse(out, "DG11", () => parseDg11(dg11));
       const dg12 = out.files.get("DG12");
       if (dg12) out.dg12 = tryParse(out, "DG12", () => parseDg12(dg12));
-      const sod = out.files.get("SOD");
-      if (sod) {
-        out.sod = tryParse(out, "SOD", () => parseSod(sod));
-        if (out.sod) {
-          out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
-        }
-      }
+      if (out.sod) out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
     });
 
     // Chip Authentication (9303-11 §6.2) or the PACE-CAM check, with DG14's key once EF.SOD's hash vouches for DG14
@@ -438,7 +441,7 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     const dg15 = out.files.get("DG15");
     if (opts.activeAuthentication && dg15) {
       // Loaded on demand: AA pulls in the signature code, which a read without it does not need.
-      const { activeAuthenticate } = await import("../pki/active-auth.ts");
+      const { activeAuthenticate } = await import("../verification/active-authentication.ts");
       out.aa = await step("active authentication", () => activeAuthenticate(link.send, { dg15, dg14: out.files.get("DG14"), random }));
     }
   } catch (e) {
@@ -470,15 +473,19 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   return out;
 }
 
-/** Files read when none are named: the data groups EF.COM lists, minus EAC-protected ones, then EF.SOD. */
-export function defaultFiles(com: EfCom | undefined): LdsFileInfo[] {
-  const dgs = com ? com.dataGroups.filter((n) => !EAC_PROTECTED.has(n)) : [1, 2];
-  const out: LdsFileInfo[] = [];
-  for (const n of dgs) {
-    const info = byDgNumber(n);
-    if (info) out.push(info);
-  }
-  out.push(byKey("SOD")!);
+/**
+ * The data groups to read after EF.COM and EF.SOD: the caller's list, or every data group EF.SOD
+ * lists except the EAC-protected ones (EF.COM's list only when EF.SOD is missing or malformed, and
+ * the verdict then fails or is unverifiable anyway). DG15 is added when EF.SOD lists it and Active
+ * Authentication is on, DG14 when EF.SOD lists it and Chip Authentication is on: neither EF.COM
+ * (unsigned) nor the caller can talk the chip out of it.
+ */
+export function filesToRead(requested: LdsFileInfo[] | undefined, sod: SodInfo | undefined, com: EfCom | undefined, activeAuthentication: boolean, chipAuthentication = false): LdsFileInfo[] {
+  const listed = sod ? [...sod.dataGroupHashes.keys()].sort((a, b) => a - b) : undefined;
+  const base = requested ?? (listed ?? com?.dataGroups ?? [1, 2]).filter((n) => !EAC_PROTECTED.has(n)).map((n) => byDgNumber(n)!);
+  const out = base.filter((f) => f && f.key !== "COM" && f.key !== "SOD");
+  if (chipAuthentication && listed?.includes(14) && !out.some((f) => f.key === "DG14")) out.push(byDgNumber(14)!);
+  if (activeAuthentication && listed?.includes(15) && !out.some((f) => f.key === "DG15")) out.push(byDgNumber(15)!);
   return out;
 }
 

@@ -4,7 +4,9 @@
  * apart from the redactable summary so telemetry never carries them by accident.
  */
 
-export type FileKey = "COM" | "SOD" | `DG${number}`;
+import type { FileKey } from "../lds/lds-files.ts";
+
+export type { FileKey } from "../lds/lds-files.ts";
 
 export interface FileSummary {
   bytes: number;

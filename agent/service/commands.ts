@@ -25,7 +25,6 @@ export const COMMAND_NAMES = ["read", "diagnose", "ping"] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
-export const DEFAULT_READ_FILES: readonly FileKey[] = ["COM", "SOD", "DG1", "DG2"];
 export const DEFAULT_READ_TIMEOUT_S = 30;
 export const MAX_READ_TIMEOUT_S = 600;
 export const DEFAULT_DIAGNOSE_COUNT = 10;
@@ -57,7 +56,8 @@ export interface PingCommand extends CommandBase {
 export interface ReadCommand extends CommandBase {
   command: "read";
   accessKey: AccessKey;
-  files: FileKey[];
+  /** Data groups to read; absent: every data group the signed EF.SOD lists (DG3/DG4 aside). */
+  files?: FileKey[];
   /** Part of a reader name (case-insensitive); any selected reader when absent. */
   reader?: string;
   timeoutS: number;
@@ -165,7 +165,7 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string): ParseR
 function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
   if (b.accessKey === undefined) throw new CommandError("MISSING_FIELD", "accessKey is missing");
   const accessKey = parseAccessKey(b.accessKey, "accessKey");
-  let files: FileKey[] = [...DEFAULT_READ_FILES];
+  let files: FileKey[] | undefined;
   if (b.files !== undefined) {
     if (!Array.isArray(b.files) || b.files.length === 0 || b.files.length > 18) throw new CommandError("BAD_FIELD", "files must be a non-empty array of file names (COM, SOD, DG1..DG16)");
     const seen = new Set<string>();
@@ -177,7 +177,8 @@ function parseRead(b: Record<string, unknown>, id: string): ReadCommand {
     files = b.files as FileKey[];
   }
   const includePersonalData = boolField(b, "includePersonalData", false);
-  const cmd: ReadCommand = { id, command: "read", accessKey, files, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
+  const cmd: ReadCommand = { id, command: "read", accessKey, timeoutS: intField(b, "timeoutS", 1, MAX_READ_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S), includePersonalData };
+  if (files) cmd.files = files;
   const reader = readerField(b);
   if (reader !== undefined) cmd.reader = reader;
   if (b.replyPublicKey !== undefined) {

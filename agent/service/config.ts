@@ -30,7 +30,7 @@ export const DEFAULTS = {
   telemetry: { healthIntervalS: 60, metricsIntervalS: 60, includePersonalData: false },
   readers: { include: [] as string[], exclude: [] as string[], readOnInsert: false },
   outbox: { maxEvents: 10000, fileName: "outbox.sqlite" },
-  verification: { trust: [] as string[], activeAuthentication: true },
+  verification: { trust: [] as string[], masterListAnchors: [] as string[], activeAuthentication: true },
   memory: { trimExecutablePages: true, jitThresholdScale: 1000 },
 } as const;
 
@@ -81,8 +81,11 @@ export interface AgentConfig {
   };
   readers: { include: string[]; exclude: string[]; readOnInsert: boolean; testKeyFile?: string };
   outbox: { maxEvents: number; path: string };
-  /** Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs) and whether reads run Active Authentication. */
-  verification: { trust: string[]; activeAuthentication: boolean };
+  /**
+   * Trust sources for Passive Authentication (CSCA certificates, master lists, CRLs), the CSCAs
+   * trusted to vouch for master lists, and whether reads run Active Authentication.
+   */
+  verification: { trust: string[]; masterListAnchors: string[]; activeAuthentication: boolean };
   /**
    * Memory settings for small boards: release the executable's start-up pages
    * (memory-trim.ts), and JavaScriptCore's JIT tier-up thresholds times jitThresholdScale
@@ -140,6 +143,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
   },
   verification: {
     trust: { kind: "string[]" },
+    master_list_anchors: { kind: "string[]" },
     active_authentication: { kind: "boolean" },
   },
   memory: {
@@ -307,6 +311,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     },
     verification: {
       trust: get<string[]>("verification", "trust") ?? [...DEFAULTS.verification.trust],
+      masterListAnchors: get<string[]>("verification", "master_list_anchors") ?? [...DEFAULTS.verification.masterListAnchors],
       activeAuthentication: get<boolean>("verification", "active_authentication") ?? DEFAULTS.verification.activeAuthentication,
     },
     memory: {

@@ -17,7 +17,24 @@
  * Values are cumulative since the agent started (as Prometheus counters are); `intervalS`
  * says how often they are published. Labels never hold personal data.
  */
+import { hex4 } from "../errors.ts";
+import { isListedSw, isMoreData, isWrongLe } from "../iso7816/status-words.ts";
 import type { CounterMetric, HistogramMetric, MetricsPayload } from "./payloads.ts";
+
+/**
+ * The `sw` label of mrtd_apdu_status_total: a status word comes from the card (or a hostile chip),
+ * so the label takes a bounded set of values: the status words we know, the families 61XX, 6CXX,
+ * 63CX and 6FXX, "none" (no answer) and "other".
+ */
+export function statusWordLabel(sw: number | undefined): string {
+  if (sw === undefined) return "none";
+  if (isListedSw(sw)) return hex4(sw);
+  if (isMoreData(sw)) return "61XX";
+  if (isWrongLe(sw)) return "6CXX";
+  if ((sw & 0xfff0) === 0x63c0) return "63CX";
+  if ((sw & 0xff00) === 0x6f00) return "6FXX";
+  return "other";
+}
 
 /** APDU buckets: a contactless APDU takes 1-50 ms; reader-stack timeouts end near 3 s. */
 export const APDU_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;

@@ -22,7 +22,8 @@ import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { commandName } from "../iso7816/apdu.ts";
 import { byKey, type LdsFileInfo } from "../lds/lds-files.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
-import { loadTrust, verifyDocument } from "../reading/verification.ts";
+import { loadTrust } from "../verification/trust.ts";
+import { verifyRead } from "../reading/verify-read.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import type { ReadSummary } from "../reading/read-result.ts";
@@ -34,7 +35,7 @@ import { b64, type SealedEnvelope } from "./envelope.ts";
 import { ReaderHealthTracker } from "./health.ts";
 import { errorFields, type LogFields, type Logger } from "./logger.ts";
 import { residentMemory, trimExecutablePages } from "./memory-trim.ts";
-import { APDU_BUCKETS_S, commandLabel, LAG_BUCKETS_S, MetricsRegistry, READ_BUCKETS_S } from "./metrics.ts";
+import { APDU_BUCKETS_S, commandLabel, LAG_BUCKETS_S, MetricsRegistry, READ_BUCKETS_S, statusWordLabel } from "./metrics.ts";
 import { linkOptionsFromConfig, MqttLink } from "./mqtt-link.ts";
 import { Outbox } from "./outbox.ts";
 import { cardEvent, readEvent, readerEvent, type ReadEvent } from "./payloads.ts";
@@ -110,7 +111,7 @@ export class AgentService {
     if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = readKeysOf(loadTestAccessKey(c.readers.testKeyFile));
     // Loaded once at start: a path that does not exist is a ConfigError before anything runs.
     try {
-      this.#trust = loadTrust(c.verification.trust);
+      this.#trust = loadTrust(c.verification.trust, c.verification.masterListAnchors);
     } catch (e) {
       if (e instanceof ConfigError) throw new ConfigError(`${c.file}: verification.trust: ${e.message}`, { file: c.file, key: "verification.trust" });
       throw e;
@@ -332,7 +333,7 @@ export class AgentService {
     const record = (ins: number, sw: number | undefined, ms: number) => {
       apduMs.push(ms);
       this.metrics.histogram("mrtd_apdu_duration_seconds", { command: commandLabel(commandName(ins)) }, APDU_BUCKETS_S).observe(ms / 1000);
-      this.metrics.inc("mrtd_apdu_status_total", { sw: sw === undefined ? "none" : sw.toString(16).toUpperCase().padStart(4, "0") });
+      this.metrics.inc("mrtd_apdu_status_total", { sw: statusWordLabel(sw) });
     };
     const wrap = (c: CardConnection) => meteredConnection(c, record, abort.signal);
     const reconnect = async (waitMs: number): Promise<CardConnection> => {
@@ -403,7 +404,7 @@ export class AgentService {
     let event: ReadEvent;
     let failureClass: string | undefined;
     if (doc) {
-      const v = verdictOf(doc, this.#trust, this.config.verification.activeAuthentication);
+      const v = verdictOf(doc, this.#trust);
       event = readEvent(id, doc.summary, {
         trigger: p.trigger,
         ...(p.commandId ? { commandId: p.commandId } : {}),
@@ -457,7 +458,7 @@ export class AgentService {
 
   async #remoteRead(cmd: ReadCommand, ctx: HandlerContext): Promise<ReadReplyResult> {
     const accessKey = bacKeyOf(cmd.accessKey, "accessKey");
-    const files: LdsFileInfo[] = cmd.files.map((k) => byKey(k)!).filter(Boolean);
+    const files: LdsFileInfo[] | undefined = cmd.files?.map((k) => byKey(k)!).filter(Boolean);
     const part = cmd.reader?.toLowerCase();
     const match = (n: string) => part === undefined || n.toLowerCase().includes(part);
     if (this.watcher.serviceUp && !this.watcher.readers.some(match)) {
@@ -483,7 +484,7 @@ export class AgentService {
         const outcome = await this.#read({
           reader,
           accessKey,
-          files,
+          ...(files ? { files } : {}),
           trigger: "command",
           commandId: cmd.id,
           cardWaitMs: Math.min(10_000, Math.max(2000, deadline - Date.now())),
@@ -646,22 +647,13 @@ function readKeysOf(k: AccessKey): ReadKeys {
 }
 
 /**
- * The document verdict, as the CLI gives it (reading/verification.ts): Passive Authentication
+ * The document verdict, as the CLI gives it (agent/verification): Passive Authentication
  * against the configured trust sources merged with the Active Authentication result.
  */
-function verdictOf(doc: DocumentRead, trust: TrustStore | undefined, aaAttempted: boolean): { verdict: string; reasons: string[] } | undefined {
+function verdictOf(doc: DocumentRead, trust: TrustStore | undefined): { verdict: string; reasons: string[] } | undefined {
   if (!doc.files.has("SOD")) return undefined;
   try {
-    const v = verifyDocument({
-      files: doc.files,
-      sha256: doc.sha256,
-      comDataGroups: doc.com?.dataGroups,
-      trust,
-      ...(doc.mrz?.issuingState ? { issuingState: doc.mrz.issuingState } : {}),
-      ...(doc.aa ? { aa: doc.aa } : {}),
-      ...(doc.chipAuth ? { chipAuth: doc.chipAuth } : {}),
-      aaAttempted,
-    });
+    const v = verifyRead(doc, { trust });
     return { verdict: v.overall, reasons: v.reasons };
   } catch {
     return { verdict: "unverifiable", reasons: ["VERIFICATION_ERROR"] };

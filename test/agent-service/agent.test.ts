@@ -115,7 +115,8 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     const result = r.final.result as Record<string, unknown>;
     expect(result).toMatchObject({ outcome: "success", reader: VIRTUAL_READER, trigger: "command", commandId: "read-1", documentType: "P", issuingState: "UTO" });
     expect(result.verification).toEqual({ hashesMatchSod: true, verdict: "verified", reasons: [] });
-    expect(Object.keys(result.files as object).sort()).toEqual(["COM", "DG1", "DG2", "SOD"]);
+    // no file list: every data group the signed EF.SOD lists
+    expect(Object.keys(result.files as object).sort()).toEqual(["COM", "DG1", "DG11", "DG12", "DG2", "SOD"]);
     // the clear part of the reply holds nothing personal
     const { personalData, ...clear } = result;
     for (const s of PERSONAL) expect(JSON.stringify(clear)).not.toContain(s);
@@ -149,6 +150,26 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     expect(counter("mrtd_process_resident_anon_bytes")).toBeGreaterThan(1024 * 1024);
     await op.waitFor(() => ((op.on(`${BASE}/metrics`).at(-1)?.json as typeof metrics).counters.find((c) => c.name === "mrtd_memory_trimmed_bytes_total")?.value ?? 0) > 1024 * 1024, 5000, "trimmed pages after the read");
   }, 30_000);
+
+  test("clones cannot talk a remote read into verified: aa-clone by default and with files COM,SOD,DG1,DG2, clone-hidden-dg15", async () => {
+    await card?.stop();
+    const verdictOf = async (profile: string, id: string, files?: string[]) => {
+      await card?.stop();
+      card = await insertPassport({ profile });
+      const r = await command("read", { id, accessKey: card.mrzKey, timeoutS: 20, ...(files ? { files } : {}) });
+      expect(r.final).toMatchObject({ id, kind: "result", ok: true });
+      const v = (r.final.result as Record<string, unknown>).verification as { verdict: string; reasons: string[] };
+      return `${v.verdict} ${v.reasons.join(",")}`;
+    };
+    try {
+      expect(await verdictOf("aa-clone", "clone-default")).toBe("failed AA_FAILED");
+      expect(await verdictOf("aa-clone", "clone-files", ["COM", "SOD", "DG1", "DG2"])).toBe("failed AA_FAILED");
+      expect(await verdictOf("clone-hidden-dg15", "clone-hidden")).toBe("failed DG15_REFUSED");
+    } finally {
+      await card?.stop();
+      card = await insertPassport({ profile: "td3" });
+    }
+  }, 60_000);
 
   test("a document altered after signing: the read succeeds, its verdict is failed (DG_HASH_MISMATCH)", async () => {
     await card?.stop();

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { resolve } from "node:path";
 import { ReaderHealthTracker, SUCCESS_WINDOW } from "../../agent/service/health.ts";
 import { createLogger, errorFields } from "../../agent/service/logger.ts";
-import { commandLabel, Histogram, MetricsRegistry, toPrometheusText } from "../../agent/service/metrics.ts";
+import { commandLabel, Histogram, MetricsRegistry, statusWordLabel, toPrometheusText } from "../../agent/service/metrics.ts";
 import { notifyAddress, sdNotify, SystemdNotifier, watchdogIntervalMs } from "../../agent/service/systemd-notify.ts";
 import { TransportError, AccessDeniedError } from "../../agent/errors.ts";
 import { validate } from "../support/json-schema.ts";
@@ -33,6 +33,16 @@ describe("metrics", () => {
     ]);
     expect(s.count).toBe(6);
     expect(s.sum).toBeCloseTo(5.565, 6);
+  });
+
+  test("the sw label is bounded: known status words, a few families, none, other", () => {
+    expect([0x9000, 0x6a82, 0x6982, 0x6f01].map(statusWordLabel)).toEqual(["9000", "6A82", "6982", "6F01"]);
+    expect([0x6110, 0x6c20, 0x63c2, 0x6f42, undefined].map(statusWordLabel)).toEqual(["61XX", "6CXX", "63CX", "6FXX", "none"]);
+    // a hostile chip answering every status word makes a handful of series, not 65,536
+    const labels = new Set<string>();
+    for (let sw = 0; sw <= 0xffff; sw++) labels.add(statusWordLabel(sw));
+    expect(labels.size).toBeLessThan(40);
+    expect(labels.has("other")).toBe(true);
   });
 
   test("registry keys series by labels; snapshot matches the AsyncAPI Metrics schema; Prometheus text", () => {

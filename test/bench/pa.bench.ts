@@ -7,7 +7,7 @@
  */
 import { OID } from "../../agent/pki/oids.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import { verifySignature } from "../../agent/pki/signature.ts";
 import { readSpki } from "../../agent/pki/x509.ts";
 import { parseAsn1 } from "../../agent/pki/asn1.ts";
@@ -98,6 +98,7 @@ const mlSignerCert = await makeCert({
   notAfter: new Date(NOW.getTime() + 300 * DAY),
   subjectKey: mlSigner,
   issuerKey: firstKey!,
+  extKeyUsage: [OID.ekuMasterListSigner],
 });
 const ml = await makeSignedData({
   eContentType: OID.cscaMasterList,
@@ -106,14 +107,15 @@ const ml = await makeSignedData({
   signerCert: mlSignerCert,
   signerIssuer: firstName!,
   signerSerial: 42n,
+  signingTime: NOW,
 });
 let loaded = 0;
 rows.push([
   `master list load, 500 CSCAs (${(ml.length / 1024).toFixed(0)} KiB)`,
   time(20, () => {
     const store = new TrustStore();
-    const r = store.addMasterList(ml, "bench.ml");
-    if (r.trust !== "self-signed-list") throw new Error(`master list: ${r.trust}`);
+    const r = store.addMasterList(ml, "bench.ml", NOW);
+    if (r.trust !== "operator-word") throw new Error(`master list: ${r.trust} ${r.detail}`);
     loaded = store.size;
   }),
   `parse + signature + signer chain`,

@@ -76,6 +76,16 @@ try {
 
   console.log(`\nAPDUs, short Le: ${fast.apdus} (minimum for this profile and Le: ${minShort}; JMRTD-like strategy in this run: ${fastBase.apdus}; JMRTD measured elsewhere: 97)`);
   console.log(`APDUs, extended length: ${fastExt.apdus}`);
+  // The signed EF.SOD decides: a chip whose EF.SOD lists DG15 costs its DG15 read and one INTERNAL AUTHENTICATE, nothing else.
+  const aaProfile = await loadProfile("aa-rsa");
+  const aaSizes = [aaProfile.files.com.length, ...[...aaProfile.files.dgs.values()].map((b) => b.length), aaProfile.files.sod.length];
+  const aaReads = await readMany({ profile: "aa-rsa", extendedLength: false }, { activeAuthentication: true }, 3);
+  if (aaReads.some((r) => r.aa?.status !== "ok")) throw new Error("aa-rsa: Active Authentication did not pass");
+  const aaApdus = median(aaReads.map((r) => r.summary.apdus));
+  const dg15Apdus = aaReads[0]!.summary.files.DG15?.apdus ?? 0;
+  console.log(
+    `APDUs, short Le, aa-rsa (EF.SOD lists DG15, AA on): ${aaApdus} = minimum for its files ${minimumApdus(aaSizes, 231)} (DG15: ${dg15Apdus}) + 1 INTERNAL AUTHENTICATE`,
+  );
   console.log(`read time vs JMRTD-like strategy: fast ${f(fast.ms / fastBase.ms, 2)}x, realistic ${f(real.ms / realBase.ms, 2)}x`);
   console.log(`host overhead with realistic latency: ${f((real.host / real.ms) * 100, 2)}% of read time (target < 5%)`);
 

@@ -11,7 +11,7 @@ import { parseContentInfoSignedData } from "../../agent/pki/cms.ts";
 import { parseCrl } from "../../agent/pki/crl.ts";
 import { OID } from "../../agent/pki/oids.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import { parseCertificate } from "../../agent/pki/x509.ts";
 import {
   DAY,
@@ -145,6 +145,27 @@ describe("huge lengths and deep nesting", () => {
     const t0 = performance.now();
     throwsParseError(() => new TrustStore().addCertificate(deep, "deep"));
     expect(performance.now() - t0).toBeLessThan(200);
+  });
+
+  test("a node budget besides depth: 4 MiB of empty elements inside EF.SOD are refused fast, not two million objects", () => {
+    const body = new Uint8Array(4 * 1024 * 1024); // 05 00 05 00 ...: NULL after NULL
+    for (let i = 0; i < body.length; i += 2) body[i] = 0x05;
+    const sod = derTlv(0x77, derTlv(0x30, body));
+    const t0 = performance.now();
+    throwsParseError(() => parseAsn1(sod));
+    expect(performance.now() - t0).toBeLessThan(500);
+    let err: unknown;
+    try {
+      parseAsn1(sod);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).toContain("more than 50000 elements");
+    // the same shape within a larger budget parses: the budget, not the shape, refused it
+    const small = derTlv(0x77, derTlv(0x30, body.subarray(0, 120_000)));
+    expect(parseAsn1(small, { maxNodes: 70_000 }).children[0]!.children.length).toBe(60_000);
+    // through the EF.SOD parser it is a failed verdict, as any malformed SOD
+    expect(verifyPassive({ sod, files: new Map(), now: new Date() }).reasons).toEqual(["SOD_MALFORMED"]);
   });
 
   test("an OID with an absurd arc, an integer of 100 kB as DG number", () => {

@@ -178,6 +178,8 @@ export interface CertSpec {
   skid?: Uint8Array;
   akid?: Uint8Array;
   extKeyUsage?: string[];
+  /** Further DER Extension SEQUENCEs, appended as given (e.g. an unknown critical one). */
+  extraExtensions?: Uint8Array[];
 }
 
 /** A self-signed CA certificate (a CSCA): issuer = subject, signed by its own key. */
@@ -203,6 +205,7 @@ export async function makeCert(spec: CertSpec): Promise<Uint8Array> {
   }
   if (spec.ca) exts.push(der.seq(der.oid(OID.basicConstraints), der.bool(true), der.octets(der.seq(der.bool(true), der.int(0)))));
   if (spec.extKeyUsage) exts.push(der.seq(der.oid(OID.extKeyUsage), der.octets(der.seq(...spec.extKeyUsage.map((o) => der.oid(o))))));
+  if (spec.extraExtensions) exts.push(...spec.extraExtensions);
   const tbs = der.seq(
     der.ctx(0, der.int(2)),
     der.int(spec.serial),

@@ -7,7 +7,7 @@ import { ConfigError, ParseError } from "../../agent/errors.ts";
 import { OID } from "../../agent/pki/oids.ts";
 import { loadTrustSources } from "../../agent/pki/trust-files.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { verifyPassive } from "../../agent/pki/verify.ts";
+import { verifyPassive } from "../../agent/verification/passive-authentication.ts";
 import {
   DAY,
   type Scenario,
@@ -45,7 +45,7 @@ async function makeCsca(country: string, key?: TestKey): Promise<Csca> {
 }
 
 /** A master list of `certs` signed by a master list signer that `issuer` certified. */
-async function makeMasterList(certs: Uint8Array[], issuer: Csca, opts: { corrupt?: boolean; contentType?: string } = {}): Promise<Uint8Array> {
+async function makeMasterList(certs: Uint8Array[], issuer: Csca, opts: { corrupt?: boolean; contentType?: string; eku?: false; noSignedAttrs?: boolean } = {}): Promise<Uint8Array> {
   const signerKey = brainpoolKey();
   const signerName = name({ C: "UT", O: "Utopia", CN: "Master List Signer" });
   const signerCert = await makeCert({
@@ -56,7 +56,7 @@ async function makeMasterList(certs: Uint8Array[], issuer: Csca, opts: { corrupt
     notAfter: new Date(NOW.getTime() + 300 * DAY),
     subjectKey: signerKey,
     issuerKey: issuer.key,
-    extKeyUsage: [OID.ekuMasterListSigner],
+    ...(opts.eku === false ? {} : { extKeyUsage: [OID.ekuMasterListSigner] }),
   });
   return makeSignedData({
     eContentType: opts.contentType ?? OID.cscaMasterList,
@@ -67,6 +67,7 @@ async function makeMasterList(certs: Uint8Array[], issuer: Csca, opts: { corrupt
     signerSerial: 77n,
     signingTime: NOW,
     corruptSignature: opts.corrupt,
+    noSignedAttrs: opts.noSignedAttrs,
   });
 }
 
@@ -94,42 +95,69 @@ afterAll(() => {
 });
 
 describe("master lists", () => {
-  test("self-signed list: signer issued by a CSCA inside the list; its CSCAs verify a passport", async () => {
+  test("no master-list anchor: a list whose signer a CSCA inside it issued is taken on the operator's word", async () => {
     const ml = await makeMasterList([ut.cert, fr.cert, nl.cert], ut);
     const store = new TrustStore();
-    const r = store.addMasterList(ml, "ut.ml");
-    expect(r).toMatchObject({ certificates: 3, added: 3, signature: "ok", trust: "self-signed-list" });
+    const r = store.addMasterList(ml, "ut.ml", NOW);
+    expect(r).toMatchObject({ certificates: 3, added: 3, signature: "ok", trust: "operator-word" });
     expect(r.signer!.subject).toBe("C=UT, O=Utopia, CN=Master List Signer");
     expect(store.size).toBe(3);
+    expect(store.masterLists).toEqual([{ source: "ut.ml", trust: "operator-word", added: 3 }]);
     const v = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: NOW });
     expect(v.overall).toBe("verified");
     expect(v.csca!.source).toBe("master list ut.ml");
+    expect(store.anchors[0]!.masterList).toEqual({ source: "ut.ml", trust: "operator-word" });
   });
 
-  test("trusted list: signer issued by a CSCA already in the store; duplicates are not added twice", async () => {
+  test("a signer under a CSCA already in the store is still only the operator's word: CSCAs vouch for documents, not lists", async () => {
     const store = new TrustStore();
     store.addCertificate(nl.cert, "nl.der");
-    const r = store.addMasterList(await makeMasterList([ut.cert, nl.cert], nl), "nl.ml");
-    expect(r).toMatchObject({ trust: "trusted", added: 1, signature: "ok" });
+    const r = store.addMasterList(await makeMasterList([ut.cert, nl.cert], nl), "nl.ml", NOW);
+    expect(r).toMatchObject({ trust: "operator-word", added: 1, signature: "ok" });
     expect(store.size).toBe(2);
+  });
+
+  test("with a master-list anchor: a list signed under it is trusted, any other list is rejected", async () => {
+    const store = new TrustStore();
+    expect(store.addMasterListAnchor(nl.cert, "nl-anchor.der")).toBe("loaded");
+    const good = store.addMasterList(await makeMasterList([ut.cert, fr.cert], nl), "nl.ml", NOW);
+    expect(good).toMatchObject({ trust: "trusted", added: 2 });
+    const other = store.addMasterList(await makeMasterList([nl.cert], ut), "ut.ml", NOW);
+    expect(other).toMatchObject({ trust: "operator-word", added: 0 });
+    expect(store.size).toBe(2);
+    expect(store.log.at(-1)).toMatchObject({ source: "ut.ml", status: "rejected" });
+    expect(store.log.at(-1)!.detail).toContain("chains to no master-list anchor");
+    // a document signer certificate is no anchor for anything
+    expect(store.addMasterListAnchor(passport.dsCert, "ds.der")).toBe("NOT_CA");
+  });
+
+  test("list entries pass the CA checks of certificate files: a DS certificate in the list is skipped", async () => {
+    const store = new TrustStore();
+    const r = store.addMasterList(await makeMasterList([ut.cert, passport.dsCert], ut), "mixed.ml", NOW);
+    expect(r).toMatchObject({ trust: "operator-word", added: 1, notCa: 1 });
+    expect(store.log.at(-1)!.detail).toContain("1 entries that are no CA certificate skipped");
+  });
+
+  test("the master list signer needs its extended key usage, a validity covering now, and signed attributes", async () => {
+    const noEku = store0().addMasterList(await makeMasterList([ut.cert], ut, { eku: false }), "no-eku.ml", NOW);
+    expect(noEku).toMatchObject({ trust: "bad", added: 0 });
+    expect(noEku.detail).toContain("extended key usage");
+    const late = store0().addMasterList(await makeMasterList([ut.cert], ut), "late.ml", new Date(NOW.getTime() + 400 * DAY));
+    expect(late).toMatchObject({ trust: "bad", added: 0 });
+    expect(late.detail).toContain("not valid now");
+    const bare = store0().addMasterList(await makeMasterList([ut.cert], ut, { noSignedAttrs: true }), "bare.ml", NOW);
+    expect(bare).toMatchObject({ signature: "bad", trust: "bad", added: 0 });
   });
 
   test("a list whose signer no CSCA issued is rejected; so is a badly signed one", async () => {
     const stranger = await makeCsca("XX");
     const store = new TrustStore();
-    const r = store.addMasterList(await makeMasterList([ut.cert], stranger), "x.ml");
+    const r = store.addMasterList(await makeMasterList([ut.cert], stranger), "x.ml", NOW);
     expect(r).toMatchObject({ trust: "untrusted", added: 0 });
-    const bad = store.addMasterList(await makeMasterList([ut.cert], ut, { corrupt: true }), "bad.ml");
+    const bad = store.addMasterList(await makeMasterList([ut.cert], ut, { corrupt: true }), "bad.ml", NOW);
     expect(bad).toMatchObject({ signature: "bad", trust: "bad", added: 0 });
     expect(store.size).toBe(0);
     expect(store.log.map((l) => l.status)).toEqual(["rejected", "rejected"]);
-  });
-
-  test("requireTrustedSigner refuses a self-signed list", async () => {
-    const store = new TrustStore();
-    const r = store.addMasterList(await makeMasterList([ut.cert], ut), "ut.ml", { requireTrustedSigner: true });
-    expect(r.trust).toBe("self-signed-list");
-    expect(store.size).toBe(0);
   });
 
   test("wrong content type is a ParseError", async () => {
@@ -137,6 +165,31 @@ describe("master lists", () => {
     expect(() => new TrustStore().addMasterList(wrong, "x")).toThrow(ParseError);
   });
 });
+
+describe("CRL freshness (RFC 5280 §5.1.2.5)", () => {
+  test("a CRL past nextUpdate: revocation stale, reported, verdict unchanged; a revocation it lists still counts", async () => {
+    const stale = await makeCrl({ issuer: ut.name, issuerKey: ut.key, thisUpdate: new Date(NOW.getTime() - 60 * DAY), nextUpdate: new Date(NOW.getTime() - DAY), revoked: [] });
+    const store = store0();
+    store.addCertificate(ut.cert, "ut.der");
+    expect(store.addCrl(stale, "stale.crl")).toBe(true);
+    const v = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: NOW });
+    expect(v.overall).toBe("verified");
+    expect(v.revocation).toBe("stale");
+    expect(v.warnings).toContain("CRL_STALE");
+    expect(v.staleCrls).toEqual([{ source: "stale.crl", nextUpdate: new Date(NOW.getTime() - DAY).toISOString() }]);
+    // the same CRL before its nextUpdate is current
+    const before = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: new Date(NOW.getTime() - 2 * DAY) });
+    expect(before.revocation).toBe("not-revoked");
+    const revoking = await makeCrl({ issuer: ut.name, issuerKey: ut.key, thisUpdate: new Date(NOW.getTime() - 60 * DAY), nextUpdate: new Date(NOW.getTime() - DAY), revoked: [{ serial: passport.dsSerial, date: new Date(NOW.getTime() - 59 * DAY) }] });
+    store.addCrl(revoking, "stale-revoking.crl");
+    const r = verifyPassive({ sod: passport.sod, files: passport.files, trust: store, issuingState: "UTO", now: NOW });
+    expect(`${r.overall} ${r.reasons} ${r.revocation}`).toBe("failed DS_REVOKED revoked");
+  });
+});
+
+function store0(): TrustStore {
+  return new TrustStore();
+}
 
 describe("loadTrustSources", () => {
   test("a directory of PEM, DER, a PEM bundle, a master list and CRLs", async () => {
@@ -158,7 +211,7 @@ describe("loadTrustSources", () => {
     writeFileSync(join(dir, "broken.pem"), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n");
     writeFileSync(join(dir, "notes.txt"), "not loaded");
 
-    const store = loadTrustSources([dir]);
+    const store = loadTrustSources([dir], undefined, { now: NOW });
     expect(store.size).toBe(3);
     expect(store.crls.map((c) => c.verified)).toEqual([true, true]);
     const statuses = store.log.map((l) => `${l.source.slice(dir.length + 1)} ${l.kind} ${l.status}`).sort();

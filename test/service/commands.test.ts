@@ -21,7 +21,9 @@ describe("command validation", () => {
     const r = parse({ id: "c1", accessKey: SPECIMEN }, "read");
     expect(r.ok).toBe(true);
     const cmd = (r as { command: ReadCommand }).command;
-    expect(cmd).toMatchObject({ id: "c1", command: "read", timeoutS: 30, includePersonalData: false, files: ["COM", "SOD", "DG1", "DG2"] });
+    expect(cmd).toMatchObject({ id: "c1", command: "read", timeoutS: 30, includePersonalData: false });
+    // no file list: the signed EF.SOD decides what is read (every data group it lists, DG3/DG4 aside)
+    expect(cmd.files).toBeUndefined();
     expect(cmd.accessKey).toEqual({ kind: "mrz", ...SPECIMEN });
     expect(parse({ id: "c2", command: "read", accessKey: { can: "123456" } }).ok).toBe(true);
     const m = parse({ id: "c3", accessKey: { mrz: TD3_LINE2 } }, "read");

@@ -98,7 +98,7 @@ describe("config: values and defaults", () => {
     expect(c.outbox.maxEvents).toBe(DEFAULTS.outbox.maxEvents);
     expect(c.agent.logLevel).toBe(DEFAULTS.agent.logLevel);
     expect(c.mqtt.url).toBe(DEFAULTS.mqtt.url);
-    expect(c.verification).toEqual({ trust: [], activeAuthentication: true });
+    expect(c.verification).toEqual({ trust: [], masterListAnchors: [], activeAuthentication: true });
     expect(c.memory).toEqual(DEFAULTS.memory);
     // and the example as shipped (all commented) parses too
     expect(() => parseConfig(text, path, {})).not.toThrow();

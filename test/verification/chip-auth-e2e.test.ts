@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
-import { verifyDocument } from "../../agent/reading/verification.ts";
+import { verifyRead } from "../../agent/reading/verify-read.ts";
 import { loadTrustSources } from "../../agent/pki/trust-files.ts";
 import { openCard } from "../../agent/reading/card-source.ts";
 import { readDocument } from "../../agent/reading/read-document.ts";
@@ -31,7 +31,7 @@ async function readAndVerify(profile: string) {
     const opened = await openCard({ reader: VIRTUAL_READER, waitMs: 5000 });
     try {
       const read = await readDocument(opened.connection, { accessKey: { ...card.mrzKey }, activeAuthentication: true }, opened.reconnect);
-      const verdict = verifyDocument({ files: read.files, trust, trustSources, issuingState: read.mrz?.issuingState, aaAttempted: true, ...(read.chipAuth ? { chipAuth: read.chipAuth } : {}) });
+      const verdict = verifyRead(read, { trust, trustSources });
       return { read, verdict, ins };
     } finally {
       await opened.close();

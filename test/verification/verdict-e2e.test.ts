@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
-import { verifyDocument } from "../../agent/reading/verification.ts";
+import { byKey, type LdsFileInfo } from "../../agent/lds/lds-files.ts";
+import { verifyRead } from "../../agent/reading/verify-read.ts";
 import { loadTrustSources } from "../../agent/pki/trust-files.ts";
 import { openCard } from "../../agent/reading/card-source.ts";
 import { readDocument } from "../../agent/reading/read-document.ts";
@@ -25,23 +26,16 @@ afterAll(async () => {
 const trustSources = [fileURLToPath(PKI_DIR)];
 const trust = loadTrustSources(trustSources);
 
-async function readAndVerify(passport: PassportOptions, opts: { aa?: boolean; withTrust?: boolean } = {}) {
+async function readAndVerify(passport: PassportOptions, opts: { aa?: boolean; withTrust?: boolean; files?: string[] } = {}) {
   const aa = opts.aa ?? true;
   const apdus: number[] = [];
   const card = await insertPassport({ ...passport, onApdu: (e) => apdus.push(e.ins) });
   try {
     const opened = await openCard({ reader: VIRTUAL_READER, waitMs: 5000 });
     try {
-      const read = await readDocument(opened.connection, { accessKey: { ...card.mrzKey }, activeAuthentication: aa }, opened.reconnect);
-      const verdict = verifyDocument({
-        files: read.files,
-        comDataGroups: read.com?.dataGroups,
-        trust: opts.withTrust === false ? undefined : trust,
-        trustSources,
-        issuingState: read.mrz?.issuingState,
-        aa: read.aa,
-        aaAttempted: aa,
-      });
+      const files = opts.files?.map((k) => byKey(k) as LdsFileInfo);
+      const read = await readDocument(opened.connection, { accessKey: { ...card.mrzKey }, activeAuthentication: aa, ...(files ? { files } : {}) }, opened.reconnect);
+      const verdict = verifyRead(read, { trust: opts.withTrust === false ? undefined : trust, trustSources });
       return { read, verdict, apdus };
     } finally {
       await opened.close();
@@ -62,6 +56,12 @@ const EXPECTED: [string, string][] = [
   ["aa-rsa", "verified  | ok"],
   ["aa-ec", "verified  | ok"],
   ["aa-clone", "failed AA_FAILED | failed"],
+  // issue 9: the signed EF.SOD decides; one PKI policy violation per profile
+  ["clone-hidden-dg15", "failed DG15_REFUSED | not-checked"],
+  ["ds-is-ca", "failed DS_IS_CA | not-supported"],
+  ["no-signed-attrs", "failed SOD_NO_SIGNED_ATTRIBUTES | not-supported"],
+  ["critical-ext", "failed DS_CRITICAL_EXTENSION | not-supported"],
+  ["stale-crl", "verified  | not-supported"],
 ];
 
 describe("verdicts through pcscd + vpcd + virtual passport", () => {
@@ -73,6 +73,8 @@ describe("verdicts through pcscd + vpcd + virtual passport", () => {
       // INTERNAL AUTHENTICATE is sent exactly when the chip has DG15
       const ia = apdus.filter((ins) => ins === 0x88).length;
       expect(ia).toBe(profile.startsWith("aa-") ? 1 : 0);
+      // EF.SOD is read right after EF.COM: its list decides the rest
+      expect([...read.files.keys()].slice(0, 2)).toEqual(["COM", "SOD"]);
       expect(read.summary.steps.some((s) => s.name === "active authentication")).toBe(profile.startsWith("aa-"));
     });
   }
@@ -95,10 +97,51 @@ describe("verdicts through pcscd + vpcd + virtual passport", () => {
     expect(verdict.proven.join("\n")).toContain("EF.SOD is signed by");
   });
 
-  test("AA not requested: no INTERNAL AUTHENTICATE, aa not-checked, PA verdict unchanged", async () => {
+  test("AA switched off: no INTERNAL AUTHENTICATE, and a chip whose EF.SOD lists DG15 is not verified (AA_NOT_PERFORMED)", async () => {
     const { read, verdict, apdus } = await readAndVerify({ profile: "aa-clone" }, { aa: false });
     expect(apdus.includes(0x88)).toBe(false);
     expect(read.aa).toBeUndefined();
-    expect(`${verdict.overall} ${verdict.aa}`).toBe("verified not-checked");
+    expect(`${verdict.overall} ${verdict.reasons.join(",")} ${verdict.aa}`).toBe("unverifiable AA_NOT_PERFORMED not-checked");
+    expect(verdict.notProven.join("\n")).toContain("Active Authentication was switched off");
+  });
+
+  test("aa-clone with the caller's files COM,SOD,DG1,DG2: DG15 is read and AA runs anyway, failed", async () => {
+    const { read, verdict, apdus } = await readAndVerify({ profile: "aa-clone" }, { files: ["COM", "SOD", "DG1", "DG2"] });
+    expect([...read.files.keys()]).toEqual(["COM", "SOD", "DG1", "DG2", "DG15"]);
+    expect(apdus.filter((ins) => ins === 0x88).length).toBe(1);
+    expect(`${verdict.overall} ${verdict.reasons.join(",")}`).toBe("failed AA_FAILED");
+  });
+
+  test("a caller who leaves out a data group the SOD lists gets it reported as not read and not proven", async () => {
+    const { read, verdict } = await readAndVerify({ profile: "td3" }, { files: ["DG1"] });
+    expect([...read.files.keys()]).toEqual(["COM", "SOD", "DG1"]);
+    expect(verdict.overall).toBe("verified");
+    expect(verdict.warnings).toContain("DG_NOT_READ");
+    expect(verdict.notRead.map((n) => `DG${n.dg} ${n.why}`)).toEqual(["DG2 not-requested", "DG11 not-requested", "DG12 not-requested"]);
+    expect(verdict.notProven.join("\n")).toContain("DG2, DG11, DG12: listed in EF.SOD but left out of the requested files, not read, not proven");
+  });
+
+  test("clone-hidden-dg15: EF.COM omits DG15, the reader asks for it because EF.SOD lists it; the chip's 6A82 fails the verdict", async () => {
+    const { read, verdict } = await readAndVerify({ profile: "clone-hidden-dg15" });
+    expect(read.com?.dataGroups).toEqual([1, 2]);
+    expect(read.absent).toEqual([{ key: "DG15", sw: 0x6a82 }]);
+    expect(verdict.warnings).toContain("COM_SOD_MISMATCH");
+    expect(verdict.comMismatch).toEqual({ onlyInSod: [15], onlyInCom: [] });
+    expect(verdict.notProven.join("\n")).toContain("it REFUSED DG15 (6A82)");
+    expect(verdict.proven.join("\n")).not.toContain("not a copy");
+  });
+
+  test("stale-crl: verified, the CRL past nextUpdate is reported and revocation is not proven", async () => {
+    const { verdict } = await readAndVerify({ profile: "stale-crl" });
+    expect(verdict.revocation).toBe("stale");
+    expect(verdict.warnings).toContain("CRL_STALE");
+    expect(verdict.notProven.join("\n")).toContain("that the document signer is not revoked: the CSCA's CRL is past its nextUpdate");
+  });
+
+  test("AA passes but without trust DG15 is not authenticated: no claim that the chip is not a copy", async () => {
+    const { verdict } = await readAndVerify({ profile: "aa-rsa" }, { withTrust: false });
+    expect(verdict.aa).toBe("ok");
+    expect(verdict.proven.join("\n")).not.toContain("not a copy");
+    expect(verdict.notProven.join("\n")).toContain("that the chip is not a copy: DG15 itself is not authenticated by a verified EF.SOD");
   });
 });

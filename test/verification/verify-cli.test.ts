@@ -27,7 +27,7 @@ describe("mrtd-agent verify (usage, offline)", () => {
   test("--help documents --trust and exit code 7; read --help too", async () => {
     const v = await run(["verify", "--help"]);
     expect(v.code).toBe(0);
-    for (const s of ["--trust", "--json", "7 failed"]) expect(v.stdout).toContain(s);
+    for (const s of ["--trust", "--master-list-anchor", "--json", "7 failed"]) expect(v.stdout).toContain(s);
     const r = await run(["read", "--help"]);
     for (const s of ["--trust", "--no-aa", "7 read complete but the verdict is failed"]) expect(r.stdout).toContain(s);
   });
@@ -43,6 +43,9 @@ describe("mrtd-agent verify (usage, offline)", () => {
       const t = await run(["verify", empty, "--trust", "/nonexistent/csca"]);
       expect(t.code).toBe(2);
       expect(t.stderr).toContain("trust source not found");
+      const a = await run(["verify", empty, "--master-list-anchor", PKI]);
+      expect(a.code).toBe(2);
+      expect(a.stderr).toContain("--master-list-anchor needs --trust");
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
@@ -79,7 +82,7 @@ describe("read --trust and verify (through pcscd)", () => {
     expect(v.aa).toBe("ok");
     expect(v.activeAuthentication.algorithm).toBe("RSA-1024 ISO/IEC 9796-2 SHA-1");
     expect(v.chain).toBe("trusted");
-    expect(v.trust).toEqual({ sources: [CSCA, CRL], cscas: 1, crls: 1 });
+    expect(v.trust).toEqual({ sources: [CSCA, CRL], cscas: 1, crls: 1, masterLists: [] });
     expect(JSON.parse(readFileSync(join(out, "result.json"), "utf8")).verification.overall).toBe("verified");
   });
 
@@ -104,7 +107,41 @@ describe("read --trust and verify (through pcscd)", () => {
     expect(r.stdout).toContain("Verdict   UNVERIFIABLE: no trust store is configured");
     expect(r.stdout).toMatch(/proven: +DG1, DG2, DG11, DG12 match their hashes in EF.SOD \(SHA-256\)/);
     expect(r.stdout).toContain("NOT proven: that the document signer is genuine: no trust store");
-    expect(r.stdout).toContain("NOT proven: that the chip is not a copy: it offers no Active Authentication (no DG15)");
+    expect(r.stdout).toContain("NOT proven: that the chip is not a copy: EF.SOD lists no DG15, so the chip offers no Active Authentication");
+  });
+
+  test("clone-hidden-dg15: exit 7, DG15_REFUSED in the human report and --json; EF.COM's omission reported", async () => {
+    const human = await readCli("clone-hidden-dg15", ["--trust", PKI]);
+    expect(human.code).toBe(7);
+    expect(human.stdout).toContain("Verdict   FAILED: the chip refused DG15, which EF.SOD lists");
+    expect(human.stdout).toContain("reasons:    DG15_REFUSED");
+    expect(human.stdout).toContain("warnings:   COM_SOD_MISMATCH");
+    expect(human.stdout).toContain("NOT proven: that EF.COM is consistent: EF.COM omits DG15 (EF.SOD decided what was read)");
+    const json = await readCli("clone-hidden-dg15", ["--trust", PKI, "--json"]);
+    expect(json.code).toBe(7);
+    const v = JSON.parse(json.stdout).verification;
+    expect(`${v.overall} ${v.reasons.join(",")} ${v.warnings.join(",")}`).toBe("failed DG15_REFUSED COM_SOD_MISMATCH");
+    expect(v.notRead).toEqual([{ dg: 15, why: "refused", sw: "6A82" }]);
+  });
+
+  test("aa-clone with --files COM,SOD,DG1,DG2: DG15 and AA anyway, exit 7 AA_FAILED", async () => {
+    const r = await readCli("aa-clone", ["--trust", PKI, "--files", "COM,SOD,DG1,DG2", "--json"]);
+    expect(r.code).toBe(7);
+    const j = JSON.parse(r.stdout);
+    expect(Object.keys(j.files)).toEqual(["COM", "SOD", "DG1", "DG2", "DG15"]);
+    expect(`${j.verification.overall} ${j.verification.reasons.join(",")}`).toBe("failed AA_FAILED");
+  });
+
+  test("ds-is-ca, no-signed-attrs, critical-ext: exit 7 with their reason; stale-crl: exit 0, CRL_STALE reported", async () => {
+    for (const [profile, reason] of [["ds-is-ca", "DS_IS_CA"], ["no-signed-attrs", "SOD_NO_SIGNED_ATTRIBUTES"], ["critical-ext", "DS_CRITICAL_EXTENSION"]] as const) {
+      const r = await readCli(profile, ["--trust", PKI, "--json"]);
+      expect(`${profile} ${r.code} ${JSON.parse(r.stdout).verification.reasons.join(",")}`).toBe(`${profile} 7 ${reason}`);
+    }
+    const stale = await readCli("stale-crl", ["--trust", PKI]);
+    expect(stale.code).toBe(0);
+    expect(stale.stdout).toContain("Verdict   VERIFIED");
+    expect(stale.stdout).toContain("warnings:   CRL_STALE");
+    expect(stale.stdout).toContain("NOT proven: that the document signer is not revoked: the CSCA's CRL is past its nextUpdate");
   });
 
   test("verify the saved directory: verified with the CSCA, unverifiable without, failed after flipping a DG1 byte", async () => {

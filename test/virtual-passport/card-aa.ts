@@ -1,6 +1,6 @@
 /**
  * The chip's side of Active Authentication (ICAO 9303-11 §6.1), written apart from the reader's
- * agent/pki/active-auth.ts so the two check each other: ISO/IEC 9796-2 digital signature
+ * agent/verification/active-authentication.ts so the two check each other: ISO/IEC 9796-2 digital signature
  * scheme 1 with partial message recovery in pure JS with BigInt (RSA), or ECDSA with
  * @noble/curves (plain r||s per BSI TR-03111, or DER).
  */

@@ -6,15 +6,15 @@
 import { describe, expect, test } from "bun:test";
 import { fromHex, hex } from "../../agent/bytes.ts";
 import { AccessDeniedError, CardStatusError, PaceError } from "../../agent/errors.ts";
-import { choosePace, readCardAccess } from "../../agent/icao/card-access.ts";
+import { readCardAccess } from "../../agent/icao/card-access.ts";
 import { performPace, verifyCam, type PacePassword } from "../../agent/icao/pace.ts";
 import { SecureChannel, smCipherFor } from "../../agent/icao/secure-messaging.ts";
 import { performBac } from "../../agent/icao/bac.ts";
 import { bacKeySeed } from "../../agent/icao/mrz-key.ts";
-import { parseCardAccess } from "../../agent/lds/security-infos.ts";
+import { chooseChipAuthentication, choosePace, parseCardAccess } from "../../agent/lds/security-infos.ts";
 import { parseDg14 } from "../../agent/lds/dg14.ts";
 import { authenticate } from "../../agent/reading/authenticate.ts";
-import { chooseChipAuthentication, performChipAuthentication } from "../../agent/icao/chip-authentication.ts";
+import { performChipAuthentication } from "../../agent/icao/chip-authentication.ts";
 import type { CardTransport } from "../../agent/transport/transport.ts";
 import { VirtualPassport } from "./card.ts";
 import { loadProfile } from "./fixtures/index.ts";

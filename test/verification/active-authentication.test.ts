@@ -1,17 +1,21 @@
 /**
- * Active Authentication (ICAO 9303-11 §6.1): the reader's verifier (agent/pki/active-auth.ts)
+ * Active Authentication (ICAO 9303-11 §6.1): the reader's verifier (agent/verification/active-authentication.ts)
  * against the virtual chip's signer (test/virtual-passport/card-aa.ts, written separately) with
  * the committed TEST-ONLY keys; ISO/IEC 9796-2 scheme 1 trailers, ECDSA plain and DER, clones,
  * wrong challenges, DG14/DG15 parsing and hostile input.
  */
 import { describe, expect, test } from "bun:test";
 import { ParseError } from "../../agent/errors.ts";
-import { activeAuthenticate, AA_CHALLENGE_LENGTH, internalAuthenticateCommand, verifyActiveAuthentication } from "../../agent/pki/active-auth.ts";
+import { AA_CHALLENGE_LENGTH, internalAuthenticateCommand } from "../../agent/icao/active-authentication.ts";
+import { activeAuthenticate, verifyActiveAuthentication } from "../../agent/verification/active-authentication.ts";
 import type { CommandApdu } from "../../agent/iso7816/apdu.ts";
 import { encodeTlv } from "../../agent/iso7816/tlv.ts";
 import { ID_AA, parseDg14 } from "../../agent/lds/dg14.ts";
 import { parseDg15 } from "../../agent/lds/dg15.ts";
+import { concat } from "../../agent/bytes.ts";
 import { der } from "../../agent/pki/asn1.ts";
+import { fromBig, modPow, toBig } from "../../agent/pki/bigint.ts";
+import { digest } from "../../agent/pki/digest.ts";
 import { OID } from "../../agent/pki/oids.ts";
 import { aaSign, type AaHash, type AaPrivateKey } from "../virtual-passport/card-aa.ts";
 import { loadVariantPki, type EcPrivateKey, type RsaPrivateKey } from "../virtual-passport/fixtures/pki-variants.ts";
@@ -61,6 +65,40 @@ describe("ISO/IEC 9796-2 scheme 1 (RSA AA)", () => {
     for (const s of [new Uint8Array(0), sig.subarray(1), new Uint8Array(129).fill(0xff), new Uint8Array(128).fill(0xff)]) {
       expect(verifyActiveAuthentication(dg15, undefined, challenge, s).status).toBe("failed");
     }
+  });
+});
+
+describe("ISO/IEC 9796-2 recovered block fully validated (header, padding, trailer)", () => {
+  const key = pki.aaRsa1024;
+  const k = 128;
+  /** Signs a hand-made recovered block F with the genuine key: only its layout can make it fail. */
+  const signBlock = (f: Uint8Array) => fromBig(modPow(toBig(f), key.d, key.n), k);
+  const rsa = () => parseDg15(dg15Of(key.spki));
+  const block = (header: number[], m1: Uint8Array, challenge: Uint8Array, trailer = [0xbc]) => {
+    const h = digest("sha1", concat(m1, challenge));
+    const f = concat(Uint8Array.from(header), m1, h, Uint8Array.from(trailer));
+    if (f.length !== k) throw new Error(`block of ${f.length} bytes`);
+    return f;
+  };
+
+  test("6A || M1 || H || BC verifies; the same with padding nibbles BB..BA before M1 does not", () => {
+    const challenge = rnd(8);
+    const m1 = rnd(k - 1 - 20 - 1);
+    expect(verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(block([0x6a], m1, challenge))).status).toBe("ok");
+    // a scan for the first nibble A (the old check) would take M1 after "BA" and accept this
+    const padded = block([0x6b, 0xbb, 0xba], m1.subarray(2), challenge);
+    const r = verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(padded));
+    expect(r).toMatchObject({ status: "failed", detail: "9796-2 header 6B instead of 6A (padding in a partial-recovery block)" });
+  });
+
+  test("total recovery (header 4A) and a wrong start (2A) fail; so does an unknown trailer or hash identifier", () => {
+    const challenge = rnd(8);
+    const m1 = rnd(k - 1 - 20 - 1);
+    expect(verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(block([0x4a], m1, challenge))).detail).toContain("total recovery");
+    expect(verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(block([0x2a], m1, challenge))).detail).toBe("no 9796-2 header in the recovered block");
+    const twoByte = rnd(k - 1 - 20 - 2);
+    expect(verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(block([0x6a], twoByte, challenge, [0x31, 0xcc]))).detail).toBe("unknown 9796-2 hash identifier 31");
+    expect(verifyActiveAuthentication(rsa(), undefined, challenge, signBlock(block([0x6a], twoByte, challenge, [0x33, 0xdc]))).status).toBe("failed");
   });
 });
 

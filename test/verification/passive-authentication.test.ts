@@ -2,8 +2,11 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { der } from "../../agent/pki/asn1.ts";
 import { OID } from "../../agent/pki/oids.ts";
+import { caProblem } from "../../agent/pki/chain.ts";
 import { TrustStore } from "../../agent/pki/trust-store.ts";
-import { type PaVerdict, REASONS, verifyPassive } from "../../agent/pki/verify.ts";
+import { parseCertificate } from "../../agent/pki/x509.ts";
+import { type PaVerdict, verifyPassive } from "../../agent/verification/passive-authentication.ts";
+import { REASONS } from "../../agent/verification/reasons.ts";
 import {
   DAY,
   type Scenario,
@@ -19,7 +22,7 @@ import {
   nistKey,
   rsaKey,
   toIndefinite,
-} from "./pki-builder.ts";
+} from "../pki/pki-builder.ts";
 
 let csca: TestKey;
 let ds: TestKey;
@@ -61,7 +64,7 @@ describe("verified documents", () => {
     expect(v.signer!.algorithm).toBe("RSA-2048 PKCS#1 v1.5 SHA-256");
     expect(v.csca).toEqual({ subject: "C=UT, O=Utopia, CN=CSCA Utopia", serial: "01", source: "test" });
     expect(v.signingTime).toBe(new Date(base.now.getTime() - DAY).toISOString());
-    expect(v.aa).toBe("not-checked");
+    expect(v.revocation).toBe("no-crl");
     expect(v.summary).toStartWith("verified: 3 data groups match the SOD");
   });
 
@@ -90,11 +93,6 @@ describe("verified documents", () => {
     expect(v.overall).toBe("verified");
   });
 
-  test("no signed attributes: the signature covers the content", async () => {
-    const v = run(await scenario({ sod: { noSignedAttrs: true } }));
-    expect(v.overall).toBe("verified");
-    expect(v.signingTime).toBeUndefined();
-  });
 
   test("signer named by subjectKeyIdentifier", async () => {
     const v = run(await scenario({ sod: { sidSkid: keyId(ds) } }));
@@ -316,4 +314,73 @@ describe("unverifiable documents", () => {
 
 test("every reason code has a text", () => {
   for (const [code, r] of Object.entries(REASONS)) expect(`${code}: ${r.text.length > 10}`).toBe(`${code}: true`);
+});
+
+describe("certificate and CMS policy (RFC 5280 §4.2, ICAO 9303-10 §4.6.2, 9303-12 §7.1.1)", () => {
+  const UNKNOWN_CRITICAL = der.seq(der.oid("1.3.6.1.4.1.55555.1.1"), der.bool(true), der.octets(der.null()));
+
+  test("no signed attributes: failed SOD_NO_SIGNED_ATTRIBUTES, though the signature over the content verifies", async () => {
+    const v = run(await scenario({ sod: { noSignedAttrs: true } }));
+    expect(`${v.overall} ${v.reasons}`).toBe("failed SOD_NO_SIGNED_ATTRIBUTES");
+    expect(v.sodSignature).toBe("ok");
+    expect(v.signingTime).toBeUndefined();
+  });
+
+  test("a document signer that is a CA: failed DS_IS_CA", async () => {
+    const dsCert = await makeCert({
+      subject: name({ C: "UT", O: "Utopia", CN: "Document Signer 7" }),
+      issuer: base.cscaName,
+      serial: base.dsSerial,
+      notBefore: new Date(base.now.getTime() - 30 * DAY),
+      notAfter: new Date(base.now.getTime() + 3650 * DAY),
+      subjectKey: ds,
+      issuerKey: csca,
+      ca: true,
+      keyUsage: [0],
+      akid: keyId(csca),
+    });
+    const v = run(await scenario({ sod: { signerCert: dsCert } }));
+    expect(`${v.overall} ${v.reasons} ${v.chain}`).toBe("failed DS_IS_CA invalid");
+  });
+
+  test("an unknown critical extension fails the document signer; the same extension non-critical is ignored", async () => {
+    const make = (critical: boolean) =>
+      makeCert({
+        subject: name({ C: "UT", O: "Utopia", CN: "Document Signer 7" }),
+        issuer: base.cscaName,
+        serial: base.dsSerial,
+        notBefore: new Date(base.now.getTime() - 30 * DAY),
+        notAfter: new Date(base.now.getTime() + 3650 * DAY),
+        subjectKey: ds,
+        issuerKey: csca,
+        extraExtensions: [critical ? UNKNOWN_CRITICAL : der.seq(der.oid("1.3.6.1.4.1.55555.1.1"), der.octets(der.null()))],
+      });
+    const v = run(await scenario({ sod: { signerCert: await make(true) } }));
+    expect(`${v.overall} ${v.reasons}`).toBe("failed DS_CRITICAL_EXTENSION");
+    expect(run(await scenario({ sod: { signerCert: await make(false) } })).overall).toBe("verified");
+  });
+
+  test("a CSCA must be a CA with keyCertSign and no unknown critical extension (caProblem, used for files, lists and anchors)", async () => {
+    const mk = (o: Partial<Parameters<typeof makeCert>[0]>) =>
+      makeCert({
+        subject: base.cscaName,
+        issuer: base.cscaName,
+        serial: 5n,
+        notBefore: new Date(base.now.getTime() - DAY),
+        notAfter: new Date(base.now.getTime() + DAY),
+        subjectKey: csca,
+        issuerKey: csca,
+        ca: true,
+        ...o,
+      });
+    const problem = async (o: Partial<Parameters<typeof makeCert>[0]>) => caProblem(parseCertificate(await mk(o)));
+    expect(await problem({})).toBeUndefined();
+    expect(await problem({ ca: false, keyUsage: [5, 6] })).toBe("NOT_CA");
+    expect(await problem({ keyUsage: [6] })).toBe("KEY_USAGE");
+    expect(await problem({ extraExtensions: [UNKNOWN_CRITICAL] })).toBe("CRITICAL_EXTENSION");
+    const store = new TrustStore();
+    expect(store.addCertificate(await mk({ keyUsage: [6] }), "no-certsign.der")).toBe("KEY_USAGE");
+    expect(store.addCertificate(await mk({ extraExtensions: [UNKNOWN_CRITICAL] }), "crit.der")).toBe("CRITICAL_EXTENSION");
+    expect(store.size).toBe(0);
+  });
 });

@@ -1,22 +1,24 @@
 /**
- * Active Authentication (ICAO 9303-11 §6.1): the inspection system sends a fresh 8-byte
- * challenge with INTERNAL AUTHENTICATE; the chip signs it with the private key whose public key
- * is DG15. RSA signatures use ISO/IEC 9796-2 digital signature scheme 1 with partial message
- * recovery (M = M1 || challenge, trailer BC = SHA-1 implicit or hashID||CC explicit);
- * ECDSA signatures (BSI TR-03111: plain r||s, or DER) use the hash DG14's
- * ActiveAuthenticationInfo names. Proves the chip holds the key: a copied chip cannot.
- * Verification is pure; activeAuthenticate() takes the (secure-messaging) send function.
+ * Active Authentication's verification (ICAO 9303-11 §6.1): the chip signed a fresh 8-byte
+ * challenge with the private key whose public key is DG15. RSA signatures use ISO/IEC 9796-2
+ * digital signature scheme 1 with partial message recovery (M = M1 || challenge, trailer BC =
+ * SHA-1 implicit or hashID||CC explicit); ECDSA signatures (BSI TR-03111: plain r||s, or DER)
+ * use the hash DG14's ActiveAuthenticationInfo names. Proves the chip holds the key: a copied
+ * chip cannot. The checks are pure; activeAuthenticate() runs the exchange of
+ * agent/icao/active-authentication.ts over the caller's send function.
  */
 import { concat, equalBytes } from "../bytes.ts";
 import { MrtdError, ParseError } from "../errors.ts";
-import type { CommandApdu } from "../iso7816/apdu.ts";
+import { AA_CHALLENGE_LENGTH, type AaSend, internalAuthenticate } from "../icao/active-authentication.ts";
 import { type ActiveAuthenticationInfo, type Dg14, parseDg14 } from "../lds/dg14.ts";
 import { type Dg15, parseDg15 } from "../lds/dg15.ts";
-import { digest, digestLength } from "./digest.ts";
-import { type EcPublicKey, verifyEcdsa } from "./ecdsa.ts";
-import type { HashName } from "./oids.ts";
-import type { RsaPublicKey } from "./rsa.ts";
-import { fromBig, modPow, toBig } from "./bigint.ts";
+import { fromBig, modPow, toBig } from "../pki/bigint.ts";
+import { digest, digestLength } from "../pki/digest.ts";
+import { type EcPublicKey, verifyEcdsa } from "../pki/ecdsa.ts";
+import { HASH_LABEL, type HashName } from "../pki/oids.ts";
+import type { RsaPublicKey } from "../pki/rsa.ts";
+
+export type { AaSend } from "../icao/active-authentication.ts";
 
 export type AaStatus = "ok" | "failed" | "not-supported" | "error";
 
@@ -30,28 +32,13 @@ export interface AaResult {
   sw?: number;
 }
 
-export const INS_INTERNAL_AUTHENTICATE = 0x88;
-export const AA_CHALLENGE_LENGTH = 8;
-
 /** ISO/IEC 10118-3 hash identifiers of the explicit 9796-2 trailer (hashID || CC). */
 export const ISO9796_HASH_ID: Record<number, HashName> = { 0x33: "sha1", 0x34: "sha256", 0x35: "sha512", 0x36: "sha384", 0x38: "sha224" };
 
-const HASH_LABEL: Record<HashName, string> = { sha1: "SHA-1", sha224: "SHA-224", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
-
 /**
- * Largest signature a short-Le 3DES-protected response carries (DO'87' + DO'99' + DO'8E' within
- * 256 bytes); longer ones (RSA-2048) ask for an extended Le.
- */
-const SHORT_SM_SIGNATURE_MAX = 223;
-
-/** INTERNAL AUTHENTICATE 00 88 00 00 08 <challenge> Le (9303-11 §6.1). */
-export function internalAuthenticateCommand(challenge: Uint8Array, ne = 256): CommandApdu {
-  if (challenge.length !== AA_CHALLENGE_LENGTH) throw new RangeError(`challenge must be 8 bytes, got ${challenge.length}`);
-  return { cla: 0x00, ins: INS_INTERNAL_AUTHENTICATE, p1: 0x00, p2: 0x00, data: challenge, ne };
-}
-
-/**
- * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge.
+ * Verifies an ISO/IEC 9796-2 scheme 1 signature with partial recovery over M1 || challenge
+ * (9303-11 §6.1.2, 9796-2 §8): the recovered block must be exactly header 6A, M1 filling the
+ * space left, the hash, and the trailer BC (SHA-1 implicit) or hashID CC; nothing else passes.
  * Returns the hash the trailer named, or why it does not verify.
  */
 export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, signature: Uint8Array): { ok: true; hash: HashName } | { ok: false; detail: string; hash?: HashName } {
@@ -63,31 +50,36 @@ export function verifyIso9796Scheme1(key: RsaPublicKey, challenge: Uint8Array, s
   // 9796-2 §B.6: the signer may have sent n - J^d; the representative always ends in nibble C
   if ((x & 0xfn) !== 0xcn) x = key.n - x;
   if ((x & 0xfn) !== 0xcn) return { ok: false, detail: "no 9796-2 trailer in the recovered block" };
-  const f = fromBig(x, k);
+  // The representative has the modulus' bit length minus one (9796-2 §8.1.2): a modulus of
+  // 8m+1 bits leaves a zero first byte before the header.
+  let f = fromBig(x, k);
+  if (key.bits % 8 === 1) {
+    if (f[0] !== 0) return { ok: false, detail: "no 9796-2 header in the recovered block" };
+    f = f.subarray(1);
+  }
+  const len = f.length;
+  // header: bits 01 (start), 1 (partial recovery), 0 (no padding: M1 fills the block), nibble A
   if ((f[0]! & 0xc0) !== 0x40) return { ok: false, detail: "no 9796-2 header in the recovered block" };
   if ((f[0]! & 0x20) === 0) return { ok: false, detail: "9796-2 total recovery: the challenge is not part of the signature" };
+  if (f[0] !== 0x6a) return { ok: false, detail: `9796-2 header ${f[0]!.toString(16).toUpperCase()} instead of 6A (padding in a partial-recovery block)` };
   let hash: HashName;
   let t: number;
-  if (f[k - 1] === 0xbc) {
+  if (f[len - 1] === 0xbc) {
     hash = "sha1";
     t = 1;
-  } else if (f[k - 1] === 0xcc) {
-    const h = ISO9796_HASH_ID[f[k - 2]!];
-    if (!h) return { ok: false, detail: `unknown 9796-2 hash identifier ${f[k - 2]!.toString(16)}` };
+  } else if (f[len - 1] === 0xcc) {
+    const h = ISO9796_HASH_ID[f[len - 2]!];
+    if (!h) return { ok: false, detail: `unknown 9796-2 hash identifier ${f[len - 2]!.toString(16)}` };
     hash = h;
     t = 2;
   } else {
     return { ok: false, detail: "unknown 9796-2 trailer" };
   }
-  // padding nibbles B..B then A end the header (9796-2 §8.1.1); M1 follows
-  let mStart = 0;
-  while (mStart < k && (f[mStart]! & 0x0f) !== 0x0a) mStart++;
-  mStart++;
   const hLen = digestLength(hash);
-  const hStart = k - t - hLen;
-  if (hStart < mStart) return { ok: false, detail: "recovered block too short for the hash", hash };
-  const m1 = f.subarray(mStart, hStart);
-  const recovered = f.subarray(hStart, k - t);
+  const hStart = len - t - hLen;
+  if (hStart < 1) return { ok: false, detail: "recovered block too short for the hash", hash };
+  const m1 = f.subarray(1, hStart);
+  const recovered = f.subarray(hStart, len - t);
   return equalBytes(digest(hash, concat(m1, challenge)), recovered) ? { ok: true, hash } : { ok: false, detail: "hash of M1 || challenge differs", hash };
 }
 
@@ -124,8 +116,6 @@ export function verifyActiveAuthentication(dg15: Dg15, dg14: Dg14 | undefined, c
   return { status: "error", algorithm: dg15.label, detail: `unsupported Active Authentication key: ${key.algorithm}` };
 }
 
-export type AaSend = (cmd: CommandApdu) => Promise<{ data: Uint8Array; sw: number }>;
-
 export interface AaInput {
   /** DG15 as read (tag 6F). */
   dg15: Uint8Array;
@@ -159,10 +149,11 @@ export async function activeAuthenticate(send: AaSend, input: AaInput): Promise<
   if (dg15.key.kind === "unsupported") return { status: "error", algorithm: dg15.label, detail: `unsupported Active Authentication key: ${dg15.key.algorithm}` };
   const challenge = input.random(AA_CHALLENGE_LENGTH);
   if (challenge.length !== AA_CHALLENGE_LENGTH) throw new RangeError("activeAuthenticate: random(8) must return 8 bytes");
+  // an ECDSA signature may come DER-encoded: up to 8 bytes longer than r || s
   const expected = dg15.key.kind === "rsa" ? Math.ceil(dg15.key.rsa.bits / 8) : dg15.key.ec.curve.lengths.signature! + 8;
   let response: { data: Uint8Array; sw: number };
   try {
-    response = await send(internalAuthenticateCommand(challenge, expected > SHORT_SM_SIGNATURE_MAX ? 65536 : 256));
+    response = await internalAuthenticate(send, challenge, expected);
   } catch (e) {
     if (e instanceof MrtdError) return { status: "error", algorithm: dg15.label, detail: `INTERNAL AUTHENTICATE: ${e.message}` };
     throw e;

@@ -6,17 +6,23 @@
  */
 import { MrtdError } from "../errors.ts";
 import { type DgHashStatus, type KnownDigests, compareHashes, parseSod } from "../lds/sod.ts";
-import { isCaCertificate } from "./chain.ts";
-import { signingTime as readSigningTime } from "./cms.ts";
-import { findSignerCertificate, verifySigner } from "./cms-verify.ts";
-import { countryAlpha2 } from "./country-codes.ts";
-import type { TrustStore } from "./trust-store.ts";
-import { type Certificate, KEY_USAGE, serialHex, validAt } from "./x509.ts";
+import { caProblem } from "../pki/chain.ts";
+import { signingTime as readSigningTime } from "../pki/cms.ts";
+import { findSignerCertificate, verifySigner } from "../pki/cms-verify.ts";
+import { countryAlpha2 } from "../pki/country-codes.ts";
+import type { TrustStore } from "../pki/trust-store.ts";
+import { REASONS } from "./reasons.ts";
+import { type Certificate, KEY_USAGE, serialHex, validAt } from "../pki/x509.ts";
 
 export type PaOverall = "verified" | "failed" | "unverifiable";
 export type SodSignatureStatus = "ok" | "bad" | "unsupported" | "not-checked";
 /** `invalid`: the DS certificate's signature or extensions are wrong (a forged or misissued signer). */
 export type ChainStatus = "trusted" | "no-csca" | "invalid" | "expired" | "revoked" | "country-mismatch" | "not-checked";
+/**
+ * What the CRLs say about the document signer: not-revoked (a current CRL of its CSCA does not
+ * list it), revoked, stale (every CRL of its CSCA is past nextUpdate: not proven), no-crl, not-checked.
+ */
+export type RevocationStatus = "not-revoked" | "revoked" | "stale" | "no-crl" | "not-checked";
 
 export interface PaSigner {
   subject: string;
@@ -31,7 +37,7 @@ export interface PaSigner {
 
 export interface PaVerdict {
   overall: PaOverall;
-  /** Reason codes, failures first (see REASONS). Empty when verified. */
+  /** Reason codes, failures first (see reasons.ts). Empty when verified. */
   reasons: string[];
   /** Observations that do not change the verdict (e.g. COUNTRY_CODE_UNKNOWN). */
   warnings: string[];
@@ -45,8 +51,9 @@ export interface PaVerdict {
   csca: { subject: string; serial: string; source: string } | undefined;
   /** signingTime signed attribute (ISO 8601), if present. */
   signingTime: string | undefined;
-  /** Active Authentication is checked elsewhere (issue 3 item 3). */
-  aa: "not-checked";
+  revocation: RevocationStatus;
+  /** CRLs of the CSCA that are past their nextUpdate, when revocation is "stale". */
+  staleCrls: { source: string; nextUpdate: string }[];
 }
 
 export interface PaPolicy {
@@ -74,32 +81,6 @@ export interface PassiveInput {
   now?: Date;
   policy?: PaPolicy;
 }
-
-/** Reason code -> whether it makes the verdict failed (true) or only unverifiable (false). */
-export const REASONS: Record<string, { fails: boolean; text: string }> = {
-  SOD_MALFORMED: { fails: true, text: "EF.SOD is malformed" },
-  DG_HASH_MISMATCH: { fails: true, text: "a data group does not match its hash" },
-  DG_NOT_IN_SOD: { fails: true, text: "a data group read is not covered by the SOD" },
-  SOD_SIGNATURE_BAD: { fails: true, text: "the SOD signature does not verify" },
-  SOD_DIGEST_MISMATCH: { fails: true, text: "the SOD's signed message digest does not match its content" },
-  SOD_CONTENT_TYPE_MISMATCH: { fails: true, text: "the SOD's signed content type is wrong" },
-  SOD_ATTRIBUTES_MALFORMED: { fails: true, text: "the SOD's signed attributes are malformed" },
-  DS_CERT_SIGNATURE_BAD: { fails: true, text: "the document signer certificate was not signed by the CSCA it names" },
-  DS_KEY_USAGE: { fails: true, text: "the document signer certificate does not allow digital signatures" },
-  CSCA_NOT_CA: { fails: true, text: "the issuing CSCA certificate is not a CA certificate" },
-  DS_EXPIRED: { fails: true, text: "the document signer certificate is expired" },
-  DS_NOT_YET_VALID: { fails: true, text: "the document signer certificate is not yet valid" },
-  CSCA_EXPIRED: { fails: true, text: "the CSCA certificate is expired" },
-  CSCA_NOT_YET_VALID: { fails: true, text: "the CSCA certificate is not yet valid" },
-  DS_REVOKED: { fails: true, text: "the document signer certificate is revoked" },
-  CSCA_REVOKED: { fails: true, text: "the CSCA certificate is revoked" },
-  COUNTRY_MISMATCH: { fails: true, text: "the signer's country differs from the issuing state" },
-  NO_DG_CHECKED: { fails: false, text: "no data group was checked" },
-  NO_DS_CERT: { fails: false, text: "the document signer certificate is missing" },
-  UNSUPPORTED_ALGORITHM: { fails: false, text: "an algorithm is not supported" },
-  NO_TRUST_STORE: { fails: false, text: "no trust store is configured" },
-  NO_CSCA: { fails: false, text: "no trusted CSCA issued the document signer" },
-};
 
 export function verifyPassive(input: PassiveInput): PaVerdict {
   const now = input.now ?? new Date();
@@ -132,6 +113,8 @@ function check(input: PassiveInput, now: Date, policy: Required<PaPolicy>, v: Pa
     add(reasons, "NO_DS_CERT");
     return;
   }
+  // 9303-10 §4.6.2.3: signed attributes (contentType, messageDigest) are mandatory in EF.SOD
+  if (!si.signedAttrs) add(reasons, "SOD_NO_SIGNED_ATTRIBUTES");
   const sig = verifySigner(sd, si, ds);
   v.signer = {
     subject: ds.subject.text,
@@ -187,10 +170,18 @@ function checkChain(
     }
   };
 
-  // Checks that need only the DS certificate.
+  // Checks that need only the DS certificate (9303-12 §7.1.1 document signer profile, RFC 5280 §4.2).
   checkValidity(ds, "DS");
   if (policy.checkKeyUsage && ds.keyUsage && !ds.keyUsage.has(KEY_USAGE.digitalSignature)) {
     add(reasons, "DS_KEY_USAGE");
+    found.add("invalid");
+  }
+  if (ds.basicConstraintsCa === true) {
+    add(reasons, "DS_IS_CA");
+    found.add("invalid");
+  }
+  if (ds.unknownCriticalExtensions.length > 0) {
+    add(reasons, "DS_CRITICAL_EXTENSION");
     found.add("invalid");
   }
   const expected = issuingState !== undefined && policy.checkCountry ? countryAlpha2(issuingState) : undefined;
@@ -211,6 +202,14 @@ function checkChain(
   if (trust.revocation(ds)) {
     add(reasons, "DS_REVOKED");
     found.add("revoked");
+    v.revocation = "revoked";
+  } else {
+    const r = trust.revocationStatus(ds, now);
+    v.revocation = r.status === "current" ? "not-revoked" : r.status;
+    if (r.status === "stale") {
+      warnings.push("CRL_STALE");
+      v.staleCrls = r.stale.map((c) => ({ source: c.source, nextUpdate: c.nextUpdate.toISOString() }));
+    }
   }
   const issuer = trust.findIssuer(ds);
   if (!issuer) {
@@ -227,8 +226,9 @@ function checkChain(
     add(reasons, "DS_CERT_SIGNATURE_BAD");
     found.add("invalid");
   }
-  if (!isCaCertificate(csca)) {
-    add(reasons, "CSCA_NOT_CA");
+  const notCa = caProblem(csca);
+  if (notCa) {
+    add(reasons, `CSCA_${notCa}`);
     found.add("invalid");
   }
   checkValidity(csca, "CSCA");
@@ -288,6 +288,7 @@ export function uncheckedVerdict(): PaVerdict {
     signer: undefined,
     csca: undefined,
     signingTime: undefined,
-    aa: "not-checked",
+    revocation: "not-checked",
+    staleCrls: [],
   };
 }
