@@ -8,7 +8,7 @@
  * Response: [DO'87'|DO'85'] DO'99' DO'8E' SW1 SW2
  */
 import { concat, constantTimeEqual, wipe } from "../bytes.ts";
-import { aesCbcDecrypt, aesCbcEncrypt, aesCmac, aesEncryptBlock } from "../crypto/aes.ts";
+import { aesCbcDecrypt, aesCbcEncrypt, aesEncryptBlock, createAesCmac } from "../crypto/aes.ts";
 import { createTdes } from "../crypto/des.ts";
 import { createRetailMac, pad, unpad } from "../crypto/iso9797.ts";
 import { hex4, MrtdError, ParseError, SecureMessagingError, TransportError } from "../errors.ts";
@@ -82,7 +82,7 @@ export function aesSmCipher(ksEnc: Uint8Array, ksMac: Uint8Array): SmCipher {
   }
   if (ksEnc.length !== ksMac.length) throw new RangeError(`aesSmCipher: ksEnc (${ksEnc.length} bytes) and ksMac (${ksMac.length} bytes) differ in length`);
   const kEnc = Uint8Array.from(ksEnc);
-  const kMac = Uint8Array.from(ksMac);
+  const cmac = createAesCmac(ksMac);
   const iv = (ssc: bigint) => aesEncryptBlock(kEnc, sscBytes(ssc, 16));
   return {
     name: "AES",
@@ -95,13 +95,14 @@ export function aesSmCipher(ksEnc: Uint8Array, ksMac: Uint8Array): SmCipher {
       buf.set(sscBytes(ssc, 16), 0);
       buf.set(data, 16);
       buf[n] = 0x80;
-      const tag = aesCmac(kMac, buf);
+      const tag = cmac.mac(buf);
       const out = tag.slice(0, 8);
       wipe(tag);
       return out;
     },
     wipe() {
-      wipe(kEnc, kMac);
+      wipe(kEnc);
+      cmac.wipe();
     },
   };
 }

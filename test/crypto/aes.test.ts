@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { aesCbcDecrypt, aesCbcEncrypt, aesCmac, aesEncryptBlock } from "../../agent/crypto/aes.ts";
+import { aesCbcDecrypt, aesCbcEncrypt, aesCmac, aesEncryptBlock, createAesCmac } from "../../agent/crypto/aes.ts";
 import { fromHex, hex } from "../../agent/bytes.ts";
 import nist from "../vectors/nist-sp800-38b-cmac-sp800-38a-cbc.json";
 import g1 from "../vectors/icao-9303-11-g1-pace-ecdh-gm.json";
@@ -13,6 +13,10 @@ describe("NIST SP 800-38B Appendix D: AES-CMAC", () => {
       test(`AES-${k.keyBits}, ${len}-byte message`, () => {
         const t = aesCmac(fromHex(k.key), msg.subarray(0, Number(len)));
         expect(hex(t)).toBe(tag);
+        // the keyed-once CMAC of secure messaging gives the same tag, twice in a row
+        const keyed = createAesCmac(fromHex(k.key));
+        expect(hex(keyed.mac(msg.subarray(0, Number(len))))).toBe(tag);
+        expect(hex(keyed.mac(msg.subarray(0, Number(len))))).toBe(tag);
         // one flipped message bit changes the tag
         if (Number(len) > 0) {
           const m = msg.slice(0, Number(len));
@@ -47,6 +51,16 @@ describe("ICAO 9303-11 Appendix G.1: AES-CMAC with PACE-derived keys (authentica
   });
   test("decrypting z with K_pi (AES-128-CBC, zero IV) gives the nonce s", () => {
     expect(hex(aesCbcDecrypt(fromHex(row("K_π")), new Uint8Array(16), fromHex(row("Encrypted nonce z"))))).toBe(row("Decrypted nonce s"));
+  });
+});
+
+describe("keyed-once CMAC agrees with noble's cmac() on every length 0..80", () => {
+  test("AES-128 and AES-256 keys", () => {
+    for (const key of [fromHex(nist.cmac[0]!.key), fromHex(nist.cmac[2]!.key)]) {
+      const keyed = createAesCmac(key);
+      const m = new Uint8Array(80).map((_, i) => i * 13 + 5);
+      for (let n = 0; n <= 80; n++) expect(hex(keyed.mac(m.subarray(0, n)))).toBe(hex(aesCmac(key, m.subarray(0, n))));
+    }
   });
 });
 
