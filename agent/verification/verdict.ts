@@ -162,8 +162,8 @@ function chipGenuineBy(v: PaVerdict & { aa: AaVerdict }, chip: ChipEvidence): Do
 function summarize(v: DocumentVerdict, pa: PaVerdict): string {
   if (v.overall === "verified") {
     const by = v.chipGenuine;
-    const how = by === "AA" ? v.activeAuthentication?.algorithm : by ? v.chipAuthentication?.algorithm : undefined;
-    return `${pa.summary}${by ? `; chip genuine by ${by} (${how})` : v.aa === "ok" ? `; chip authenticated (${v.activeAuthentication?.algorithm})` : ""}`;
+    if (by === "CA" || by === "CAM") return `${pa.summary}; chip authenticated by ${by} (${v.chipAuthentication?.algorithm})`;
+    return `${pa.summary}${v.aa === "ok" ? `; chip authenticated (${v.activeAuthentication?.algorithm})` : ""}`;
   }
   const first = v.reasons[0]!;
   // Passive Authentication's own text (it names the altered data groups) when its reason leads

@@ -57,7 +57,7 @@ describe("chip genuine by Chip Authentication or PACE-CAM, through pcscd + vpcd"
       expect(verdict.overall).toBe(overall);
       expect(verdict.chipGenuine).toBe(by);
       expect(verdict.proven.some((p) => p.includes("not a copy"))).toBe(true);
-      expect(verdict.summary).toContain(`chip genuine by ${by}`);
+      expect(verdict.summary).toContain(`chip authenticated by ${by}`);
       if (by === "CA") {
         // 3DES: MSE:Set KAT; AES: MSE:Set AT + GENERAL AUTHENTICATE, both inside secure messaging
         expect(ins.filter((x) => x === 0x0c22).length).toBeGreaterThanOrEqual(1);
