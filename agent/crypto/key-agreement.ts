@@ -50,6 +50,14 @@ export interface KeyAgreementGroup {
   withGenerator(g: Uint8Array): KeyAgreementGroup;
   /** k·P (EC) or P^k (DH) of a validated public value, encoded like one (PACE-CAM's check, Appendix G's H). */
   scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array;
+  /**
+   * Integrated Mapping's generator from the pseudo-random field element x (9303-11 §4.4.3.3.2):
+   * EC: the point encoding of x (affine formulas of ICAO's TR-SAC §5.2, needing p ≡ 3 mod 4);
+   * DH: ĝ = x^((p-1)/q) mod p.
+   */
+  mapIntegrated(x: bigint): KeyAgreementGroup;
+  /** The field prime (EC) or the modulus (DH): the pseudo-random function reduces modulo it. */
+  readonly prime: bigint;
 }
 
 function toBig(b: Uint8Array): bigint {
@@ -162,6 +170,36 @@ class EcGroup implements KeyAgreementGroup {
   scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array {
     return this.encode(this.decode(peer).multiply(k));
   }
+
+  get prime(): bigint {
+    return this.Point.CURVE().p;
+  }
+
+  mapIntegrated(t: bigint): KeyAgreementGroup {
+    const { p, a, b, h } = this.Point.CURVE();
+    if (p % 4n !== 3n || a === 0n) throw new InvalidPublicValueError(`${this.name}: Integrated Mapping's point encoding needs p ≡ 3 mod 4 and a ≠ 0`);
+    const m = (x: bigint) => ((x % p) + p) % p;
+    const pow = (x: bigint, e: bigint) => modPow(m(x), e, p);
+    const alpha = m(-t * t);
+    const alpha2 = m(alpha * alpha);
+    // X2 = -b(1 + α + α²) / (a(α + α²)), X3 = α·X2; one of f(X2), f(X3) is a square (TR-SAC §5.2)
+    const x2 = m(-b * (1n + alpha + alpha2) * pow(a * (alpha + alpha2), p - 2n));
+    const x3 = m(alpha * x2);
+    const h2 = m(x2 * x2 * x2 + a * x2 + b);
+    const u = m(pow(t, 3n) * h2);
+    const aa = pow(h2, p - 1n - (p + 1n) / 4n);
+    const onX2 = m(aa * aa * h2) === 1n;
+    let point: Point;
+    try {
+      point = this.Point.fromAffine(onX2 ? { x: x2, y: m(aa * h2) } : { x: x3, y: m(aa * u) });
+      point.assertValidity();
+    } catch {
+      throw new InvalidPublicValueError(`${this.name}: Integrated Mapping produced no curve point`);
+    }
+    if (h !== 1n) point = point.multiply(h);
+    if (point.is0()) throw new InvalidPublicValueError(`${this.name}: mapped generator is the point at infinity`);
+    return new EcGroup(this.name, this.Point, point);
+  }
 }
 
 /** base^exp mod m with a 4-bit window (fewer multiplications than binary for 2048-bit moduli). */
@@ -249,6 +287,16 @@ class DhGroup implements KeyAgreementGroup {
 
   scalarMultiply(k: bigint, peer: Uint8Array): Uint8Array {
     return this.encode(modPow(this.decode(peer), k, this.p));
+  }
+
+  get prime(): bigint {
+    return this.p;
+  }
+
+  mapIntegrated(x: bigint): KeyAgreementGroup {
+    const g = modPow(x % this.p, (this.p - 1n) / this.order, this.p);
+    if (g <= 1n) throw new InvalidPublicValueError(`${this.name}: mapped generator is degenerate`);
+    return new DhGroup(this.name, this.p, g, this.order);
   }
 }
 

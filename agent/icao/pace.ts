@@ -1,9 +1,11 @@
 /**
  * PACE, Password Authenticated Connection Establishment (ICAO 9303-11 §4.4, §9.2.1, BSI TR-03110-2
- * §3.2, worked examples: Appendix G), with Generic Mapping on ECDH and DH. Steps:
+ * §3.2, worked examples: Appendix G, H), with Generic Mapping, Integrated Mapping (AES-128) and
+ * Chip Authentication Mapping on ECDH and DH. Steps:
  *   MSE:Set AT (protocol OID, password reference, domain parameter id in tag 84)
  *   GENERAL AUTHENTICATE 1: encrypted nonce z        → s = D(K_π, z)
- *   GENERAL AUTHENTICATE 2: mapping keys              → Ĝ = s·G + H
+ *   GENERAL AUTHENTICATE 2: GM, CAM: mapping keys     → Ĝ = s·G + H
+ *                           IM: the terminal's nonce t → Ĝ = encode(R_p(s, t))
  *   GENERAL AUTHENTICATE 3: ephemeral keys on Ĝ       → K, KSenc = KDF(K,1), KSmac = KDF(K,2)
  *   GENERAL AUTHENTICATE 4: authentication tokens     → T = MAC(KSmac, public-key data object)
  * The pure steps are exported so tests replay Appendix G value by value; randomness is a
@@ -74,6 +76,32 @@ export function decryptNonce(kPi: Uint8Array, z: Uint8Array, cipher: KdfAlgorith
   }
   if (z.length === 0 || z.length % 16 !== 0) throw new PaceError("protocol", `encrypted nonce of ${z.length} bytes`);
   return aesCbcDecrypt(kPi, new Uint8Array(16), z);
+}
+
+/** Constants of the pseudo-random function for 128-bit nonces (9303-11 §4.4.3.3.2). */
+const IM_C0_128 = Uint8Array.from([0xa6, 0x68, 0x89, 0x2a, 0x7c, 0x41, 0xe3, 0xca, 0x73, 0x9f, 0x40, 0xb0, 0x57, 0xd8, 0x59, 0x04]);
+const IM_C1_128 = Uint8Array.from([0xa4, 0xe1, 0x36, 0xac, 0x72, 0x5f, 0x73, 0x8b, 0x01, 0xc1, 0xf6, 0x02, 0x17, 0xc1, 0x88, 0xad]);
+
+/**
+ * Integrated Mapping's pseudo-random function R_p(s, t) (9303-11 §4.4.3.3.2) with AES-128:
+ * key_1 = E(t, s); then, while n·128 < bitlength(p) + 64: x_n = E(key_n, c1), key_{n+1} = E(key_n, c0);
+ * R_p = int(x_1 ‖ … ‖ x_n) mod p. AES-192/256 and 3DES (other nonce lengths) are not supported.
+ */
+export function integratedMappingPrf(s: Uint8Array, t: Uint8Array, p: bigint): bigint {
+  if (s.length !== 16 || t.length !== 16) throw new PaceError("unsupported", "PACE Integrated Mapping is supported with AES-128 (16-byte nonces) only");
+  let key = aesEncryptBlock(t, s);
+  const bits = p.toString(2).length + 64;
+  const parts: Uint8Array[] = [];
+  for (let n = 0; n * 128 < bits; n++) {
+    parts.push(aesEncryptBlock(key, IM_C1_128));
+    const next = aesEncryptBlock(key, IM_C0_128);
+    wipe(key);
+    key = next;
+  }
+  wipe(key);
+  const x = bytesToBig(concat(...parts)) % p;
+  for (const part of parts) wipe(part);
+  return x;
 }
 
 /** MSE:Set AT for PACE (§4.4.4.1): 80 protocol OID, 83 password reference, 84 parameter id when `withParameterId`. */
@@ -166,7 +194,7 @@ function gaData(response: Uint8Array, tag: number, step: number): Uint8Array {
 /** Runs PACE. The caller keeps the password; every intermediate secret is wiped here. */
 export async function performPace(transport: CardTransport, opts: PaceOptions): Promise<PaceSession> {
   const { parameters: prm, random } = opts;
-  if (prm.mapping === "IM") throw new PaceError("unsupported", "PACE Integrated Mapping is not supported (Generic and Chip Authentication Mapping are)");
+  if (prm.mapping === "IM" && prm.cipher !== "AES-128") throw new PaceError("unsupported", `PACE Integrated Mapping is supported with AES-128 only, not ${prm.cipher}`);
   if (prm.mapping === "CAM" && (prm.agreement !== "ECDH" || prm.cipher === "3DES")) throw new PaceError("unsupported", "PACE-CAM needs ECDH and AES");
   const send = async (cmd: CommandApdu) => decodeResponse(await transport.transmit(encodeCommand(cmd)));
   const ref = passwordReference(opts.password);
@@ -200,11 +228,24 @@ export async function performPace(transport: CardTransport, opts: PaceOptions): 
     s = decryptNonce(kPi, gaData(r1.data, 0x80, 1), prm.cipher);
 
     const group = prm.group;
-    const mapSk = group.randomPrivateKey(random);
-    const r2 = await send(generalAuthenticate(0x81, group.publicKey(mapSk), false));
-    if (r2.sw !== SW.OK) throw new CardStatusError(r2.sw, "GENERAL AUTHENTICATE (mapping)");
-    const piccMapping = gaData(r2.data, 0x82, 2);
-    const mapped = checked(() => group.mapGeneric(bytesToBig(s!), mapSk, piccMapping));
+    let mapped: KeyAgreementGroup;
+    let piccMapping: Uint8Array = new Uint8Array(0);
+    if (prm.mapping === "IM") {
+      // 9303-11 §4.4.3.3.2: the terminal's nonce t goes to the chip; both map R_p(s, t) to the generator
+      const t = random(16);
+      if (t.length !== 16) throw new RangeError("performPace: random(n) must return n bytes");
+      const r2 = await send(generalAuthenticate(0x81, t, false));
+      if (r2.sw !== SW.OK) throw new CardStatusError(r2.sw, "GENERAL AUTHENTICATE (mapping)");
+      const x = integratedMappingPrf(s, t, group.prime);
+      wipe(t);
+      mapped = checked(() => group.mapIntegrated(x));
+    } else {
+      const mapSk = group.randomPrivateKey(random);
+      const r2 = await send(generalAuthenticate(0x81, group.publicKey(mapSk), false));
+      if (r2.sw !== SW.OK) throw new CardStatusError(r2.sw, "GENERAL AUTHENTICATE (mapping)");
+      piccMapping = gaData(r2.data, 0x82, 2);
+      mapped = checked(() => group.mapGeneric(bytesToBig(s!), mapSk, piccMapping));
+    }
 
     const ephSk = mapped.randomPrivateKey(random);
     const pcdEph = mapped.publicKey(ephSk);

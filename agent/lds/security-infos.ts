@@ -236,7 +236,7 @@ export function paceDomain(infos: SecurityInfos, pace: PaceInfo): DomainParamete
   return hit?.domainParameters;
 }
 
-/** Mapping preference: Chip Authentication Mapping proves the chip too; then GM. IM is not implemented. */
+/** Mapping preference: Chip Authentication Mapping proves the chip too; then GM, then IM (AES-128 only here). */
 const MAPPING_ORDER = { CAM: 0, GM: 1, IM: 2 } as const;
 
 /**
@@ -245,7 +245,7 @@ const MAPPING_ORDER = { CAM: 0, GM: 1, IM: 2 } as const;
  */
 export function choosePace(infos: SecurityInfos): { parameters: PaceParameters | undefined; offered: string[] } {
   const offered = infos.pace.map((p) => p.protocol.oid);
-  const candidates = [...infos.pace].filter((p) => p.protocol.mapping !== "IM").sort((a, b) => MAPPING_ORDER[a.protocol.mapping] - MAPPING_ORDER[b.protocol.mapping]);
+  const candidates = [...infos.pace].filter((p) => p.protocol.mapping !== "IM" || p.protocol.cipher === "AES-128").sort((a, b) => MAPPING_ORDER[a.protocol.mapping] - MAPPING_ORDER[b.protocol.mapping]);
   for (const p of candidates) {
     const domain = paceDomain(infos, p);
     const group = domain ? groupFor(domain) : undefined;

@@ -125,7 +125,7 @@ async function viaPace(t: CardTransport, keys: AccessKeys, parameters: PaceParam
   const facts: AuthenticationFacts = {
     protocol: "PACE",
     password: password.kind === "can" ? "CAN" : "MRZ",
-    mapping: parameters.mapping === "CAM" ? "CAM" : "GM",
+    mapping: parameters.mapping,
     group: parameters.group.name,
     cipher: session.cipher,
     paceOffered: offered,

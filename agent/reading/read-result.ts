@@ -65,7 +65,7 @@ export interface LinkFacts {
 export interface AuthenticationSummary {
   protocol: "PACE" | "BAC";
   password?: "MRZ" | "CAN";
-  mapping?: "GM" | "CAM";
+  mapping?: "GM" | "IM" | "CAM";
   group?: string;
   cipher: "3DES" | "AES-128" | "AES-192" | "AES-256";
   paceOffered: string[];

@@ -8,6 +8,7 @@ import {
   bytesToBig,
   decryptNonce,
   generalAuthenticate,
+  integratedMappingPrf,
   mseSetAt,
   passwordBytes,
   performPace,
@@ -20,6 +21,7 @@ import { paceAlgorithm, paceDomain, parseCardAccess, groupFor } from "../../agen
 import { ScriptedTransport } from "../../agent/transport/scripted-transport.ts";
 import g1 from "../vectors/icao-9303-11-g1-pace-ecdh-gm.json";
 import g12 from "../vectors/icao-9303-11-g1-2-pace-dh-gm.json";
+import h1 from "../vectors/icao-9303-11-h1-pace-ecdh-im.json";
 
 const row = (prefix: string) => g1.rows.find((r) => r.what.startsWith(prefix))!.hex;
 const MRZ = { kind: "mrz" as const, key: { documentNumber: "T22000129", dateOfBirth: "640812", dateOfExpiry: "101031" } };
@@ -198,5 +200,27 @@ describe("PACE OIDs (9303-11 §9.2.1)", () => {
     expect(paceAlgorithm("0.4.0.127.0.7.2.2.4.6.2")).toMatchObject({ mapping: "CAM", cipher: "AES-128" });
     expect(paceAlgorithm("0.4.0.127.0.7.2.2.4.6.1")).toBeUndefined();
     expect(paceAlgorithm("0.4.0.127.0.7.2.2.4.5.2")).toBeUndefined();
+  });
+});
+
+describe("ICAO 9303-11 Appendix H.1: PACE IM, ECDH brainpoolP256r1, AES-128 (as cited by JMRTD)", () => {
+  const h = (prefix: string) => h1.rows.find((r) => r.what.startsWith(prefix))!.hex;
+  test("R_p(s, t), the pseudo-random field element", () => {
+    const p = standardGroup(13)!.prime;
+    const x = integratedMappingPrf(fromHex(h("Nonce s")), fromHex(h("Nonce t")), p);
+    expect(x.toString(16).toUpperCase().padStart(64, "0")).toBe(h("R_p(s,t)"));
+  });
+  test("the point encoding of R_p gives the mapped generator", () => {
+    const g = standardGroup(13)!;
+    const mapped = g.mapIntegrated(BigInt(`0x${h("R_p(s,t)")}`));
+    expect(hex(mapped.generator())).toBe(`04${h("Mapped generator X")}${h("Mapped generator Y")}`);
+  });
+  test("3DES or AES-256 nonces are refused as unsupported", () => {
+    expect(() => integratedMappingPrf(new Uint8Array(8), new Uint8Array(16), 23n)).toThrow(PaceError);
+  });
+  test("DH: ĝ = x^((p-1)/q) lies in the order-q subgroup", () => {
+    const g = standardGroup(2)!;
+    const mapped = g.mapIntegrated(123456789n);
+    expect(() => g.checkPublic(mapped.generator())).not.toThrow();
   });
 });

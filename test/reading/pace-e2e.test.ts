@@ -51,6 +51,7 @@ describe("PACE reads through pcscd + vpcd", () => {
     ["pace-aes256", { protocol: "PACE", group: "brainpoolP384r1", cipher: "AES-256" }],
     ["pace-dh", { protocol: "PACE", group: "RFC 5114 2048-bit MODP, 256-bit subgroup", cipher: "AES-128", parameterIdSent: true }],
     ["pace-cam", { protocol: "PACE", mapping: "CAM", group: "brainpoolP256r1" }],
+    ["pace-im", { protocol: "PACE", mapping: "IM", group: "brainpoolP256r1", cipher: "AES-128" }],
   ];
   for (const [profile, facts] of cases) {
     test(`${profile}: every file as served, hashes match EF.SOD, ${JSON.stringify(facts)}`, async () => {

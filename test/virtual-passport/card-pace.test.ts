@@ -89,6 +89,11 @@ describe("virtual chip vs the agent's PACE and AES secure messaging", () => {
     const e = await performPace(t, { password: { kind: "mrz", key: p.mrzKey }, parameters: parameters!, random: (n) => new Uint8Array(n).fill(7) }).catch((x: unknown) => x);
     expect((e as PaceError).reason).toBe("unsupported");
   });
+  test("pace-im: Integrated Mapping, brainpoolP256r1 AES-128", async () => {
+    const r = await paceRead("pace-im");
+    expect(r.parameters.mapping).toBe("IM");
+    expect(r.session.cipher).toBe("AES-128");
+  });
   test("pace-cam: the chip's CA data verify against DG14's key; another key does not", async () => {
     const r = await paceRead("pace-cam");
     expect(r.session.cam).toBeDefined();

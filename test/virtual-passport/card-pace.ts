@@ -1,6 +1,6 @@
 /**
- * The chip's side of PACE (ICAO 9303-11 §4.4, BSI TR-03110-2 §3.2) with Generic Mapping on
- * ECDH or DH and Chip Authentication Mapping (§4.4.3.5), and of Chip Authentication v1
+ * The chip's side of PACE (ICAO 9303-11 §4.4, BSI TR-03110-2 §3.2) with Generic Mapping and
+ * Integrated Mapping (AES-128) on ECDH or DH and Chip Authentication Mapping (§4.4.3.5), and of Chip Authentication v1
  * (§6.2: MSE:Set KAT for 3DES, MSE:Set AT + GENERAL AUTHENTICATE for AES). Written from the
  * spec apart from the reader's agent/icao/pace.ts, so the two check each other; it shares only
  * the crypto layer (AES, 3DES, hashes, key-agreement groups). Randomness comes from the caller.
@@ -23,7 +23,7 @@ const CIPHER_SUFFIX: Record<Cipher, number> = { "3DES": 1, "AES-128": 2, "AES-19
 /** What the chip offers in EF.CardAccess and accepts in MSE:Set AT. */
 export interface ChipPaceConfig {
   agreement: "DH" | "ECDH";
-  mapping: "GM" | "CAM";
+  mapping: "GM" | "IM" | "CAM";
   cipher: Cipher;
   /** Standardized domain parameter id (TR-03110-3 Table 4). */
   parameterId: number;
@@ -42,7 +42,7 @@ export interface ChipCaKey {
 }
 
 export function paceOid(c: Pick<ChipPaceConfig, "agreement" | "mapping" | "cipher">): string {
-  const mapping = c.mapping === "CAM" ? 6 : c.agreement === "DH" ? 1 : 2;
+  const mapping = c.mapping === "CAM" ? 6 : c.mapping === "IM" ? (c.agreement === "DH" ? 3 : 4) : c.agreement === "DH" ? 1 : 2;
   return `0.4.0.127.0.7.2.2.4.${mapping}.${CIPHER_SUFFIX[c.cipher]}`;
 }
 
@@ -86,6 +86,21 @@ function fromBig(x: bigint, len: number): Uint8Array {
   const out = new Uint8Array(len);
   for (let i = len - 1, v = x; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
   return out;
+}
+
+/** 9303-11 §4.4.3.3.2, AES-128 constants c0 and c1 for a 128-bit nonce. */
+const C0 = Uint8Array.from([0xa6, 0x68, 0x89, 0x2a, 0x7c, 0x41, 0xe3, 0xca, 0x73, 0x9f, 0x40, 0xb0, 0x57, 0xd8, 0x59, 0x04]);
+const C1 = Uint8Array.from([0xa4, 0xe1, 0x36, 0xac, 0x72, 0x5f, 0x73, 0x8b, 0x01, 0xc1, 0xf6, 0x02, 0x17, 0xc1, 0x88, 0xad]);
+
+/** R_p(s, t): key = E(t, s); blocks E(key_i, c1) with key_{i+1} = E(key_i, c0) until bitlength(p) + 64 bits; mod p. */
+function pseudoRandom(s: Uint8Array, t: Uint8Array, p: bigint): bigint {
+  let key = aesEncryptBlock(t, s);
+  let x = 0n;
+  for (let bits = 0; bits < p.toString(2).length + 64; bits += 128) {
+    x = (x << 128n) | toBig(aesEncryptBlock(key, C1));
+    key = aesEncryptBlock(key, C0);
+  }
+  return x % p;
 }
 
 function modInverse(a: bigint, n: bigint): bigint {
@@ -197,6 +212,14 @@ export class ChipPace {
         case "nonce": {
           const pcdMap = field(0x81);
           if (last || !pcdMap) return this.abort(0x6a80);
+          if (c.mapping === "IM") {
+            // the terminal's nonce t; the mapping data of the answer are empty
+            if (pcdMap.length !== 16) return this.abort(0x6a80);
+            const mapped = g.mapIntegrated(pseudoRandom(st.s, pcdMap, g.prime));
+            st.s.fill(0);
+            this.state = { step: "mapped", mapped, mapSecret: 0n, mapPublic: new Uint8Array(0) };
+            return { data: encodeTlv(0x7c), sw: 0x9000 };
+          }
           const mapSecret = g.randomPrivateKey(this.random);
           const mapPublic = g.publicKey(mapSecret);
           const mapped = g.mapGeneric(toBig(st.s), mapSecret, pcdMap);
