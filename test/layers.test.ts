@@ -14,7 +14,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   iso7816: ["transport"],
   crypto: [],
   icao: ["iso7816", "crypto", "transport"],
-  pki: ["crypto"],
+  pki: ["crypto", "iso7816"],
   lds: ["pki", "icao", "iso7816", "crypto"],
   verification: ["lds", "pki", "icao", "iso7816", "crypto"],
   reading: ["verification", "lds", "pki", "icao", "iso7816", "crypto", "transport"],

@@ -1,15 +1,17 @@
 /**
  * ASN.1 BER reader and DER writer (ITU-T X.690) for the CMS, X.509 and CRL structures of
- * Passive Authentication (ICAO 9303-10 §4.6.2, 9303-12). This is the project's one ASN.1 module:
- * everything under agent/ that needs ASN.1 goes through it.
+ * Passive Authentication (ICAO 9303-10 §4.6.2, 9303-12), and for the ASN.1 inside LDS files
+ * (EF.SOD, DG14, DG15). The BER-TLV of APDUs and of the other LDS files is
+ * agent/iso7816/tlv.ts's, whose tag and length encoders the writer here uses.
  *
  * Own code rather than asn1js because the input is hostile (a chip or a downloaded file): every
  * length is checked against the input, nesting depth is bounded, and any malformation is a
  * ParseError with an offset. BER indefinite lengths are accepted because some US passports
  * encode EF.SOD with them (proxmark3 PR #1145).
  */
-import { concat as concatBytes } from "../bytes.ts";
+import { concat } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
+import { encodeTag, encodeTlv } from "../iso7816/tlv.ts";
 
 /** One BER element. Byte fields are views into the input, not copies. */
 export interface Asn1 {
@@ -224,7 +226,7 @@ export function readSmallInt(node: Asn1 | undefined, what = "INTEGER"): number {
 export function readOctetString(node: Asn1 | undefined, what = "OCTET STRING"): Uint8Array {
   if (!node) throw new ParseError(`ASN.1: ${what} missing`);
   if (node.tag === 0x04) return node.value;
-  if (node.tag === 0x24) return joinSegments(node, 0x04, what);
+  if (node.tag === 0x24) return concat(...segments(node, 0x04, what));
   throw new ParseError(`ASN.1: ${what}: expected OCTET STRING, got tag ${node.tag.toString(16)}`, {
     offset: node.offset,
     tag: node.tag,
@@ -251,22 +253,15 @@ export function readBitFlags(node: Asn1 | undefined, what = "BIT STRING"): (bit:
   };
 }
 
-function joinSegments(node: Asn1, segmentTag: number, what: string): Uint8Array {
+/** The primitive segments of a constructed (BER) string, nested ones flattened in order. */
+function segments(node: Asn1, segmentTag: number, what: string): Uint8Array[] {
   const parts: Uint8Array[] = [];
-  let total = 0;
   for (const c of node.children) {
-    const part = c.tag === segmentTag ? c.value : c.tag === (segmentTag | 0x20) ? joinSegments(c, segmentTag, what) : undefined;
-    if (!part) throw new ParseError(`ASN.1: bad segment in ${what}`, { offset: c.offset, tag: c.tag });
-    parts.push(part);
-    total += part.length;
+    if (c.tag === segmentTag) parts.push(c.value);
+    else if (c.tag === (segmentTag | 0x20)) parts.push(...segments(c, segmentTag, what));
+    else throw new ParseError(`ASN.1: bad segment in ${what}`, { offset: c.offset, tag: c.tag });
   }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const part of parts) {
-    out.set(part, o);
-    o += part.length;
-  }
-  return out;
+  return parts;
 }
 
 /** UTCTime or GeneralizedTime (RFC 5280 §4.1.2.5) as a Date. */
@@ -340,7 +335,7 @@ export function reencode(node: Asn1, newTag?: number): Uint8Array {
   const tag = newTag ?? node.tag;
   if (!node.indefinite) {
     const headerTagLen = encodeTag(node.tag).length;
-    return concatBytes(encodeTag(tag), node.raw.subarray(headerTagLen));
+    return concat(encodeTag(tag), node.raw.subarray(headerTagLen));
   }
   return derTlv(tag, ...node.children.map((c) => reencode(c)));
 }
@@ -348,30 +343,8 @@ export function reencode(node: Asn1, newTag?: number): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // DER writer: used to re-encode and by tests to build structures.
 
-export function encodeTag(tag: number): Uint8Array {
-  const out: number[] = [];
-  let t = tag;
-  do {
-    out.unshift(t & 0xff);
-    t = Math.floor(t / 256);
-  } while (t > 0);
-  return Uint8Array.from(out);
-}
-
-export function encodeLength(n: number): Uint8Array {
-  if (n < 0x80) return Uint8Array.of(n);
-  const out: number[] = [];
-  let x = n;
-  while (x > 0) {
-    out.unshift(x & 0xff);
-    x = Math.floor(x / 256);
-  }
-  return Uint8Array.from([0x80 | out.length, ...out]);
-}
-
 export function derTlv(tag: number, ...contents: Uint8Array[]): Uint8Array {
-  const value = concatBytes(...contents);
-  return concatBytes(encodeTag(tag), encodeLength(value.length), value);
+  return encodeTlv(tag, ...contents);
 }
 
 export const der = {

@@ -1,6 +1,6 @@
 /**
  * Message digests for Passive Authentication (FIPS 180-4: SHA-1, SHA-224/256/384/512) by the
- * names the LDS and CMS use, on top of agent/crypto/hash.ts (the project's one hash module).
+ * names the LDS and CMS use, on top of agent/crypto/hash.ts (which wraps @noble/hashes).
  */
 import { sha1, sha224, sha256, sha384, sha512 } from "../crypto/hash.ts";
 import type { HashName } from "./oids.ts";

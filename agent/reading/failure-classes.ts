@@ -1,5 +1,5 @@
 /**
- * Failure taxonomy of a passport read (issue 4): every failure gets a stable code, the layer it
+ * Failure taxonomy of a passport read: every failure gets a stable code, the layer it
  * came from, a plain explanation, likely causes and a recommended action. Layers follow the
  * stack: pcscd service → reader (PC/SC) → RF link (reader-stack pseudo status words, ISO 14443)
  * → card status words (ISO 7816-4 §5.6, ICAO 9303-10/11) → secure messaging (9303-11 §9.8) →

@@ -15,7 +15,7 @@ import { isWrongLe } from "../iso7816/status-words.ts";
 import { encodeTlv, parseTlv } from "../iso7816/tlv.ts";
 import { fileLengthFromHeader } from "../lds/file-header.ts";
 import type { LdsFileInfo } from "../lds/lds-files.ts";
-import type { LinkState } from "./link-state.ts";
+import type { ReadTuning } from "./read-tuning.ts";
 
 /** Offsets above this need odd-INS READ BINARY (9303-10: P1-P2 carries 15 bits). */
 const MAX_EVEN_OFFSET = 0x7fff;
@@ -26,8 +26,8 @@ export interface SmResponse {
   protected: boolean;
 }
 
-/** What the file reader needs from the session around it. */
-export interface ProtectedLink {
+/** What the file reader needs from the read session around it (read-session.ts). */
+export interface SecureSession {
   send(cmd: CommandApdu): Promise<SmResponse>;
   /**
    * Bring the secure channel back after `cause` (reconnect if needed, select the
@@ -49,8 +49,8 @@ export function isFileAbsent(e: unknown): boolean {
 }
 
 export async function readFile(
-  link: ProtectedLink,
-  state: LinkState,
+  session: SecureSession,
+  state: ReadTuning,
   file: LdsFileInfo,
   onProgress?: (p: FileProgress) => void,
 ): Promise<Uint8Array> {
@@ -66,7 +66,7 @@ export async function readFile(
     const remaining = total === undefined ? undefined : total - offset;
 
     if (!selected && !(state.sfi !== "no" && offset <= 0xff)) {
-      const r = await sendOrRecover(link, selectEf(file), file, offset);
+      const r = await sendOrRecover(session, selectEf(file), file, offset);
       if (r === "recovered") continue;
       if (r.sw !== 0x9000) throw new CardStatusError(r.sw, "SELECT");
       selected = true;
@@ -83,12 +83,12 @@ export async function readFile(
 
     let r: SmResponse | "recovered";
     try {
-      r = await sendOrRecover(link, cmd, file, offset);
+      r = await sendOrRecover(session, cmd, file, offset);
     } catch (e) {
       // An extended-length probe that breaks the link: the reader cannot carry it.
       if (useExtended && state.extended === "unknown" && e instanceof TransportError) {
         state.extended = "no";
-        await link.recover(e, { file, offset });
+        await session.recover(e, { file, offset });
         selected = false;
         continue;
       }
@@ -164,16 +164,16 @@ export async function readFile(
 }
 
 /**
- * Sends through the link; on a lost secure channel or a retryable link failure it asks
- * the link to recover and returns "recovered" so the caller reselects and resumes.
+ * Sends through the secure session; on a lost secure channel or a retryable link failure it
+ * asks the session to recover and returns "recovered" so the caller reselects and resumes.
  */
-async function sendOrRecover(link: ProtectedLink, cmd: CommandApdu, file: LdsFileInfo, offset: number): Promise<SmResponse | "recovered"> {
+async function sendOrRecover(session: SecureSession, cmd: CommandApdu, file: LdsFileInfo, offset: number): Promise<SmResponse | "recovered"> {
   let r: SmResponse;
   try {
-    r = await link.send(cmd);
+    r = await session.send(cmd);
   } catch (e) {
     if (e instanceof SecureMessagingError || (e instanceof TransportError && e.retryable)) {
-      await link.recover(e, { file, offset });
+      await session.recover(e, { file, offset });
       return "recovered";
     }
     throw e;
@@ -181,7 +181,7 @@ async function sendOrRecover(link: ProtectedLink, cmd: CommandApdu, file: LdsFil
   if (!r.protected) {
     // A plain status word inside secure messaging: the card has dropped the channel
     // (6987/6988) or answered outside it; its SSC may or may not have moved.
-    await link.recover(new SecureMessagingError("unprotected-response", "card answered without secure messaging", r.sw), { file, offset });
+    await session.recover(new SecureMessagingError("unprotected-response", "card answered without secure messaging", r.sw), { file, offset });
     return "recovered";
   }
   return r;

@@ -1,21 +1,20 @@
 /**
- * One eMRTD read as a named list of steps (ICAO 9303-10/11): authenticate (PACE when
- * EF.CardAccess offers it, else BAC; authenticate.ts), read EF.COM and EF.SOD, then the data
- * groups EF.SOD lists (the signed list decides; EF.COM is advisory), parse, compare the hashes
- * with EF.SOD, run Chip Authentication (or check PACE-CAM) when EF.SOD vouches for DG14, and
- * Active Authentication when EF.SOD lists DG15. Recovers from a lost secure channel or link by
- * re-authenticating (and reconnecting) and resuming at the last verified offset.
+ * One eMRTD read (ICAO 9303-10/11) as a named list of steps over an explicit session
+ * (read-session.ts): authenticate (PACE when EF.CardAccess offers it, else BAC: authenticate.ts),
+ * read EF.COM, read EF.SOD, read the data groups EF.SOD lists (the signed list decides; EF.COM is
+ * advisory), parse and compare the hashes with EF.SOD, run Chip Authentication (or check
+ * PACE-CAM) when EF.SOD vouches for DG14, and Active Authentication when EF.SOD lists DG15. Each step takes the
+ * session and the document so far and adds to it. A lost secure channel or link is recovered
+ * by re-authenticating (and reconnecting) and resuming at the last verified offset.
  */
 import { sha256InSlices } from "../crypto/hash.ts";
 import { hex } from "../bytes.ts";
-import { AccessDeniedError, CardStatusError, MrtdError, PaceError, SecureMessagingError, TransportError } from "../errors.ts";
-import type { BacAccessKey } from "../icao/mrz-key.ts";
-import { maxReadPlaintext, SecureChannel } from "../icao/secure-messaging.ts";
+import { CardStatusError, MrtdError, SecureMessagingError, TransportError } from "../errors.ts";
 import { performChipAuthentication, type ChipAuthResult } from "../icao/chip-authentication.ts";
-import { chooseChipAuthentication } from "../lds/security-infos.ts";
+import type { BacAccessKey } from "../icao/mrz-key.ts";
 import { verifyCam } from "../icao/pace.ts";
 import { parseDg14 } from "../lds/dg14.ts";
-import type { CommandApdu } from "../iso7816/apdu.ts";
+import { chooseChipAuthentication, type CaChoice } from "../lds/security-infos.ts";
 import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
 import { byDataGroupNumber, byDgNumber, byKey, type LdsFileInfo } from "../lds/lds-files.ts";
@@ -24,15 +23,22 @@ import { parseDg2, type Dg2 } from "../lds/dg2.ts";
 import { parseDg11, type Dg11 } from "../lds/dg11.ts";
 import { parseDg12, type Dg12 } from "../lds/dg12.ts";
 import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
-import type { AaResult } from "../verification/active-authentication.ts";
 import type { CardConnection } from "../transport/transport.ts";
-import { ApduMeter, type TraceEntry } from "./apdu-meter.ts";
-import { authenticate as runAccessControl, type Authenticated, type AuthMemory, type AuthMode } from "./authenticate.ts";
-import { isFileAbsent, readFile, type FileProgress, type ProtectedLink, type SmResponse } from "./file-reader.ts";
-import { LinkState } from "./link-state.ts";
-import { relinkCard, relinkWindowSpent, type Reconnector } from "./relink.ts";
-import { classifyFailure, DEFAULT_READER_TIMEOUT_MS, type ClassifiedFailure } from "./failure-classes.ts";
-import type { FileKey, ReadSummary, Recovery, StepTiming } from "./read-result.ts";
+import type { AaResult } from "../verification/active-authentication.ts";
+import type { TraceEntry } from "./apdu-meter.ts";
+import type { Authenticated, AuthMode } from "./authenticate.ts";
+import { isFileAbsent, readFile, type FileProgress } from "./file-reader.ts";
+import { DEFAULT_RECOVERY, ReadSession, round, type RecoveryOptions } from "./read-session.ts";
+import type { FileKey, ReadSummary, Recovery } from "./read-result.ts";
+import { ReadTuning } from "./read-tuning.ts";
+import type { Reconnector } from "./relink.ts";
+
+export { DEFAULT_RECOVERY, readFailureReport, type ReadFailureReport, type RecoveryOptions } from "./read-session.ts";
+/**
+ * How to get the card back after the link is lost: the caller (CLI, service) waits for a
+ * card in the same reader and connects again. Without it only SCardReconnect is tried.
+ */
+export type { Reconnector } from "./relink.ts";
 
 /** Data groups behind Extended Access Control (fingerprints, iris): not readable after BAC alone. */
 const EAC_PROTECTED = new Set([3, 4]);
@@ -67,61 +73,12 @@ export interface ReadOptions {
   chipAuthentication?: boolean;
 }
 
-export interface RecoveryOptions {
-  /** Recoveries allowed in one read (each handled failure counts one). */
-  maxRecoveries: number;
-  /** How long to wait for the card (and pcscd) to come back after a link loss. */
-  cardWaitMs: number;
-  /**
-   * Backoff base: the first retry after progress is immediate, then base × 2^(k-2) for the
-   * k-th failure in a row without a verified block, capped at 1 s.
-   */
-  backoffMs: number;
-  /** Failures in a row without any verified block before giving up (default 16). */
-  maxConsecutive?: number;
-  /** The reader's response timeout, to put the elapsed time of a lost exchange in context (default 3000). */
-  readerTimeoutMs?: number;
-}
-
-/**
- * Sized for a flaky link: at a 20% per-APDU loss rate a 100-APDU read meets ~30 losses, and one
- * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read) needs 4 exchanges in a row
- * to pass; 16 failures in a row without progress bounds a dead link.
- */
-export const DEFAULT_RECOVERY: RecoveryOptions = { maxRecoveries: 200, cardWaitMs: 10_000, backoffMs: 25, maxConsecutive: 16, readerTimeoutMs: DEFAULT_READER_TIMEOUT_MS };
-
-/** What the read had done when it failed for good: for the CLI's --json and for telemetry. */
-export interface ReadFailureReport {
-  failure: ClassifiedFailure;
-  step: string;
-  file?: FileKey;
-  offset?: number;
-  recoveries: Recovery[];
-  apdus: number;
-  ms: number;
-  /** Why recovery stopped, when it was tried. */
-  stoppedBecause?: string;
-}
-
-const FAILURE_REPORTS = new WeakMap<object, ReadFailureReport>();
-
-/** The classified failure and recovery history of an error thrown by readDocument. */
-export function readFailureReport(e: unknown): ReadFailureReport | undefined {
-  return typeof e === "object" && e !== null ? FAILURE_REPORTS.get(e) : undefined;
-}
-
 export type ReadProgress =
   | { kind: "step"; step: string }
   | { kind: "file"; key: FileKey; offset: number; total: number | undefined }
   | { kind: "file-done"; key: FileKey; bytes: number; apdus: number; ms: number }
   | { kind: "file-absent"; key: FileKey; sw: number }
   | { kind: "recovery"; recovery: Recovery };
-
-/**
- * How to get the card back after the link is lost: the caller (CLI, service) waits for a
- * card in the same reader and connects again. Without it only SCardReconnect is tried.
- */
-export type { Reconnector } from "./relink.ts";
 
 export interface DocumentRead {
   summary: ReadSummary;
@@ -153,324 +110,154 @@ export interface DocumentRead {
   timing: { exchangeMs: number; nativeMs: number | undefined };
 }
 
+/** The document as the steps build it: the files' statistics travel with it until the summary. */
+interface DocumentSoFar extends DocumentRead {
+  fileStats: ReadSummary["files"];
+}
+
 export async function readDocument(connection: CardConnection, opts: ReadOptions, reconnect?: Reconnector): Promise<DocumentRead> {
-  const t0 = performance.now();
-  const random = opts.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
-  const recovery = opts.recovery ?? DEFAULT_RECOVERY;
-  const meter = new ApduMeter(connection, { trace: opts.trace });
-  const keys = { ...(opts.accessKey ? { mrz: opts.accessKey } : {}), ...(opts.can !== undefined ? { can: opts.can } : {}) };
-  const authMemory: AuthMemory = {};
-  let authFacts: Authenticated["facts"] | undefined;
-  // "auto": probe extended length unless the card's historical bytes say it has none.
-  const extendedMode = opts.extendedLength ?? "auto";
-  const atrSaysNo = parseAtr(connection.atr).extendedLength === false;
-  const state = new LinkState({
-    maxShortBlock: opts.maxShortBlock ?? 231,
-    extended: extendedMode === "auto" && atrSaysNo ? "off" : extendedMode,
-    extendedBlock: 0,
-    sfi: opts.sfi,
-  });
-  const steps: StepTiming[] = [];
-  const recoveries: Recovery[] = [];
-  let conn = connection;
-  let channel: SecureChannel | undefined;
-  let consecutiveLosses = 0;
-
-  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    opts.onProgress?.({ kind: "step", step: name });
-    const s0 = performance.now();
-    const a0 = meter.count;
-    try {
-      return await fn();
-    } finally {
-      steps.push({ name, ms: round(performance.now() - s0), apdus: meter.count - a0 });
-    }
-  };
-
-  /** PACE or BAC (authenticate.ts): a fresh secure channel with the applet selected. */
-  const authenticate = async (): Promise<void> => {
-    channel?.close();
-    const a = await runAccessControl(meter, keys, opts.auth ?? "auto", authMemory, random);
-    channel = a.channel;
-    authFacts = a.facts;
-    if (a.cam) out.cam = a.cam;
-    if (state.extendedBlock === 0) state.extendedBlock = maxReadPlaintext(a.cipher, true);
-    // AES blocks are 16 bytes: a short protected response carries 223 plaintext bytes, not 231
-    state.clampTo(maxReadPlaintext(a.cipher, false));
-  };
-
-  let currentStep = "";
-  let where: { file?: FileKey; offset?: number } = {};
-  const maxConsecutive = recovery.maxConsecutive ?? DEFAULT_RECOVERY.maxConsecutive!;
-  const readerTimeoutMs = recovery.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS;
-
-  const link: ProtectedLink = {
-    send: async (cmd: CommandApdu): Promise<SmResponse> => {
-      if (!channel) throw new SecureMessagingError("no-channel", "no secure channel");
-      const r = await channel.send(cmd);
-      if (r.protected) consecutiveLosses = 0;
-      return r;
+  const s = new ReadSession(
+    connection,
+    {
+      keys: { ...(opts.accessKey ? { mrz: opts.accessKey } : {}), ...(opts.can !== undefined ? { can: opts.can } : {}) },
+      auth: opts.auth ?? "auto",
+      random: opts.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n))),
+      recovery: opts.recovery ?? DEFAULT_RECOVERY,
+      tuning: initialTuning(connection, opts),
+      trace: opts.trace,
+      onStep: (step) => opts.onProgress?.({ kind: "step", step }),
+      onRecovery: (recovery) => opts.onProgress?.({ kind: "recovery", recovery }),
     },
-    recover: async (cause: unknown, at: { file: LdsFileInfo; offset: number }): Promise<void> => {
-      where = { file: at.file.key, offset: at.offset };
-      await restore(cause);
-    },
-  };
-
-  /** Why no further recovery is attempted for `cause`, or undefined to go on. */
-  const stopReason = (cause: unknown): string | undefined => {
-    if (!(cause instanceof MrtdError) || !cause.retryable) return "not recoverable";
-    if (relinkWindowSpent(cause)) return `the card did not come back within ${recovery.cardWaitMs} ms`;
-    if (recoveries.length >= recovery.maxRecoveries) return `recovery budget of ${recovery.maxRecoveries} spent`;
-    if (consecutiveLosses >= maxConsecutive) return `${consecutiveLosses} failures in a row without progress`;
-    return undefined;
-  };
-
-  /**
-   * Brings the secure channel back after `first`: backoff, reconnect (reset) or wait for the
-   * card when the link is lost, SELECT the applet and run BAC again. A failure during recovery
-   * is recovered in turn, within the same budget. Every attempt is listed.
-   */
-  const restore = async (first: unknown): Promise<void> => {
-    let cause = first;
-    for (;;) {
-      const stop = stopReason(cause);
-      if (stop !== undefined) throw fail(cause, stop);
-      consecutiveLosses++;
-      const r0 = performance.now();
-      const a0 = meter.count;
-      const cls = classifyFailure(cause, { readerTimeoutMs });
-      let action = "re-authenticate";
-      const wait = consecutiveLosses <= 1 ? 0 : Math.min(1000, recovery.backoffMs * 2 ** (consecutiveLosses - 2));
-      try {
-        if (wait > 0) await sleep(wait);
-        if (cause instanceof TransportError) action = await relink();
-        await authenticate();
-        recordRecovery(cls, action, wait, r0, a0, true);
-        return;
-      } catch (e) {
-        recordRecovery(cls, action, wait, r0, a0, false);
-        cause = e;
-      }
-    }
-  };
-
-  const recordRecovery = (cls: ClassifiedFailure, action: string, backoffMs: number, r0: number, a0: number, ok: boolean): void => {
-    const rec: Recovery = {
-      step: currentStep,
-      ...(where.file !== undefined ? { file: where.file, offset: where.offset } : {}),
-      cause: cls.code,
-      layer: cls.layer,
-      observed: cls.observed,
-      ...(cls.elapsedMs !== undefined ? { failedAfterMs: cls.elapsedMs } : {}),
-      action: ok ? action : `${action}: failed`,
-      backoffMs,
-      apdus: meter.count - a0,
-      ms: round(performance.now() - r0),
-      blockSize: state.extendedNow && state.extended === "yes" ? state.extendedBlock : state.blockSize,
-      ok,
-    };
-    recoveries.push(rec);
-    opts.onProgress?.({ kind: "recovery", recovery: rec });
-  };
-
-  /** Adds the classification and history to the error that ends the read. */
-  const fail = (e: unknown, stoppedBecause?: string): unknown => {
-    if (typeof e === "object" && e !== null && !FAILURE_REPORTS.has(e)) {
-      const failure = classifyFailure(e, { readerTimeoutMs });
-      FAILURE_REPORTS.set(e, {
-        failure,
-        step: currentStep,
-        ...(where.file !== undefined ? { file: where.file, offset: where.offset } : {}),
-        recoveries: [...recoveries],
-        apdus: meter.count,
-        ms: round(performance.now() - t0),
-        ...(stoppedBecause && stoppedBecause !== "not recoverable" ? { stoppedBecause } : {}),
-      });
-      if (e instanceof MrtdError && stoppedBecause && stoppedBecause !== "not recoverable") {
-        e.message += ` [gave up after ${recoveries.length} recoveries in ${currentStep}${where.offset !== undefined ? ` at offset ${where.offset}` : ""}: ${stoppedBecause}]`;
-      }
-    }
-    return e;
-  };
-
-  const relink = async (): Promise<string> => {
-    const r = await relinkCard(conn, reconnect, recovery.cardWaitMs);
-    if (r.conn !== conn) {
-      conn = r.conn;
-      meter.setTransport(conn);
-    }
-    return r.action;
-  };
-
-  /**
-   * Chip Authentication: new session keys from DG14's key; a protected SELECT EF.COM whose
-   * response verifies under them proves the chip holds the private key. A response that does
-   * not verify may be link noise: PACE/BAC and CA run once more before the chip is called failed.
-   */
-  const chipAuthenticate = async (choice: NonNullable<ReturnType<typeof chooseChipAuthentication>>): Promise<ChipAuthResult> => {
-    const result = (status: ChipAuthResult["status"], detail?: string): ChipAuthResult => ({ method: "CA", status, algorithm: choice.label, ...(detail ? { detail } : {}) });
-    let lastDetail = "";
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // a lost link is relinked; a session broken by the new keys is re-established (PACE/BAC)
-      if (attempt > 0) await restore(lastError ?? new SecureMessagingError("chip-authentication", lastDetail));
-      lastError = undefined;
-      let caCipher;
-      try {
-        caCipher = (await performChipAuthentication(link.send, choice, random)).cipher;
-      } catch (e) {
-        if (e instanceof CardStatusError) return result("failed", `the chip refused Chip Authentication (${e.command}: ${e.sw.toString(16).toUpperCase()})`);
-        if (e instanceof MrtdError && e.retryable) {
-          lastDetail = e.message;
-          lastError = e;
-          continue;
-        }
-        throw e;
-      }
-      channel?.close();
-      channel = new SecureChannel(meter, caCipher, 0n);
-      try {
-        const r = await channel.send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: Uint8Array.of(0x01, 0x1e) });
-        if (r.protected && r.sw === 0x9000) return result("ok");
-        lastDetail = `the chip answered ${r.sw.toString(16).toUpperCase()} without the new session keys`;
-      } catch (e) {
-        if (!(e instanceof SecureMessagingError || e instanceof TransportError)) throw e;
-        lastDetail = e instanceof SecureMessagingError ? "the chip's response does not verify under the Chip Authentication keys" : e.message;
-        if (e instanceof TransportError) lastError = e;
-      }
-    }
-    // a link that stayed away proves nothing either way
-    return result(lastError instanceof TransportError ? "error" : "failed", lastDetail);
-  };
-
-  const out: DocumentRead = {
-    summary: undefined as unknown as ReadSummary,
-    files: new Map(),
-    sha256: new Map(),
-    absent: [],
-    parseErrors: [],
-    timing: { exchangeMs: 0, nativeMs: undefined },
-    plan: { requested: opts.files?.map((f) => f.key), activeAuthentication: opts.activeAuthentication === true },
-  };
-  const fileStats: ReadSummary["files"] = {};
-
-  const readOne = async (info: LdsFileInfo): Promise<Uint8Array | undefined> => {
-    currentStep = `read ${info.key}`;
-    where = { file: info.key, offset: 0 };
-    return step(currentStep, async () => {
-      const f0 = performance.now();
-      const a0 = meter.count;
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(link, state, info, (p: FileProgress) =>
-          opts.onProgress?.({ kind: "file", key: info.key, offset: p.offset, total: p.total }),
-        );
-      } catch (e) {
-        if (isFileAbsent(e)) {
-          const sw = (e as CardStatusError).sw;
-          out.absent.push({ key: info.key, sw });
-          opts.onProgress?.({ kind: "file-absent", key: info.key, sw });
-          return undefined;
-        }
-        throw e;
-      }
-      const ms = round(performance.now() - f0);
-      const apdus = meter.count - a0;
-      out.files.set(info.key, bytes);
-      // In slices: a face image is milliseconds of hashing the agent's event loop should not wait out.
-      const digest = await sha256InSlices(bytes);
-      out.sha256.set(info.key, digest);
-      fileStats[info.key] = { bytes: bytes.length, sha256: hex(digest).toLowerCase(), apdus, ms };
-      opts.onProgress?.({ kind: "file-done", key: info.key, bytes: bytes.length, apdus, ms });
-      return bytes;
-    });
-  };
-
+    reconnect,
+  );
+  const doc = emptyDocument(opts);
   try {
-    currentStep = "authenticate";
-    await step("authenticate", async () => {
-      try {
-        await authenticate();
-      } catch (e) {
-        // A link that drops during the first exchanges is recovered like one mid-file.
-        if (e instanceof AccessDeniedError || (e instanceof PaceError && !e.retryable)) throw e;
-        await restore(e);
-      }
-    });
-
-    const com = await readOne(byKey("COM")!);
-    if (com) out.com = tryParse(out, "COM", () => parseEfCom(com));
-    // EF.SOD early: its signed list of data groups decides what is read
-    const sod = await readOne(byKey("SOD")!);
-    if (sod) out.sod = tryParse(out, "SOD", () => parseSod(sod));
-    for (const info of filesToRead(opts.files, out.sod, out.com, opts.activeAuthentication === true, opts.chipAuthentication !== false)) await readOne(info);
-
-    await step("parse", async () => {
-      const dg1 = out.files.get("DG1");
-      if (dg1) out.mrz = tryParse(out, "DG1", () => parseDg1(dg1));
-      const dg2 = out.files.get("DG2");
-      if (dg2) out.dg2 = tryParse(out, "DG2", () => parseDg2(dg2));
-      const dg11 = out.files.get("DG11");
-      if (dg11) out.dg11 = tryParse(out, "DG11", () => parseDg11(dg11));
-      const dg12 = out.files.get("DG12");
-      if (dg12) out.dg12 = tryParse(out, "DG12", () => parseDg12(dg12));
-      if (out.sod) out.sodHashes = compareHashes(out.sod, byDataGroupNumber(out.files), { algorithm: "sha256", byDg: byDataGroupNumber(out.sha256) });
-    });
-
-    // Chip Authentication (9303-11 §6.2) or the PACE-CAM check, with DG14's key once EF.SOD's hash vouches for DG14
-    const dg14 = out.files.get("DG14");
-    const dg14Vouched = out.sodHashes?.some((h) => h.dg === 14 && h.status === "ok") === true;
-    if (opts.chipAuthentication !== false && dg14 && dg14Vouched) {
-      const infos = tryParse(out, "DG14", () => parseDg14(dg14))?.infos;
-      const choice = infos ? chooseChipAuthentication(infos) : undefined;
-      if (out.cam) {
-        const key = infos?.chipAuthenticationPublicKeys.find((k) => k.agreement === "ECDH");
-        const algorithm = `PACE-CAM ${out.cam.parameters.group.name}`;
-        out.chipAuth = key
-          ? { method: "CAM", status: verifyCam(out.cam.parameters.group, out.cam.session, key.publicKey) ? "ok" : "failed", algorithm }
-          : { method: "CAM", status: "error", algorithm, detail: "DG14 holds no ECDH Chip Authentication key" };
-      } else if (choice) {
-        currentStep = "chip authentication";
-        where = {};
-        out.chipAuth = await step("chip authentication", () => chipAuthenticate(choice));
-      }
-    }
-
+    await authenticate(s);
+    await readCom(s, doc, opts);
+    await readSod(s, doc, opts);
+    await readDataGroups(s, doc, opts, filesToRead(opts.files, doc.sod, doc.com, doc.plan.activeAuthentication, opts.chipAuthentication !== false));
+    await parse(s, doc);
+    if (opts.chipAuthentication !== false) await chipAuthentication(s, doc);
     // INTERNAL AUTHENTICATE inside the secure channel, while it is still open
-    const dg15 = out.files.get("DG15");
-    if (opts.activeAuthentication && dg15) {
-      // Loaded on demand: AA pulls in the signature code, which a read without it does not need.
-      const { activeAuthenticate } = await import("../verification/active-authentication.ts");
-      out.aa = await step("active authentication", () => activeAuthenticate(link.send, { dg15, dg14: out.files.get("DG14"), random }));
-    }
+    await activeAuthentication(s, doc);
   } catch (e) {
-    throw fail(e);
+    throw s.fail(e);
   } finally {
-    channel?.close();
+    s.close();
   }
+  return finish(s, doc);
+}
 
-  const face = out.dg2?.faces[0];
-  const read = out.sodHashes?.filter((h) => h.status !== "not-read");
-  out.summary = {
-    reader: conn.reader,
-    atr: hex(conn.atr),
-    documentType: out.mrz?.documentCode,
-    issuingState: out.mrz?.issuingState,
-    files: fileStats,
-    face: face ? { format: face.format, bytes: face.imageBytes.length, width: face.width, height: face.height } : undefined,
-    hashesMatchSod: read && read.length > 0 ? read.every((h) => h.status === "ok") : undefined,
-    apdus: meter.count,
-    durationMs: round(performance.now() - t0),
-    steps,
-    recoveries,
-    ...(authFacts ? { authentication: authFacts } : {}),
-    link: state.facts(),
-    blockChanges: [...state.adaptations],
-  };
-  if (meter.trace) out.trace = meter.trace;
-  out.timing = { exchangeMs: round(meter.totalMs), nativeMs: meter.nativeReported ? round(meter.nativeMs) : undefined };
-  return out;
+/** Step: PACE when EF.CardAccess offers it, BAC otherwise; the eMRTD application selected. */
+async function authenticate(s: ReadSession): Promise<void> {
+  s.currentStep = "authenticate";
+  await s.step("authenticate", () => s.authenticateFirst());
+}
+
+/** Step: EF.COM, advisory only (it is unsigned): compared with EF.SOD by the verdict. */
+async function readCom(s: ReadSession, doc: DocumentSoFar, opts: ReadOptions): Promise<void> {
+  const com = await readOneFile(s, doc, opts, byKey("COM")!);
+  if (com) doc.com = tryParse(doc, "COM", () => parseEfCom(com));
+}
+
+/** Step: EF.SOD, early: its signed list of data groups decides what is read. */
+async function readSod(s: ReadSession, doc: DocumentSoFar, opts: ReadOptions): Promise<void> {
+  const sod = await readOneFile(s, doc, opts, byKey("SOD")!);
+  if (sod) doc.sod = tryParse(doc, "SOD", () => parseSod(sod));
+}
+
+/** Step: the data groups, in order. */
+async function readDataGroups(s: ReadSession, doc: DocumentSoFar, opts: ReadOptions, files: LdsFileInfo[]): Promise<void> {
+  for (const info of files) await readOneFile(s, doc, opts, info);
+}
+
+/** Step: parse what was read and compare every data group with its hash in EF.SOD. */
+async function parse(s: ReadSession, doc: DocumentSoFar): Promise<void> {
+  await s.step("parse", async () => {
+    const dg1 = doc.files.get("DG1");
+    if (dg1) doc.mrz = tryParse(doc, "DG1", () => parseDg1(dg1));
+    const dg2 = doc.files.get("DG2");
+    if (dg2) doc.dg2 = tryParse(doc, "DG2", () => parseDg2(dg2));
+    const dg11 = doc.files.get("DG11");
+    if (dg11) doc.dg11 = tryParse(doc, "DG11", () => parseDg11(dg11));
+    const dg12 = doc.files.get("DG12");
+    if (dg12) doc.dg12 = tryParse(doc, "DG12", () => parseDg12(dg12));
+    if (doc.sod) doc.sodHashes = compareHashes(doc.sod, byDataGroupNumber(doc.files), { algorithm: "sha256", byDg: byDataGroupNumber(doc.sha256) });
+  });
+}
+
+/**
+ * Step: Chip Authentication (9303-11 §6.2), or the PACE-CAM check, with DG14's key once EF.SOD's
+ * hash vouches for DG14 (the verdict also requires EF.SOD's signature before it counts).
+ */
+async function chipAuthentication(s: ReadSession, doc: DocumentSoFar): Promise<void> {
+  const dg14 = doc.files.get("DG14");
+  if (!dg14 || doc.sodHashes?.some((h) => h.dg === 14 && h.status === "ok") !== true) return;
+  const infos = tryParse(doc, "DG14", () => parseDg14(dg14))?.infos;
+  if (!infos) return;
+  if (s.cam) {
+    doc.cam = s.cam;
+    const key = infos.chipAuthenticationPublicKeys.find((k) => k.agreement === "ECDH");
+    const algorithm = `PACE-CAM ${s.cam.parameters.group.name}`;
+    doc.chipAuth = key
+      ? { method: "CAM", status: verifyCam(s.cam.parameters.group, s.cam.session, key.publicKey) ? "ok" : "failed", algorithm }
+      : { method: "CAM", status: "error", algorithm, detail: "DG14 holds no ECDH Chip Authentication key" };
+    return;
+  }
+  const choice = chooseChipAuthentication(infos);
+  if (!choice) return;
+  s.currentStep = "chip authentication";
+  s.where = {};
+  doc.chipAuth = await s.step("chip authentication", () => runChipAuthentication(s, choice));
+}
+
+/**
+ * New session keys from DG14's key; a protected SELECT EF.COM whose response verifies under them
+ * proves the chip holds the private key. A response that does not verify may be link noise:
+ * PACE/BAC and CA run once more before the chip is called failed.
+ */
+async function runChipAuthentication(s: ReadSession, choice: CaChoice): Promise<ChipAuthResult> {
+  const result = (status: ChipAuthResult["status"], detail?: string): ChipAuthResult => ({ method: "CA", status, algorithm: choice.label, ...(detail ? { detail } : {}) });
+  let lastDetail = "";
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // a lost link is relinked; a session broken by the new keys is re-established (PACE/BAC)
+    if (attempt > 0) await s.restore(lastError ?? new SecureMessagingError("chip-authentication", lastDetail));
+    lastError = undefined;
+    let cipher;
+    try {
+      cipher = (await performChipAuthentication(s.secure.send, choice, s.random)).cipher;
+    } catch (e) {
+      if (e instanceof CardStatusError) return result("failed", `the chip refused Chip Authentication (${e.command}: ${e.sw.toString(16).toUpperCase()})`);
+      if (e instanceof MrtdError && e.retryable) {
+        lastDetail = e.message;
+        lastError = e;
+        continue;
+      }
+      throw e;
+    }
+    s.switchChannel(cipher);
+    try {
+      const r = await s.secure.send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: Uint8Array.of(0x01, 0x1e) });
+      if (r.protected && r.sw === 0x9000) return result("ok");
+      lastDetail = `the chip answered ${r.sw.toString(16).toUpperCase()} without the new session keys`;
+    } catch (e) {
+      if (!(e instanceof SecureMessagingError || e instanceof TransportError)) throw e;
+      lastDetail = e instanceof SecureMessagingError ? "the chip's response does not verify under the Chip Authentication keys" : e.message;
+      if (e instanceof TransportError) lastError = e;
+    }
+  }
+  // a link that stayed away proves nothing either way
+  return result(lastError instanceof TransportError ? "error" : "failed", lastDetail);
+}
+
+/** Step: Active Authentication when it is on and DG15 was read. */
+async function activeAuthentication(s: ReadSession, doc: DocumentSoFar): Promise<void> {
+  const dg15 = doc.files.get("DG15");
+  if (!doc.plan.activeAuthentication || !dg15) return;
+  // Loaded on demand: AA pulls in the signature code, which a read without it does not need.
+  const { activeAuthenticate } = await import("../verification/active-authentication.ts");
+  doc.aa = await s.step("active authentication", () => activeAuthenticate(s.secure.send, { dg15, dg14: doc.files.get("DG14"), random: s.random }));
 }
 
 /**
@@ -489,19 +276,93 @@ export function filesToRead(requested: LdsFileInfo[] | undefined, sod: SodInfo |
   return out;
 }
 
-function tryParse<T>(out: DocumentRead, key: FileKey, fn: () => T): T | undefined {
+/** One file as its own timed step; a file the card refuses is noted as absent, not an error. */
+async function readOneFile(s: ReadSession, doc: DocumentSoFar, opts: ReadOptions, info: LdsFileInfo): Promise<Uint8Array | undefined> {
+  s.currentStep = `read ${info.key}`;
+  s.where = { file: info.key, offset: 0 };
+  return s.step(s.currentStep, async () => {
+    const f0 = performance.now();
+    const a0 = s.meter.count;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(s.secure, s.tuning, info, (p: FileProgress) => opts.onProgress?.({ kind: "file", key: info.key, offset: p.offset, total: p.total }));
+    } catch (e) {
+      if (isFileAbsent(e)) {
+        const sw = (e as CardStatusError).sw;
+        doc.absent.push({ key: info.key, sw });
+        opts.onProgress?.({ kind: "file-absent", key: info.key, sw });
+        return undefined;
+      }
+      throw e;
+    }
+    const ms = round(performance.now() - f0);
+    const apdus = s.meter.count - a0;
+    doc.files.set(info.key, bytes);
+    // In slices: a face image is milliseconds of hashing the agent's event loop should not wait out.
+    const digest = await sha256InSlices(bytes);
+    doc.sha256.set(info.key, digest);
+    doc.fileStats[info.key] = { bytes: bytes.length, sha256: hex(digest).toLowerCase(), apdus, ms };
+    opts.onProgress?.({ kind: "file-done", key: info.key, bytes: bytes.length, apdus, ms });
+    return bytes;
+  });
+}
+
+/** "auto": probe extended length unless the card's historical bytes say it has none. */
+function initialTuning(connection: CardConnection, opts: ReadOptions): ReadTuning {
+  const extendedMode = opts.extendedLength ?? "auto";
+  const atrSaysNo = parseAtr(connection.atr).extendedLength === false;
+  return new ReadTuning({
+    maxShortBlock: opts.maxShortBlock ?? 231,
+    extended: extendedMode === "auto" && atrSaysNo ? "off" : extendedMode,
+    extendedBlock: 0,
+    sfi: opts.sfi,
+  });
+}
+
+function emptyDocument(opts: ReadOptions): DocumentSoFar {
+  return {
+    summary: undefined as unknown as ReadSummary,
+    files: new Map(),
+    sha256: new Map(),
+    absent: [],
+    parseErrors: [],
+    timing: { exchangeMs: 0, nativeMs: undefined },
+    plan: { requested: opts.files?.map((f) => f.key), activeAuthentication: opts.activeAuthentication === true },
+    fileStats: {},
+  };
+}
+
+/** The summary, trace and timing of the finished read. */
+function finish(s: ReadSession, doc: DocumentSoFar): DocumentRead {
+  const { fileStats, ...out } = doc;
+  const face = out.dg2?.faces[0];
+  const read = out.sodHashes?.filter((h) => h.status !== "not-read");
+  out.summary = {
+    reader: s.conn.reader,
+    atr: hex(s.conn.atr),
+    documentType: out.mrz?.documentCode,
+    issuingState: out.mrz?.issuingState,
+    files: fileStats,
+    face: face ? { format: face.format, bytes: face.imageBytes.length, width: face.width, height: face.height } : undefined,
+    hashesMatchSod: read && read.length > 0 ? read.every((h) => h.status === "ok") : undefined,
+    apdus: s.meter.count,
+    durationMs: round(performance.now() - s.t0),
+    steps: s.steps,
+    recoveries: s.recoveries,
+    ...(s.authFacts ? { authentication: s.authFacts } : {}),
+    link: s.tuning.facts(),
+    blockChanges: [...s.tuning.adaptations],
+  };
+  if (s.meter.trace) out.trace = s.meter.trace;
+  out.timing = { exchangeMs: round(s.meter.totalMs), nativeMs: s.meter.nativeReported ? round(s.meter.nativeMs) : undefined };
+  return out;
+}
+
+function tryParse<T>(doc: DocumentRead, key: FileKey, fn: () => T): T | undefined {
   try {
     return fn();
   } catch (e) {
-    out.parseErrors.push({ key, message: (e as Error).message });
+    doc.parseErrors.push({ key, message: (e as Error).message });
     return undefined;
   }
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,5 +1,5 @@
 /**
- * Getting a working card link back after it was lost (issue 4), shared by the read and the
+ * Getting a working card link back after it was lost, shared by the read and the
  * reader diagnostics: SCardReconnect with a warm reset (the chip's session is gone anyway), a
  * cold reset when the card does not answer the warm one, then, until the window closes,
  * alternately SCardReconnect on the same handle and a wait for the card with a fresh connection

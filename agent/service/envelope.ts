@@ -1,6 +1,6 @@
 /**
  * Sealed replies: personal data leaves the agent only encrypted to a public key the requester
- * put in its command, so the broker never sees it in clear (issue 5, remote commands).
+ * put in its command, so the broker never sees it in clear (remote commands).
  *
  * Construction (ECIES-style, like HPKE's base mode with X25519 / HKDF-SHA256 / ChaCha20Poly1305
  * in RFC 9180 but without its exact framing):

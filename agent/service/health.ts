@@ -1,5 +1,5 @@
 /**
- * Reader health (issue 5, telemetry): per reader, whether pcscd lists it, whether a card is
+ * Reader health (telemetry): per reader, whether pcscd lists it, whether a card is
  * in it, the failure class of the last failed read, the success rate over the last reads,
  * RF drops and recoveries, and the mean and p95 APDU latency over recent APDUs. Published
  * retained on change and every telemetry.health_interval_s (deploy/asyncapi.yaml, ReaderHealth).

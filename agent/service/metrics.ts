@@ -1,5 +1,5 @@
 /**
- * The agent's metrics (issue 5, telemetry): Prometheus-style histograms with cumulative
+ * The agent's metrics (telemetry): Prometheus-style histograms with cumulative
  * buckets and counters, published as JSON on the metrics topic (deploy/asyncapi.yaml,
  * Metrics) and printable in the Prometheus text format (exposition format 0.0.4).
  *

@@ -1,5 +1,5 @@
 /**
- * Disk-backed outbox for QoS 1 events (issue 5 "nothing lost offline"), in bun:sqlite.
+ * Disk-backed outbox for QoS 1 events ("nothing lost offline"), in bun:sqlite.
  *
  * - Every event gets a time-ordered id (UUIDv7, RFC 9562 §5.7) that travels in the payload
  *   (`eventId`) and as the MQTT user property `event-id`; consumers de-duplicate by it, since

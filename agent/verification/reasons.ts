@@ -40,6 +40,7 @@ export const CHIP_REASONS: Record<string, { fails: boolean; text: string }> = {
   DG15_REFUSED: { fails: true, text: "the chip refused DG15, which EF.SOD lists: a copied chip hiding its Active Authentication key?" },
   AA_FAILED: { fails: true, text: "the chip failed Active Authentication (its key is not DG15's: a copied chip?)" },
   AA_NOT_PERFORMED: { fails: false, text: "EF.SOD lists DG15 but Active Authentication was not performed" },
+  AA_REFUSED: { fails: true, text: "the chip refused INTERNAL AUTHENTICATE though EF.SOD lists DG15: a copied chip?" },
   AA_ERROR: { fails: false, text: "Active Authentication could not be completed" },
   CA_FAILED: { fails: true, text: "the chip failed Chip Authentication (it does not hold DG14's key: a copied chip?)" },
   CAM_FAILED: { fails: true, text: "the chip failed PACE Chip Authentication Mapping (its data do not match DG14's key: a copied chip?)" },

@@ -87,7 +87,11 @@ export function explain(v: DocumentVerdict, input: VerifyInput): void {
       notProven.push(`the chip FAILED Active Authentication (${aa?.algorithm}): its key is not DG15's, a copied chip?`);
       break;
     case "error":
-      notProven.push(`that the chip is not a copy: Active Authentication could not be completed (${aa?.detail ?? "error"})`);
+      notProven.push(
+        v.reasons.includes("AA_REFUSED")
+          ? `that the chip is not a copy: it REFUSED Active Authentication (${aa?.detail ?? "error"}), though EF.SOD lists DG15`
+          : `that the chip is not a copy: Active Authentication could not be completed (${aa?.detail ?? "error"})`,
+      );
       break;
     case "not-supported":
       notProven.push("that the chip is not a copy: EF.SOD lists no DG15, so the chip offers no Active Authentication");

@@ -7,6 +7,7 @@
  * EF.COM is not: what the SOD lists decides what must be read and proven; EF.COM is only
  * compared with it. The plain-words explanation is report.ts's.
  */
+import { describeSw } from "../iso7816/status-words.ts";
 import { byDataGroupNumber, type FileKey } from "../lds/lds-files.ts";
 import type { AcceptedMasterList, TrustStore } from "../pki/trust-store.ts";
 import type { ChipAuthResult } from "../icao/chip-authentication.ts";
@@ -130,6 +131,10 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
   if (chip) {
     if (sodHas15 && refused.has("DG15")) add(v.reasons, "DG15_REFUSED");
     else if (v.aa === "failed") add(v.reasons, "AA_FAILED");
+    // a chip that answers INTERNAL AUTHENTICATE with a status word is refusing, not failing to be
+    // reached: a clone would rather be "unverifiable" than "failed", so it is failed. Length and
+    // reader-stack status words (6700, 6Cxx, 6Fxx, 6600) say the exchange did not get through.
+    else if (v.aa === "error" && chip.aa?.sw !== undefined && sodHas15 && isRefusal(chip.aa.sw)) add(v.reasons, "AA_REFUSED");
     else if (v.aa === "error") add(v.reasons, "AA_ERROR");
     else if (sodHas15 && !chip.aa && !chipGenuineBy(v, chip)) add(v.reasons, "AA_NOT_PERFORMED");
     const ca = chip.chipAuth;
@@ -157,6 +162,11 @@ function chipGenuineBy(v: PaVerdict & { aa: AaVerdict }, chip: ChipEvidence): Do
   if (chip.chipAuth?.status === "ok" && vouched(14)) return chip.chipAuth.method;
   if (v.aa === "ok" && vouched(15)) return "AA";
   return undefined;
+}
+
+function isRefusal(sw: number): boolean {
+  const category = describeSw(sw).category;
+  return category !== "length" && category !== "reader-stack";
 }
 
 function summarize(v: DocumentVerdict, pa: PaVerdict): string {

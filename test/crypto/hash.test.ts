@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { hashByName, hashByOid, randomBytes, sha1, sha224, sha256, sha256InSlices, sha384, sha512 } from "../../agent/crypto/hash.ts";
+import { sha1, sha224, sha256, sha256InSlices, sha384, sha512 } from "../../agent/crypto/hash.ts";
 import { hex } from "../../agent/bytes.ts";
 
 const abc = new TextEncoder().encode("abc");
@@ -20,35 +20,6 @@ describe("FIPS 180-2 'abc' examples", () => {
     expect(hex(sha256(abc))).toBe(ABC.sha256);
     expect(hex(sha384(abc))).toBe(ABC.sha384);
     expect(hex(sha512(abc))).toBe(ABC.sha512);
-  });
-  test("hashByOid resolves the EF.SOD digest OIDs", () => {
-    expect(hex(hashByOid("1.3.14.3.2.26")!(abc))).toBe(ABC.sha1);
-    expect(hex(hashByOid("2.16.840.1.101.3.4.2.4")!(abc))).toBe(ABC.sha224);
-    expect(hex(hashByOid("2.16.840.1.101.3.4.2.1")!(abc))).toBe(ABC.sha256);
-    expect(hex(hashByOid("2.16.840.1.101.3.4.2.2")!(abc))).toBe(ABC.sha384);
-    expect(hex(hashByOid("2.16.840.1.101.3.4.2.3")!(abc))).toBe(ABC.sha512);
-    expect(hashByOid("1.2.840.113549.2.5")).toBeUndefined(); // MD5: not supported
-    expect(hashByOid("toString")).toBeUndefined();
-  });
-  test("hashByName ignores case and dashes", () => {
-    expect(hex(hashByName("SHA-256")!(abc))).toBe(ABC.sha256);
-    expect(hex(hashByName("sha1")!(abc))).toBe(ABC.sha1);
-    expect(hex(hashByName("Sha-512")!(abc))).toBe(ABC.sha512);
-    expect(hashByName("md5")).toBeUndefined();
-    expect(hashByName("constructor")).toBeUndefined();
-  });
-});
-
-describe("randomBytes", () => {
-  test("length, variation, large sizes", () => {
-    expect(randomBytes(0).length).toBe(0);
-    const a = randomBytes(16), b = randomBytes(16);
-    expect(a.length).toBe(16);
-    expect(hex(a)).not.toBe(hex(b));
-    const big = randomBytes(70000);
-    expect(big.length).toBe(70000);
-    expect(big.subarray(65536).some((x) => x !== 0)).toBe(true);
-    expect(() => randomBytes(-1)).toThrow(RangeError);
   });
 });
 

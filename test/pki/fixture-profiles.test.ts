@@ -19,7 +19,7 @@ describe("virtual passport profiles", () => {
     expect(trust.log.some((l) => l.status === "rejected" && l.detail === "not a CA certificate")).toBe(true);
   });
 
-  /** Passive Authentication verdict each profile is built to give (issue 3); the rest verify. */
+  /** Passive Authentication verdict each profile is built to give; the rest verify. */
   const EXPECTED: Record<string, string> = {
     "tampered-dg1": "failed DG_HASH_MISMATCH",
     "bad-sod-signature": "failed SOD_SIGNATURE_BAD",

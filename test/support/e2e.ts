@@ -4,7 +4,7 @@
  */
 import { ensurePcscd, type PcscdHandle } from "./pcscd.ts";
 import { startVirtualPassport } from "../virtual-passport/index.ts";
-import { SHORT_BLOCK_LADDER } from "../../agent/reading/link-state.ts";
+import { SHORT_BLOCK_LADDER } from "../../agent/reading/read-tuning.ts";
 import { PcscClient, SCARD_STATE_UNAWARE } from "../../agent/transport/pcsc.ts";
 
 export const VIRTUAL_READER = "Virtual PCD 00 00";

@@ -1,5 +1,5 @@
 /**
- * Passive and Active Authentication through the real stack (issue 3): agent → bun:ffi →
+ * Passive and Active Authentication through the real stack: agent → bun:ffi →
  * libpcsclite → pcscd → vpcd → virtual passport. Each verification profile gives exactly its
  * verdict with the TEST-ONLY Utopia CSCA (test/fixtures/pki) as trust; INTERNAL AUTHENTICATE
  * runs inside the secure channel during the read.
@@ -56,7 +56,7 @@ const EXPECTED: [string, string][] = [
   ["aa-rsa", "verified  | ok"],
   ["aa-ec", "verified  | ok"],
   ["aa-clone", "failed AA_FAILED | failed"],
-  // issue 9: the signed EF.SOD decides; one PKI policy violation per profile
+  // the signed EF.SOD decides; one PKI policy violation per profile
   ["clone-hidden-dg15", "failed DG15_REFUSED | not-checked"],
   ["ds-is-ca", "failed DS_IS_CA | not-supported"],
   ["no-signed-attrs", "failed SOD_NO_SIGNED_ATTRIBUTES | not-supported"],

@@ -7,6 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { OID } from "../../agent/pki/oids.ts";
+import { DAY, makeCert, makeSelfSignedCa, makeSignedData, masterListContent, name, rsaKey } from "../pki/pki-builder.ts";
+import { testCscaCertificate } from "../virtual-passport/fixtures/index.ts";
 import { PKI_DIR } from "../virtual-passport/fixtures/pki.ts";
 import type { PcscdHandle } from "../support/pcscd.ts";
 import { insertPassport, SPECIMEN_KEY, startPcscd, VIRTUAL_READER } from "../support/e2e.ts";
@@ -142,6 +145,65 @@ describe("read --trust and verify (through pcscd)", () => {
     expect(stale.stdout).toContain("Verdict   VERIFIED");
     expect(stale.stdout).toContain("warnings:   CRL_STALE");
     expect(stale.stdout).toContain("NOT proven: that the document signer is not revoked: the CSCA's CRL is past its nextUpdate");
+  });
+
+  test("verify with a master list: taken on the operator's word without --master-list-anchor, vouched for with it, rejected under another anchor", async () => {
+    const now = new Date();
+    const dir = mkdtempSync(join(tmpdir(), "mrtd-ml-"));
+    try {
+      const ca = async (cn: string) => {
+        const key = await rsaKey();
+        const n = name({ C: "UT", O: "Utopia", CN: cn });
+        const cert = await makeSelfSignedCa({ subject: n, serial: 1n, notBefore: new Date(now.getTime() - DAY), notAfter: new Date(now.getTime() + 3650 * DAY), subjectKey: key });
+        return { key, name: n, cert };
+      };
+      const anchor = await ca("Master List Anchor TEST ONLY");
+      const stranger = await ca("Another Anchor TEST ONLY");
+      const signerKey = await rsaKey();
+      const signerCert = await makeCert({
+        subject: name({ C: "UT", O: "Utopia", CN: "Master List Signer TEST ONLY" }),
+        issuer: anchor.name,
+        serial: 7n,
+        notBefore: new Date(now.getTime() - DAY),
+        notAfter: new Date(now.getTime() + 300 * DAY),
+        subjectKey: signerKey,
+        issuerKey: anchor.key,
+        extKeyUsage: [OID.ekuMasterListSigner],
+      });
+      const ml = await makeSignedData({
+        eContentType: OID.cscaMasterList,
+        // as a national list does: the CSCA that issued the list's signer is in the list too
+        eContent: masterListContent([await testCscaCertificate(), anchor.cert]),
+        signerKey,
+        signerCert,
+        signerIssuer: anchor.name,
+        signerSerial: 7n,
+        signingTime: now,
+      });
+      const [mlFile, anchorFile, strangerFile] = [join(dir, "ut.ml"), join(dir, "anchor.der"), join(dir, "stranger.der")];
+      writeFileSync(mlFile, ml);
+      writeFileSync(anchorFile, anchor.cert);
+      writeFileSync(strangerFile, stranger.cert);
+
+      const word = await run(["verify", out, "--trust", mlFile]);
+      expect(word.code).toBe(0);
+      expect(word.stdout).toContain("Verdict   VERIFIED");
+      expect(word.stdout).toContain(`trust:      master list ${mlFile} taken on the operator's word`);
+      expect(word.stdout).toContain("a master list taken on the operator's word: its signer chains to no master-list anchor");
+
+      const vouched = await run(["verify", out, "--trust", mlFile, "--master-list-anchor", anchorFile, "--json"]);
+      expect(vouched.code).toBe(0);
+      const v = JSON.parse(vouched.stdout).verification;
+      expect(v.overall).toBe("verified");
+      expect(v.trust.masterLists).toEqual([{ source: mlFile, trust: "trusted", added: 2 }]);
+
+      const other = await run(["verify", out, "--trust", mlFile, "--master-list-anchor", strangerFile, "--json"]);
+      const o = JSON.parse(other.stdout).verification;
+      expect(`${o.overall} ${o.reasons.join(",")}`).toBe("unverifiable NO_CSCA");
+      expect(o.trust.masterLists).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("verify the saved directory: verified with the CSCA, unverifiable without, failed after flipping a DG1 byte", async () => {

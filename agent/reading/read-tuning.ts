@@ -3,7 +3,7 @@
  * READ BINARY that works, whether extended length and SFI reads pass. Probed once per
  * card and kept, so later files do not pay for the discovery again.
  *
- * On a flaky RF link the block size also adapts (issue 4): after LOSSES_TO_SHRINK link losses
+ * On a flaky RF link the block size also adapts: after LOSSES_TO_SHRINK link losses
  * in a row at one size (no verified block between them) the next reads use one rung less (a
  * shorter frame is on air for less time and a loss costs less to re-read); after
  * SUCCESSES_TO_GROW verified blocks in a row it grows back one rung, never above what the card
@@ -27,7 +27,7 @@ export const SUCCESSES_TO_GROW = 8;
 /** Smallest block the RF adaptation goes down to (length errors may go lower). */
 export const MIN_RF_BLOCK = 64;
 
-export class LinkState {
+export class ReadTuning {
   /** Current short-Le block size (plaintext bytes per READ BINARY). */
   blockSize: number;
   /** Whether extended-length READ BINARY works end to end (reader and card). */
