@@ -40,8 +40,9 @@ export interface RecoveryOptions {
 
 /**
  * Sized for a flaky link: at a 20% per-APDU loss rate a 100-APDU read meets ~30 losses, and one
- * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read) needs 4 exchanges in a row
- * to pass; 16 failures in a row without progress bounds a dead link.
+ * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read; PACE needs 5 exchanges
+ * before the SELECT) needs 4 to 7 exchanges in a row to pass; 16 failures in a row without
+ * progress bounds a dead link.
  */
 export const DEFAULT_RECOVERY: RecoveryOptions = { maxRecoveries: 200, cardWaitMs: 10_000, backoffMs: 25, maxConsecutive: 16, readerTimeoutMs: DEFAULT_READER_TIMEOUT_MS };
 
@@ -169,7 +170,7 @@ export class ReadSession {
 
   /**
    * Brings the secure channel back after `first`: backoff, reconnect (reset) or wait for the
-   * card when the link is lost, SELECT the applet and run BAC again. A failure during recovery
+   * card when the link is lost, authenticate again (PACE or BAC). A failure during recovery
    * is recovered in turn, within the same budget. Every attempt is listed.
    */
   async restore(first: unknown): Promise<void> {
