@@ -60,6 +60,7 @@ const SUMMARY: ReadSummary = {
   durationMs: 120.5,
   steps: [{ name: "bac", ms: 30, apdus: 3 }],
   recoveries: [{ step: "read DG1", file: "DG1", offset: 0, cause: "RF_6F00", action: "reauthenticate", apdus: 4, ms: 20 }],
+  authentication: { protocol: "PACE", password: "CAN", mapping: "GM", group: "brainpoolP256r1", cipher: "AES-128", paceOffered: ["0.4.0.127.0.7.2.2.4.2.2"], parameterIdSent: true },
   link: { blockSize: 223, extendedLength: false, readBySfi: false },
 };
 
@@ -79,6 +80,9 @@ describe("deploy/asyncapi.yaml", () => {
     expect(validate(schema("Status"), { state: "online", agentId: AGENT }, doc).length).toBeGreaterThan(0);
     expect(validate(schema("Event"), { ...readerEvent(AGENT, "r", "attached"), eventId: "e", extra: 1 }, doc).length).toBeGreaterThan(0);
     expect(validate(schema("Event"), { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e", files: { DG1: { bytes: 1, apdus: 1, ms: 1, sha256: "x" } } }, doc).length).toBeGreaterThan(0);
+    // the access facts carry no key: an extra field (e.g. a CAN) is refused by the schema
+    expect(validate(schema("Event"), { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e", access: { protocol: "PACE", cipher: "AES-128", can: "123456" } }, doc).length).toBeGreaterThan(0);
+    expect(readEvent(AGENT, SUMMARY, { trigger: "insert" }).access).toEqual({ protocol: "PACE", password: "CAN", mapping: "GM", group: "brainpoolP256r1", cipher: "AES-128" });
   });
 
   test("status birth and offline as published", async () => {
