@@ -1,7 +1,9 @@
 /**
  * Before authentication: EF.CardAccess (ICAO 9303-11 §9.2.11: file 011C, short EF identifier 1C,
  * in the master file, readable without secure messaging). A chip without the file (SELECT 6A82,
- * or READ BINARY 6982/6A82) offers BAC only. Parsing and the choice of PACE parameters:
+ * or READ BINARY 6982/6A82) offers BAC only. When the eMRTD application is still selected (a
+ * previous read or a diagnosis on this connection) the file is not found from there: the master
+ * file is selected (SELECT 3F00) and the file tried once more. Parsing and the choice of PACE parameters:
  * lds/security-infos.ts.
  */
 import { CardStatusError, ParseError } from "../errors.ts";
@@ -22,6 +24,12 @@ export async function readCardAccess(transport: CardTransport): Promise<Uint8Arr
   let sel = await send(select);
   // a chip still in a secure session answers the first plain command 6982/6988 and drops it
   if (sel.sw === 0x6982 || sel.sw === 0x6988) sel = await send(select);
+  if (sel.sw === 0x6a82 || sel.sw === 0x6982) {
+    // not found (or not readable) from the current DF, the eMRTD application: from the master file, if the chip lets us select it
+    const mf = await send({ cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x0c, data: Uint8Array.of(0x3f, 0x00) });
+    if (mf.sw !== SW.OK) return undefined;
+    sel = await send(select);
+  }
   if (ABSENT.has(sel.sw)) return undefined;
   if (sel.sw !== SW.OK) throw new CardStatusError(sel.sw, "SELECT EF.CardAccess");
   const first = await send({ cla: 0x00, ins: 0xb0, p1: 0, p2: 0, ne: 8 });

@@ -102,6 +102,16 @@ describe("virtual chip vs the agent's PACE and AES secure messaging", () => {
     expect(verifyCam(r.parameters.group, r.session.cam!, pk)).toBe(true);
     expect(verifyCam(r.parameters.group, r.session.cam!, r.parameters.group.publicKey(5n))).toBe(false);
   });
+  test("EF.CardAccess is found again after the eMRTD application was selected (SELECT MF, then the file)", async () => {
+    const { t } = await chip("pace-gm");
+    expect(hex(await t.transmit(fromHex("00A4040C07A0000002471001")))).toBe("9000");
+    // from inside the application the file is not readable (this chip says 6982, others 6A82)
+    expect(hex(await t.transmit(fromHex("00A4020C02011C")))).toBe("6982");
+    const before = t.count;
+    expect(choosePace(parseCardAccess((await readCardAccess(t))!)).parameters?.group.name).toBe("brainpoolP256r1");
+    // SELECT 011C (6982) and once more (a dropped session answers so too), SELECT MF, SELECT 011C, READ BINARY header and rest
+    expect(t.count - before).toBe(6);
+  });
   test("a BAC-only chip has no EF.CardAccess", async () => {
     const { t } = await chip("td3");
     expect(await readCardAccess(t)).toBeUndefined();

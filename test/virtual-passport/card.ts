@@ -225,8 +225,13 @@ export class VirtualPassport {
       return { data: fcx, sw: 0x9000 };
     }
     if (cmd.p1 !== 0x00 && cmd.p1 !== 0x02) return { sw: 0x6a86 };
-    // P1=00 with no data or 3F00 selects the MF, which this chip does not expose.
-    if (cmd.p1 === 0x00 && (data.length === 0 || (data.length === 2 && data[0] === 0x3f && data[1] === 0x00))) return { sw: 0x6a82 };
+    // P1=00 with no data or 3F00 selects the MF: a PACE chip exposes it (EF.CardAccess lives there), a BAC-only one does not.
+    if (cmd.p1 === 0x00 && (data.length === 0 || (data.length === 2 && data[0] === 0x3f && data[1] === 0x00))) {
+      if (!this.cardAccess) return { sw: 0x6a82 };
+      this.appletSelected = false;
+      this.current = undefined;
+      return { sw: 0x9000 };
+    }
     if (data.length !== 2) return { sw: 0x6700 };
     const fid = (data[0]! << 8) | data[1]!;
     // EF.CardAccess (011C) lives in the MF, readable without authentication; a BAC-only chip has none
