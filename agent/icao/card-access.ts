@@ -1,9 +1,11 @@
 /**
  * Before authentication: EF.CardAccess (ICAO 9303-11 §9.2.11: file 011C, short EF identifier 1C,
  * in the master file, readable without secure messaging). A chip without the file (SELECT 6A82,
- * or READ BINARY 6982/6A82) offers BAC only. When the eMRTD application is still selected (a
- * previous read or a diagnosis on this connection) the file is not found from there: the master
- * file is selected (SELECT 3F00) and the file tried once more. Parsing and the choice of PACE parameters:
+ * or READ BINARY 6982/6A82) offers BAC only: one APDU on a freshly reset chip. When the eMRTD
+ * application is still selected (a previous read or a diagnosis on this connection) the chip
+ * refuses the file from there (6982): the master file is selected (SELECT 3F00) and the file
+ * tried once more. A chip that answers 6A82 from inside the application is taken as BAC-only,
+ * so that BAC documents pay one APDU for the probe, not two. Parsing and the choice of PACE parameters:
  * lds/security-infos.ts.
  */
 import { CardStatusError, ParseError } from "../errors.ts";
@@ -24,8 +26,8 @@ export async function readCardAccess(transport: CardTransport): Promise<Uint8Arr
   let sel = await send(select);
   // a chip still in a secure session answers the first plain command 6982/6988 and drops it
   if (sel.sw === 0x6982 || sel.sw === 0x6988) sel = await send(select);
-  if (sel.sw === 0x6a82 || sel.sw === 0x6982) {
-    // not found (or not readable) from the current DF, the eMRTD application: from the master file, if the chip lets us select it
+  if (sel.sw === 0x6982) {
+    // not readable from the current DF, the eMRTD application: from the master file, if the chip lets us select it
     const mf = await send({ cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x0c, data: Uint8Array.of(0x3f, 0x00) });
     if (mf.sw !== SW.OK) return undefined;
     sel = await send(select);
