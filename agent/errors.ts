@@ -71,10 +71,34 @@ export class AccessDeniedError extends MrtdError {
   readonly kind = "access-denied";
   readonly retryable = false;
   readonly sw: number | undefined;
-  constructor(message = "access denied: check document number, date of birth and expiry", sw?: number) {
+  /** Which access control refused the key. */
+  readonly protocol: "BAC" | "PACE";
+  constructor(message = "access denied: check document number, date of birth and expiry", sw?: number, protocol: "BAC" | "PACE" = "BAC") {
     super(message);
     this.name = "AccessDeniedError";
     this.sw = sw;
+    this.protocol = protocol;
+  }
+}
+
+/**
+ * PACE could not run or the chip failed it (ICAO 9303-11 §4.4): "unsupported" (no PACEInfo this
+ * agent supports, or MSE:Set AT refused in both forms: BAC may still work), "token-mismatch"
+ * (the chip's authentication token does not verify), "protocol" (a malformed GENERAL
+ * AUTHENTICATE exchange or an invalid public value). Carries no key material.
+ */
+export class PaceError extends MrtdError {
+  readonly kind = "card-status";
+  readonly retryable: boolean;
+  readonly reason: "unsupported" | "token-mismatch" | "protocol";
+  readonly sw: number | undefined;
+  constructor(reason: PaceError["reason"], message: string, sw?: number) {
+    super(message);
+    this.name = "PaceError";
+    this.reason = reason;
+    this.sw = sw;
+    // a garbled exchange on a noisy link may pass on a second attempt; the others will not
+    this.retryable = reason === "protocol";
   }
 }
 

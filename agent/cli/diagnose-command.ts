@@ -79,6 +79,8 @@ export function printDiagnosis(d: ReaderDiagnosis): void {
   console.log(`          historical bytes ${spaced(c.historical) || "-"}: ${c.historicalDecoded.join("; ")}`);
   if (c.ats) console.log(`ATS       ${spaced(c.ats.hex)}: max frame ${c.ats.maxFrameBytes ?? "?"} B, frame waiting time ${c.ats.fwtMs ?? "?"} ms`);
   else console.log(`ATS       ${c.atsNote}`);
+  const pace = d.accessControl.pace.map((p) => `${p.protocol}${p.supported ? " (used)" : ""}`).join(", ");
+  console.log(`Access    ${pace ? `${pace}: ` : ""}${d.accessControl.note}`);
   console.log(`Extended  ${d.extendedApdu.passes === true ? "passes the reader" : d.extendedApdu.passes === false ? "does NOT pass the reader" : "undetermined"}: Le ${d.extendedApdu.le}; Lc ${d.extendedApdu.lc}`);
   const s = d.stability;
   const l = s.latencyMs;

@@ -26,6 +26,8 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   dob: { type: "string", arg: "<YYMMDD>", help: "date of birth" },
   expiry: { type: "string", arg: "<YYMMDD>", help: "date of expiry" },
   "key-file": { type: "string", arg: "<file>", help: "read document number, birth and expiry dates from a file (one line: NUMBER YYMMDD YYMMDD), keeping them out of the process list" },
+  can: { type: "string", arg: "<6 digits>", help: "card access number printed on the document (PACE); with or instead of the MRZ key" },
+  auth: { type: "string", arg: "<auto|pace|bac>", help: "access control: PACE when the chip offers it, else BAC (auto), or only one", default: "auto" },
   reader: { type: "string", arg: "<name part>", help: "use the first reader whose name contains this text" },
   files: { type: "string", arg: "<list>", help: "data groups to read, e.g. DG1,DG2 (default: every data group the signed EF.SOD lists except DG3/DG4; EF.COM and EF.SOD are always read, DG15 too when EF.SOD lists it and AA is on; data groups left out are reported as not proven)" },
   out: { type: "string", arg: "<dir>", help: "write the raw files, the face image and result.json to this directory" },
@@ -39,19 +41,22 @@ export const READ_OPTIONS: Record<string, OptionSpec> = {
   "master-list-anchor": { type: "string", arg: "<dir or file>", help: MASTER_LIST_ANCHOR_HELP },
   "no-aa": { type: "boolean", help: "skip Active Authentication (INTERNAL AUTHENTICATE with DG15's key); a document whose EF.SOD lists DG15 is then at best unverifiable (AA_NOT_PERFORMED)" },
   "leave-card": { type: "boolean", help: "leave the chip in our secure-messaging session afterwards instead of resetting it (the next application may then see 6982 first)" },
+  "no-ca": { type: "boolean", help: "skip Chip Authentication (DG14's key) and the PACE-CAM check" },
   help: { type: "boolean", help: "show this help" },
 };
 
 export const READ_HELP = `Usage: mrtd-agent read --doc <number> --dob <YYMMDD> --expiry <YYMMDD> [options]
+       mrtd-agent read --can <6 digits> [options]
 
-Reads an ICAO 9303 passport or ID card through pcsc-lite with Basic Access Control:
-EF.COM, EF.SOD, then the data groups the signed EF.SOD lists (EF.COM is only compared
-with it); checks every MRZ check digit, then verifies the document: Passive
-Authentication (data-group hashes, the EF.SOD signature and its signed attributes, the
-document signer's chain to a CSCA from --trust, certificate profiles, validity, CRLs)
-and, when EF.SOD lists DG15, Active Authentication. The verdict is verified, failed or
-unverifiable (e.g. without --trust), with its reason codes and what was and was not
-proven.
+Reads an ICAO 9303 passport or ID card through pcsc-lite, with PACE when the chip
+offers it (EF.CardAccess) and Basic Access Control otherwise (--auth): EF.COM, EF.SOD,
+then the data groups the signed EF.SOD lists (EF.COM is only compared with it); checks
+every MRZ check digit, then verifies the document: Passive Authentication (data-group
+hashes, the EF.SOD signature and its signed attributes, the document signer's chain to a
+CSCA from --trust, certificate profiles, validity, CRLs) and that the chip is not a copy:
+Chip Authentication (DG14), PACE-CAM, or Active Authentication (when EF.SOD lists DG15).
+The verdict is verified, failed or unverifiable (e.g. without --trust), with its reason
+codes, what was and was not proven, and which method proved the chip genuine.
 
 Options:
 ${formatOptions(READ_OPTIONS)}
@@ -60,7 +65,7 @@ Exit codes: 0 read complete (verdict verified or unverifiable), 2 usage, 3 no re
 or no card, 4 access denied, 5 transport failure (card lost, reader error), 6 card or
 data error, 7 read complete but the verdict is failed (altered data, bad signature,
 expired or revoked signer, a certificate against the profile, a DG15 the chip refuses,
-failed Active Authentication), 1 other.
+failed Chip, PACE-CAM or Active Authentication), 1 other.
 (3 also when pcscd is not running.)`;
 
 export async function readCommand(argv: string[]): Promise<number> {
@@ -71,7 +76,11 @@ export async function readCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see mrtd-agent read --help`);
-  const accessKey = accessKeyFrom(o);
+  const can = canFrom(o);
+  const accessKey = can !== undefined && o.doc === undefined && o.dob === undefined && o.expiry === undefined && o["key-file"] === undefined ? undefined : accessKeyFrom(o);
+  const auth = String(o.auth);
+  if (auth !== "auto" && auth !== "pace" && auth !== "bac") throw new UsageError("--auth must be auto, pace or bac", "auth");
+  if (auth === "bac" && !accessKey) throw new UsageError("--auth bac needs the MRZ key (--doc/--dob/--expiry): a CAN works with PACE only", "auth");
   const files = typeof o.files === "string" ? parseFileList(o.files) : undefined;
   const extended = String(o.extended);
   if (extended !== "auto" && extended !== "on" && extended !== "off") throw new UsageError("--extended must be auto, on or off", "extended");
@@ -100,13 +109,16 @@ export async function readCommand(argv: string[]): Promise<number> {
     result = await readDocument(
       card.connection,
       {
-        accessKey,
+        ...(accessKey ? { accessKey } : {}),
+        ...(can !== undefined ? { can } : {}),
+        auth,
         files,
         extendedLength: extended,
         maxShortBlock: maxBlock,
         sfi: o["no-sfi"] !== true,
         trace: o.trace === true,
         activeAuthentication,
+        chipAuthentication: o["no-ca"] !== true,
         onProgress: (p: ReadProgress) => progress.update(p),
       },
       card.reconnect,
@@ -128,6 +140,14 @@ export async function readCommand(argv: string[]): Promise<number> {
     for (const line of verdictLines(verification)) console.log(line);
   }
   return verification.overall === "failed" ? EXIT.VERIFICATION_FAILED : EXIT.OK;
+}
+
+/** --can: the 6-digit card access number (never echoed in errors). */
+function canFrom(o: Record<string, unknown>): string | undefined {
+  if (o.can === undefined) return undefined;
+  const can = String(o.can).replace(/\s+/g, "");
+  if (!/^[0-9]{6}$/.test(can)) throw new UsageError("--can must be the 6 digits printed on the document", "can");
+  return can;
 }
 
 function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {

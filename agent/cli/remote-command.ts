@@ -50,7 +50,7 @@ const READ_OPTIONS: Record<string, OptionSpec> = {
   dob: { type: "string", arg: "<YYMMDD>", help: "date of birth" },
   expiry: { type: "string", arg: "<YYMMDD>", help: "date of expiry" },
   "key-file": { type: "string", arg: "<file>", help: "the access key from a file (one line: NUMBER YYMMDD YYMMDD), kept out of the process list" },
-  can: { type: "string", arg: "<6 digits>", help: "card access number: reserved until the agent reads with PACE" },
+  can: { type: "string", arg: "<6 digits>", help: "card access number (PACE), instead of --doc/--dob/--expiry; sealed to the agent like any access key" },
   reader: { type: "string", arg: "<name part>", help: "use the agent's first reader whose name contains this text" },
   files: { type: "string", arg: "<list>", help: "files to read, e.g. COM,SOD,DG1,DG2 (default: the agent's, COM,SOD,DG1,DG2)" },
   wait: { type: "number", arg: "<seconds>", help: "how long the agent waits for a card", default: 15 },
@@ -479,9 +479,11 @@ export function exitForCode(code: string): number {
 }
 
 function accessKeyFrom(o: ParsedOptions): Record<string, string> {
-  if (o.can !== undefined) throw new UsageError("--can is not supported yet: the agent reads with BAC only until PACE exists; give --doc/--dob/--expiry", "can");
   let raw: Record<string, string>;
-  if (typeof o["key-file"] === "string") {
+  if (o.can !== undefined) {
+    if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined || o["key-file"] !== undefined) throw new UsageError("use either --can or the MRZ key (--doc/--dob/--expiry or --key-file)", "can");
+    raw = { can: String(o.can) };
+  } else if (typeof o["key-file"] === "string") {
     if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
     let text: string;
     try {
@@ -501,7 +503,7 @@ function accessKeyFrom(o: ParsedOptions): Record<string, string> {
   // The agent's own validator, before anything is sent: a malformed key is exit 2 here, as for a local read.
   try {
     const k = parseAccessKey(raw, "access key");
-    if (k.kind !== "mrz") throw new UsageError("give the MRZ triple");
+    if (k.kind === "can") return { can: k.can };
     return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
   } catch (e) {
     if (e instanceof AccessKeyProblem) throw new UsageError(e.message.replace(/^access key\./, "").replace("documentNumber", "--doc").replace("dateOfBirth", "--dob").replace("dateOfExpiry", "--expiry"));

@@ -4,6 +4,7 @@
  * ISO 14443-4 §5.2), whether extended-length APDUs pass the reader, then a stability loop of N
  * unauthenticated exchanges (SELECT of the eMRTD applet, GET CHALLENGE) with latency
  * percentiles, failures by class (failure-classes.ts), card-presence flaps, a verdict and advice.
+ * EF.CardAccess (read plain) says whether the document offers PACE and with what parameters.
  * No access key is needed and nothing personal is read.
  *
  * No false alarms from what came before us: the card is held in a PC/SC transaction for the whole
@@ -13,6 +14,8 @@
  * kind of trouble at least twice.
  */
 import { hex } from "../bytes.ts";
+import { readCardAccess } from "../icao/card-access.ts";
+import { choosePace, domainName, paceDomain, parseCardAccess } from "../lds/security-infos.ts";
 import { MrtdError, TransportError } from "../errors.ts";
 import { decodeResponse } from "../iso7816/apdu.ts";
 import { describeHistorical, parseAtr, parseAts } from "../iso7816/atr.ts";
@@ -101,6 +104,8 @@ export interface ReaderDiagnosis {
     atsNote?: string;
   };
   extendedApdu: { passes: boolean | undefined; le: string; lc: string };
+  /** EF.CardAccess: the PACE protocols the document offers (none: BAC only), and which this agent would run. */
+  accessControl: { pace: { protocol: string; supported: boolean }[]; note: string };
   stability: {
     exchanges: number;
     ok: number;
@@ -129,6 +134,7 @@ export async function diagnoseReader(opts: DiagnoseOptions): Promise<ReaderDiagn
     const start = { resets: conn.resetsAcknowledged };
     const reader = await readerFacts(conn);
     const card = await cardFacts(conn, start);
+    const accessControl = await accessFacts(conn);
     const extendedApdu = await extendedCheck(conn, card.extendedLengthClaimed);
 
     // Presence flaps, seen by pcscd while the loop runs (the monitor worker waits in parallel).
@@ -152,7 +158,7 @@ export async function diagnoseReader(opts: DiagnoseOptions): Promise<ReaderDiagn
     stability.presenceFlaps = flaps;
     stability.resetsBeforeStart = start.resets;
     const { verdict, advice } = judge(reader, card, extendedApdu, stability, timeoutMs);
-    return { reader, card, extendedApdu, stability, verdict, advice };
+    return { reader, card, extendedApdu, accessControl, stability, verdict, advice };
   } finally {
     stopMonitor = true;
     await monitor?.catch(() => undefined);
@@ -236,6 +242,24 @@ async function cardFacts(conn: PcscCard, start: { resets: number }): Promise<Rea
     out.atsNote = `GET DATA for the ATS failed (${e instanceof TransportError ? e.code : (e as Error).name}); maximum frame size unknown`;
   }
   return out;
+}
+
+/** What EF.CardAccess offers (9303-11 §9.2.11), read plain; a card without it does BAC only. */
+async function accessFacts(conn: PcscCard): Promise<ReaderDiagnosis["accessControl"]> {
+  try {
+    const bytes = await readCardAccess(conn);
+    if (!bytes) return { pace: [], note: "no EF.CardAccess: the document offers BAC only" };
+    const infos = parseCardAccess(bytes);
+    const chosen = choosePace(infos).parameters?.oid;
+    const pace = infos.pace.map((p) => {
+      const d = paceDomain(infos, p);
+      return { protocol: `PACE-${p.protocol.mapping} ${p.protocol.agreement} ${d ? domainName(d) : `parameter id ${p.parameterId ?? "?"}`} ${p.protocol.cipher}`, supported: p.protocol.oid === chosen };
+    });
+    const note = pace.length === 0 ? "EF.CardAccess offers no PACE version 2: BAC only" : chosen ? "the agent reads this document with PACE" : "no offered PACE parameters are supported here: the agent falls back to BAC";
+    return { pace, note };
+  } catch (e) {
+    return { pace: [], note: `EF.CardAccess could not be read (${e instanceof MrtdError ? e.message : (e as Error).name})` };
+  }
 }
 
 async function extendedCheck(conn: PcscCard, claimed: boolean | undefined): Promise<ReaderDiagnosis["extendedApdu"]> {

@@ -1,13 +1,14 @@
 /**
  * Secure messaging, ICAO 9303-11 §9.8 (worked example: Appendix D.4), ISO/IEC 7816-4 §6.
  * The send sequence counter is explicit state: protect/unprotect take the SSC and return the
- * one they used, so callers and tests see it at every step. The cipher is an interface so an
- * AES cipher (PACE, §9.8.6.2: IV = E(KSenc, SSC), CMAC) can be added beside tdesSmCipher.
+ * one they used, so callers and tests see it at every step. The cipher suite is an interface:
+ * 3DES after BAC (§9.8.6.1) and AES-128/192/256 after PACE or Chip Authentication (§9.8.6.2).
  *
  * Command:  CLA|0C INS P1 P2 Lc [DO'87'|DO'85'] [DO'97'] DO'8E' 00
  * Response: [DO'87'|DO'85'] DO'99' DO'8E' SW1 SW2
  */
 import { concat, constantTimeEqual, forEachSlice, wipe } from "../bytes.ts";
+import { aesCbcDecrypt, aesCbcEncrypt, aesEncryptBlock, createAesCmac } from "../crypto/aes.ts";
 import { createTdes } from "../crypto/des.ts";
 import { createRetailMac, pad, unpad } from "../crypto/iso9797.ts";
 import { hex4, MrtdError, ParseError, SecureMessagingError, TransportError } from "../errors.ts";
@@ -15,6 +16,7 @@ import { commandName, encodeCommand, type CommandApdu } from "../iso7816/apdu.ts
 import { SW } from "../iso7816/status-words.ts";
 import { encodeLength } from "../iso7816/tlv.ts";
 import type { CardTransport } from "../transport/transport.ts";
+import type { KdfAlgorithm } from "./kdf.ts";
 
 export interface SmCipher {
   readonly name: "3DES" | "AES";
@@ -81,6 +83,48 @@ export function tdesSmCipher(ksEnc: Uint8Array, ksMac: Uint8Array): SmCipher {
       mac.wipe();
     },
   };
+}
+
+/**
+ * AES secure messaging (§9.8.6.2, BSI TR-03110-3 §F.2): AES-CBC with IV = E(KSenc, SSC), AES-CMAC
+ * truncated to 8 bytes over the padded SSC ‖ data, a 128-bit SSC. ksEnc and ksMac are copied
+ * (16, 24 or 32 bytes, the same length); the caller may wipe its own.
+ */
+export function aesSmCipher(ksEnc: Uint8Array, ksMac: Uint8Array): SmCipher {
+  for (const [name, k] of [["ksEnc", ksEnc], ["ksMac", ksMac]] as const) {
+    if (!(k instanceof Uint8Array)) throw new TypeError(`aesSmCipher: ${name} must be a Uint8Array`);
+    if (k.length !== 16 && k.length !== 24 && k.length !== 32) throw new RangeError(`aesSmCipher: ${name} must be 16, 24 or 32 bytes, got ${k.length}`);
+  }
+  if (ksEnc.length !== ksMac.length) throw new RangeError(`aesSmCipher: ksEnc (${ksEnc.length} bytes) and ksMac (${ksMac.length} bytes) differ in length`);
+  const kEnc = Uint8Array.from(ksEnc);
+  const cmac = createAesCmac(ksMac);
+  const iv = (ssc: bigint) => aesEncryptBlock(kEnc, sscBytes(ssc, 16));
+  return {
+    name: "AES",
+    blockSize: 16,
+    encrypt: (ssc, plain) => aesCbcEncrypt(kEnc, iv(ssc), plain),
+    decrypt: (ssc, data) => aesCbcDecrypt(kEnc, iv(ssc), data),
+    mac(ssc, data) {
+      const n = 16 + data.length;
+      const buf = new Uint8Array(n + 16 - (n % 16));
+      buf.set(sscBytes(ssc, 16), 0);
+      buf.set(data, 16);
+      buf[n] = 0x80;
+      const tag = cmac.mac(buf);
+      const out = tag.slice(0, 8);
+      wipe(tag);
+      return out;
+    },
+    wipe() {
+      wipe(kEnc);
+      cmac.wipe();
+    },
+  };
+}
+
+/** The secure-messaging cipher for a session's algorithm (the KDF's names: 3DES, AES-128/192/256). */
+export function smCipherFor(alg: KdfAlgorithm, ksEnc: Uint8Array, ksMac: Uint8Array): SmCipher {
+  return alg === "3DES" ? tdesSmCipher(ksEnc, ksMac) : aesSmCipher(ksEnc, ksMac);
 }
 
 function increment(ssc: bigint, cipher: SmCipher): bigint {

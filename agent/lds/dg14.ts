@@ -7,6 +7,7 @@
 import { ParseError } from "../errors.ts";
 import { expectTag, parseAsn1, readOid, readSmallInt } from "../pki/asn1.ts";
 import { type HashName, OID } from "../pki/oids.ts";
+import { parseSecurityInfoSet, type SecurityInfos } from "./security-infos.ts";
 
 export const DG14_TAG = 0x6e;
 /** id-icao-mrtd-security-aaProtocolObject (9303-11 §9.2.4). */
@@ -29,6 +30,8 @@ export interface ActiveAuthenticationInfo {
 export interface Dg14 {
   securityInfos: SecurityInfo[];
   activeAuthentication: ActiveAuthenticationInfo | undefined;
+  /** PACE, Chip Authentication infos and public keys (security-infos.ts). */
+  infos: SecurityInfos;
 }
 
 /** BSI TR-03110 / 9303-11 §9.2 protocol prefixes, longest first. */
@@ -74,5 +77,5 @@ export function parseDg14(bytes: Uint8Array): Dg14 {
       activeAuthentication = { version, signatureAlgorithm, hash: known?.hash, format: known?.format };
     }
   }
-  return { securityInfos, activeAuthentication };
+  return { securityInfos, activeAuthentication, infos: parseSecurityInfoSet(set) };
 }

@@ -6,7 +6,7 @@
  * access control → data. Causes for 6F00/6F01/6600 and 6988 come from the field notes
  * (PR533 reader through CCID on an embedded board: 6F01 after 2.7 s, then "card absent").
  */
-import { AccessDeniedError, CardStatusError, ConfigError, hex4, MrtdError, ParseError, SecureMessagingError, TransportError, UsageError } from "../errors.ts";
+import { AccessDeniedError, CardStatusError, ConfigError, hex4, MrtdError, PaceError, ParseError, SecureMessagingError, TransportError, UsageError } from "../errors.ts";
 import { isReaderStackSw, isWrongLe } from "../iso7816/status-words.ts";
 
 export type FailureLayer = "service" | "reader" | "rf-link" | "card" | "secure-messaging" | "access" | "data" | "local";
@@ -94,7 +94,12 @@ export const FAILURE_CLASSES: Readonly<Record<string, FailureClass>> = Object.fr
       C("WRONG_LENGTH", "card", "6700/6Cxx/6282/6B00: the card rejected the requested length or offset", ["the document limits Le (Ukraine ≤ 192, Spanish ID 6282 at 256, Russian 6B00)", "the reader carries no extended-length APDUs"], "nothing: the read falls back to smaller blocks", false, false),
       C("FILE_NOT_FOUND", "card", "6A82: the card has no such file or application", ["the document does not hold this data group", "not an eMRTD"], "read only the files EF.COM lists", false, false),
       C("ACCESS_DENIED", "access", "6300/6985 at EXTERNAL AUTHENTICATE: the access key is wrong", ["document number, date of birth or expiry mistyped", "document number longer than 9 characters not handled"], "check the document number, date of birth and expiry against the MRZ", false, true),
-      C("PACE_REQUIRED", "access", "6A88 during BAC: the document requires PACE", ["newer documents (many since 2020, most ID cards) support only PACE"], "read this document with PACE", false, true),
+      C("PACE_REQUIRED", "access", "6A88 during BAC: the document requires PACE", ["newer documents (many since 2020, most ID cards) support only PACE", "--auth bac forced BAC on a PACE-only document"], "read with --auth auto (PACE); give the CAN if the document has one", false, true),
+      C("PACE_ACCESS_DENIED", "access", "PACE: the chip refused the password at the mutual authentication (6300/63Cx): the CAN or MRZ key is wrong", ["CAN mistyped (6 digits printed on the card face)", "document number, date of birth or expiry mistyped (the MRZ password)", "a CAN given for a document that has another"], "check the CAN or the MRZ fields against the document; after a few wrong CANs the chip suspends the CAN", false, true),
+      C("PACE_PASSWORD_BLOCKED", "access", "PACE: the chip blocked or suspended this password after too many wrong attempts (6983)", ["repeated wrong CANs or MRZ keys"], "use the other password (MRZ key instead of CAN, or the reverse); a suspended CAN is resumed by the issuer's procedure", false, true),
+      C("PACE_UNSUPPORTED", "access", "PACE could not run: the chip's parameters or the password type are not supported, or the chip refused MSE:Set AT", ["domain parameters this agent lacks (192/224/320-bit curves; Integrated Mapping other than AES-128)", "an ID card that accepts only the CAN (give --can) or only the MRZ key", "the chip refuses the MSE:Set AT forms tried"], "give the other password (--can or the MRZ key); if the document also allows BAC, --auth bac; report the document with --json (it lists what EF.CardAccess offers)", false, true),
+      C("PACE_TOKEN_MISMATCH", "access", "PACE: the chip's authentication token did not verify: the chip did not derive the same session keys", ["a faulty or non-conforming chip", "a man-in-the-middle or relay altering the exchange"], "do not trust this document's chip; report it", false, true),
+      C("PACE_PROTOCOL", "card", "PACE: a GENERAL AUTHENTICATE exchange was malformed or carried an invalid public key", ["corrupted exchange on a weak RF link", "non-conforming chip"], KEEP_STILL + "; the read retries PACE by itself", true, true),
       C("CARD_STATUS", "card", "the card answered with an unexpected status word", ["card-specific behaviour"], "check the status word against ISO 7816-4", false, false),
       // data / local
       C("PARSE_ERROR", "data", "data from the card did not parse", ["non-conforming document", "hostile or damaged chip"], "report the document type; the raw files may help", false, false),
@@ -189,7 +194,11 @@ export function classifyFailure(e: unknown, ctx: FailureContext = {}): Classifie
     else code = "SM_MALFORMED";
   } else if (e instanceof AccessDeniedError) {
     observed = e.sw !== undefined ? hex4(e.sw) : "access-denied";
-    code = e.sw === 0x6a88 ? "PACE_REQUIRED" : "ACCESS_DENIED";
+    if (e.protocol === "PACE") code = e.sw === 0x6983 ? "PACE_PASSWORD_BLOCKED" : e.sw === 0x6a88 ? "PACE_UNSUPPORTED" : "PACE_ACCESS_DENIED";
+    else code = e.sw === 0x6a88 ? "PACE_REQUIRED" : "ACCESS_DENIED";
+  } else if (e instanceof PaceError) {
+    observed = e.sw !== undefined ? `${e.reason} (${hex4(e.sw)})` : e.reason;
+    code = e.reason === "unsupported" ? "PACE_UNSUPPORTED" : e.reason === "token-mismatch" ? "PACE_TOKEN_MISMATCH" : "PACE_PROTOCOL";
   } else if (e instanceof CardStatusError) {
     observed = hex4(e.sw);
     command ??= e.command;

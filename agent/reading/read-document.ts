@@ -1,15 +1,20 @@
 /**
  * One eMRTD read (ICAO 9303-10/11) as a named list of steps over an explicit session
- * (read-session.ts): authenticate (select the applet, BAC), read EF.COM, read EF.SOD, read the
- * data groups EF.SOD lists (the signed list decides; EF.COM is advisory), parse and compare the
- * hashes with EF.SOD, and run Active Authentication when EF.SOD lists DG15. Each step takes the
+ * (read-session.ts): authenticate (PACE when EF.CardAccess offers it, else BAC: authenticate.ts),
+ * read EF.COM, read EF.SOD, read the data groups EF.SOD lists (the signed list decides; EF.COM is
+ * advisory), parse and compare the hashes with EF.SOD, run Chip Authentication (or check
+ * PACE-CAM) when EF.SOD vouches for DG14, and Active Authentication when EF.SOD lists DG15. Each step takes the
  * session and the document so far and adds to it. A lost secure channel or link is recovered
  * by re-authenticating (and reconnecting) and resuming at the last verified offset.
  */
 import { sha256InSlices } from "../crypto/hash.ts";
 import { hex } from "../bytes.ts";
-import type { CardStatusError } from "../errors.ts";
+import { CardStatusError, MrtdError, SecureMessagingError, TransportError } from "../errors.ts";
+import { performChipAuthentication, type ChipAuthResult } from "../icao/chip-authentication.ts";
 import type { BacAccessKey } from "../icao/mrz-key.ts";
+import { verifyCam } from "../icao/pace.ts";
+import { parseDg14 } from "../lds/dg14.ts";
+import { chooseChipAuthentication, type CaChoice } from "../lds/security-infos.ts";
 import { parseAtr } from "../iso7816/atr.ts";
 import { parseEfCom, type EfCom } from "../lds/ef-com.ts";
 import { byDataGroupNumber, byDgNumber, byKey, type LdsFileInfo } from "../lds/lds-files.ts";
@@ -21,6 +26,7 @@ import { compareHashes, parseSod, type SodInfo } from "../lds/sod.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import type { AaResult } from "../verification/active-authentication.ts";
 import type { TraceEntry } from "./apdu-meter.ts";
+import type { Authenticated, AuthMode } from "./authenticate.ts";
 import { isFileAbsent, readFile, type FileProgress } from "./file-reader.ts";
 import { DEFAULT_RECOVERY, ReadSession, round, type RecoveryOptions } from "./read-session.ts";
 import type { FileKey, ReadSummary, Recovery } from "./read-result.ts";
@@ -38,11 +44,16 @@ export type { Reconnector } from "./relink.ts";
 const EAC_PROTECTED = new Set([3, 4]);
 
 export interface ReadOptions {
-  accessKey: BacAccessKey;
+  /** The MRZ key (BAC, or PACE with the MRZ password). */
+  accessKey?: BacAccessKey;
+  /** Card access number (6 digits): PACE with the CAN password. Preferred over the MRZ key for PACE. */
+  can?: string;
+  /** Access control: PACE when offered, else BAC ("auto", default), or only one of them. */
+  auth?: AuthMode;
   /**
    * Data groups to read; default: every data group EF.SOD lists except the EAC-protected DG3/DG4.
-   * EF.COM and EF.SOD are always read, and DG15 too when EF.SOD lists it and Active
-   * Authentication is on, whatever this list says.
+   * EF.COM and EF.SOD are always read, DG15 too when EF.SOD lists it and Active Authentication
+   * is on, and DG14 when EF.SOD lists it and Chip Authentication is on, whatever this list says.
    */
   files?: LdsFileInfo[];
   /** Extended-length READ BINARY: probe ("auto"), force, or never. */
@@ -58,6 +69,8 @@ export interface ReadOptions {
   recovery?: RecoveryOptions;
   /** Run Active Authentication (9303-11 §6.1) after the files when EF.SOD lists DG15 (default false). */
   activeAuthentication?: boolean;
+  /** Run Chip Authentication (§6.2) with DG14's key once EF.SOD vouches for DG14, or check PACE-CAM (default true). */
+  chipAuthentication?: boolean;
 }
 
 export type ReadProgress =
@@ -87,6 +100,10 @@ export interface DocumentRead {
   trace?: TraceEntry[];
   /** Active Authentication result, when requested and DG15 was read. */
   aa?: AaResult;
+  /** PACE-CAM's chip data, to check against DG14's key once the SOD vouches for DG14. */
+  cam?: Authenticated["cam"];
+  /** Chip Authentication or PACE-CAM result, when DG14 was read, matched EF.SOD and offered either. */
+  chipAuth?: ChipAuthResult;
   /** What the read was asked to do: the caller's file list (undefined: EF.SOD decided) and whether AA was on. */
   plan: { requested: FileKey[] | undefined; activeAuthentication: boolean };
   /** Where the time went: all exchanges (wall) and inside SCardTransmit (when the transport reports it). */
@@ -102,7 +119,8 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   const s = new ReadSession(
     connection,
     {
-      accessKey: opts.accessKey,
+      keys: { ...(opts.accessKey ? { mrz: opts.accessKey } : {}), ...(opts.can !== undefined ? { can: opts.can } : {}) },
+      auth: opts.auth ?? "auto",
       random: opts.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n))),
       recovery: opts.recovery ?? DEFAULT_RECOVERY,
       tuning: initialTuning(connection, opts),
@@ -117,8 +135,9 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
     await authenticate(s);
     await readCom(s, doc, opts);
     await readSod(s, doc, opts);
-    await readDataGroups(s, doc, opts, filesToRead(opts.files, doc.sod, doc.com, doc.plan.activeAuthentication));
+    await readDataGroups(s, doc, opts, filesToRead(opts.files, doc.sod, doc.com, doc.plan.activeAuthentication, opts.chipAuthentication !== false));
     await parse(s, doc);
+    if (opts.chipAuthentication !== false) await chipAuthentication(s, doc);
     // INTERNAL AUTHENTICATE inside the secure channel, while it is still open
     await activeAuthentication(s, doc);
   } catch (e) {
@@ -129,10 +148,10 @@ export async function readDocument(connection: CardConnection, opts: ReadOptions
   return finish(s, doc);
 }
 
-/** Step: SELECT the eMRTD application and run BAC. */
+/** Step: PACE when EF.CardAccess offers it, BAC otherwise; the eMRTD application selected. */
 async function authenticate(s: ReadSession): Promise<void> {
   s.currentStep = "authenticate";
-  await s.step("select applet + BAC", () => s.authenticateFirst());
+  await s.step("authenticate", () => s.authenticateFirst());
 }
 
 /** Step: EF.COM, advisory only (it is unsigned): compared with EF.SOD by the verdict. */
@@ -167,6 +186,71 @@ async function parse(s: ReadSession, doc: DocumentSoFar): Promise<void> {
   });
 }
 
+/**
+ * Step: Chip Authentication (9303-11 §6.2), or the PACE-CAM check, with DG14's key once EF.SOD's
+ * hash vouches for DG14 (the verdict also requires EF.SOD's signature before it counts).
+ */
+async function chipAuthentication(s: ReadSession, doc: DocumentSoFar): Promise<void> {
+  const dg14 = doc.files.get("DG14");
+  if (!dg14 || doc.sodHashes?.some((h) => h.dg === 14 && h.status === "ok") !== true) return;
+  const infos = tryParse(doc, "DG14", () => parseDg14(dg14))?.infos;
+  if (!infos) return;
+  if (s.cam) {
+    doc.cam = s.cam;
+    const key = infos.chipAuthenticationPublicKeys.find((k) => k.agreement === "ECDH");
+    const algorithm = `PACE-CAM ${s.cam.parameters.group.name}`;
+    doc.chipAuth = key
+      ? { method: "CAM", status: verifyCam(s.cam.parameters.group, s.cam.session, key.publicKey) ? "ok" : "failed", algorithm }
+      : { method: "CAM", status: "error", algorithm, detail: "DG14 holds no ECDH Chip Authentication key" };
+    return;
+  }
+  const choice = chooseChipAuthentication(infos);
+  if (!choice) return;
+  s.currentStep = "chip authentication";
+  s.where = {};
+  doc.chipAuth = await s.step("chip authentication", () => runChipAuthentication(s, choice));
+}
+
+/**
+ * New session keys from DG14's key; a protected SELECT EF.COM whose response verifies under them
+ * proves the chip holds the private key. A response that does not verify may be link noise:
+ * PACE/BAC and CA run once more before the chip is called failed.
+ */
+async function runChipAuthentication(s: ReadSession, choice: CaChoice): Promise<ChipAuthResult> {
+  const result = (status: ChipAuthResult["status"], detail?: string): ChipAuthResult => ({ method: "CA", status, algorithm: choice.label, ...(detail ? { detail } : {}) });
+  let lastDetail = "";
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // a lost link is relinked; a session broken by the new keys is re-established (PACE/BAC)
+    if (attempt > 0) await s.restore(lastError ?? new SecureMessagingError("chip-authentication", lastDetail));
+    lastError = undefined;
+    let cipher;
+    try {
+      cipher = (await performChipAuthentication(s.secure.send, choice, s.random)).cipher;
+    } catch (e) {
+      if (e instanceof CardStatusError) return result("failed", `the chip refused Chip Authentication (${e.command}: ${e.sw.toString(16).toUpperCase()})`);
+      if (e instanceof MrtdError && e.retryable) {
+        lastDetail = e.message;
+        lastError = e;
+        continue;
+      }
+      throw e;
+    }
+    s.switchChannel(cipher);
+    try {
+      const r = await s.secure.send({ cla: 0x00, ins: 0xa4, p1: 0x02, p2: 0x0c, data: Uint8Array.of(0x01, 0x1e) });
+      if (r.protected && r.sw === 0x9000) return result("ok");
+      lastDetail = `the chip answered ${r.sw.toString(16).toUpperCase()} without the new session keys`;
+    } catch (e) {
+      if (!(e instanceof SecureMessagingError || e instanceof TransportError)) throw e;
+      lastDetail = e instanceof SecureMessagingError ? "the chip's response does not verify under the Chip Authentication keys" : e.message;
+      if (e instanceof TransportError) lastError = e;
+    }
+  }
+  // a link that stayed away proves nothing either way
+  return result(lastError instanceof TransportError ? "error" : "failed", lastDetail);
+}
+
 /** Step: Active Authentication when it is on and DG15 was read. */
 async function activeAuthentication(s: ReadSession, doc: DocumentSoFar): Promise<void> {
   const dg15 = doc.files.get("DG15");
@@ -180,12 +264,14 @@ async function activeAuthentication(s: ReadSession, doc: DocumentSoFar): Promise
  * The data groups to read after EF.COM and EF.SOD: the caller's list, or every data group EF.SOD
  * lists except the EAC-protected ones (EF.COM's list only when EF.SOD is missing or malformed, and
  * the verdict then fails or is unverifiable anyway). DG15 is added when EF.SOD lists it and Active
- * Authentication is on: neither EF.COM (unsigned) nor the caller can talk the chip out of it.
+ * Authentication is on, DG14 when EF.SOD lists it and Chip Authentication is on: neither EF.COM
+ * (unsigned) nor the caller can talk the chip out of it.
  */
-export function filesToRead(requested: LdsFileInfo[] | undefined, sod: SodInfo | undefined, com: EfCom | undefined, activeAuthentication: boolean): LdsFileInfo[] {
+export function filesToRead(requested: LdsFileInfo[] | undefined, sod: SodInfo | undefined, com: EfCom | undefined, activeAuthentication: boolean, chipAuthentication = false): LdsFileInfo[] {
   const listed = sod ? [...sod.dataGroupHashes.keys()].sort((a, b) => a - b) : undefined;
   const base = requested ?? (listed ?? com?.dataGroups ?? [1, 2]).filter((n) => !EAC_PROTECTED.has(n)).map((n) => byDgNumber(n)!);
   const out = base.filter((f) => f && f.key !== "COM" && f.key !== "SOD");
+  if (chipAuthentication && listed?.includes(14) && !out.some((f) => f.key === "DG14")) out.push(byDgNumber(14)!);
   if (activeAuthentication && listed?.includes(15) && !out.some((f) => f.key === "DG15")) out.push(byDgNumber(15)!);
   return out;
 }
@@ -263,6 +349,7 @@ function finish(s: ReadSession, doc: DocumentSoFar): DocumentRead {
     durationMs: round(performance.now() - s.t0),
     steps: s.steps,
     recoveries: s.recoveries,
+    ...(s.authFacts ? { authentication: s.authFacts } : {}),
     link: s.tuning.facts(),
     blockChanges: [...s.tuning.adaptations],
   };

@@ -4,6 +4,7 @@
  * `mrtd-agent remote read` print the same, from that JSON form).
  */
 import type { DocumentRead } from "./read-document.ts";
+import type { AuthenticationSummary } from "./read-result.ts";
 import type { DocumentVerdict } from "../verification/verdict.ts";
 
 /** The JSON form of a read (the shape `read --json` prints). */
@@ -39,6 +40,8 @@ export interface ReadReport {
   durationMs: number;
   steps: unknown[];
   recoveries: Array<{ cause: string; step: string; offset?: number; action: string; apdus: number; ms: number }>;
+  /** How the reader got access: PACE (mapping, password type, group, cipher) or BAC, and why. */
+  authentication?: AuthenticationSummary;
   link: { blockSize: number; extendedLength: boolean; readBySfi: boolean };
   trace?: Array<{ t: number; cla: number; ins: number; p1: number; p2: number; commandBytes: number; responseBytes: number; sw?: number; error?: string; ms: number }>;
 }
@@ -80,6 +83,7 @@ export function readReport(r: DocumentRead, verification?: DocumentVerdict): Rea
       durationMs: s.durationMs,
       steps: s.steps,
       recoveries: s.recoveries,
+      authentication: s.authentication,
       link: s.link,
       trace: r.trace,
     }),
@@ -115,6 +119,11 @@ export function reportLines(j: ReadReport): string[] {
   for (const a of j.absent) out.push(`Absent    ${a.file} (card answered ${a.sw.replace(/^0+(?=.)/, "")})`);
   for (const p of j.parseErrors) out.push(`Unparsed  ${p.key}: ${p.message}`);
   for (const rec of j.recoveries) out.push(`Recovered ${rec.cause} in ${rec.step} at offset ${rec.offset ?? 0}: ${rec.action} (${rec.apdus} APDUs, ${rec.ms} ms)`);
+  const a = j.authentication;
+  if (a) {
+    const how = a.protocol === "PACE" ? `PACE-${a.mapping} with the ${a.password} (${a.group}, ${a.cipher})` : `BAC (3DES)${a.fallbackReason ? `: ${a.fallbackReason}` : a.paceOffered.length === 0 ? ", the chip offers no PACE" : ""}`;
+    out.push(`Access    ${how}`);
+  }
   const l = j.link;
   out.push(`Total     ${j.apdus.count} APDUs in ${j.durationMs} ms (block ${l.blockSize} B, extended length ${l.extendedLength ? "yes" : "no"}, read by SFI ${l.readBySfi ? "yes" : "no"})`);
   if (j.trace) {

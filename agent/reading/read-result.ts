@@ -61,6 +61,18 @@ export interface LinkFacts {
   readBySfi: boolean;
 }
 
+/** How the read authenticated (no key material): see reading/authenticate.ts. */
+export interface AuthenticationSummary {
+  protocol: "PACE" | "BAC";
+  password?: "MRZ" | "CAN";
+  mapping?: "GM" | "IM" | "CAM";
+  group?: string;
+  cipher: "3DES" | "AES-128" | "AES-192" | "AES-256";
+  paceOffered: string[];
+  fallbackReason?: string;
+  parameterIdSent?: boolean;
+}
+
 export interface ReadSummary {
   reader: string;
   atr: string;
@@ -73,6 +85,8 @@ export interface ReadSummary {
   durationMs: number;
   steps: StepTiming[];
   recoveries: Recovery[];
+  /** The access control used (PACE or BAC). */
+  authentication?: AuthenticationSummary;
   link: LinkFacts;
   /** Block-size changes the RF adaptation made (shrunk after losses, grown back after successes). */
   blockChanges?: { from: number | "extended"; to: number | "extended"; why: "losses" | "successes" }[];

@@ -6,18 +6,16 @@
  * their explicit input.
  *
  * Recovery: a lost link or a dead secure channel is brought back by reconnecting (SCardReconnect
- * with reset, or waiting for the card to come back), selecting the application and running BAC
- * again, within a budget; every attempt is listed.
+ * with reset, or waiting for the card to come back) and authenticating again (PACE or BAC, as the
+ * first time: authenticate.ts), within a budget; every attempt is listed.
  */
-import { AccessDeniedError, CardStatusError, MrtdError, SecureMessagingError, TransportError } from "../errors.ts";
-import { performBac } from "../icao/bac.ts";
-import { bacKeySeed, type BacAccessKey } from "../icao/mrz-key.ts";
-import { maxReadPlaintext, SecureChannel, tdesSmCipher } from "../icao/secure-messaging.ts";
+import { AccessDeniedError, MrtdError, PaceError, SecureMessagingError, TransportError } from "../errors.ts";
+import { maxReadPlaintext, SecureChannel, type SmCipher } from "../icao/secure-messaging.ts";
 import type { CommandApdu } from "../iso7816/apdu.ts";
-import { decodeResponse, encodeCommand } from "../iso7816/apdu.ts";
-import { EMRTD_AID, type LdsFileInfo } from "../lds/lds-files.ts";
+import type { LdsFileInfo } from "../lds/lds-files.ts";
 import type { CardConnection } from "../transport/transport.ts";
 import { ApduMeter } from "./apdu-meter.ts";
+import { authenticate as runAccessControl, type AccessKeys, type Authenticated, type AuthMemory, type AuthMode } from "./authenticate.ts";
 import { classifyFailure, DEFAULT_READER_TIMEOUT_MS, type ClassifiedFailure } from "./failure-classes.ts";
 import type { SecureSession, SmResponse } from "./file-reader.ts";
 import type { FileKey, Recovery, StepTiming } from "./read-result.ts";
@@ -42,8 +40,9 @@ export interface RecoveryOptions {
 
 /**
  * Sized for a flaky link: at a 20% per-APDU loss rate a 100-APDU read meets ~30 losses, and one
- * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read) needs 4 exchanges in a row
- * to pass; 16 failures in a row without progress bounds a dead link.
+ * recovery (SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, the read; PACE needs 5 exchanges
+ * before the SELECT) needs 4 to 7 exchanges in a row to pass; 16 failures in a row without
+ * progress bounds a dead link.
  */
 export const DEFAULT_RECOVERY: RecoveryOptions = { maxRecoveries: 200, cardWaitMs: 10_000, backoffMs: 25, maxConsecutive: 16, readerTimeoutMs: DEFAULT_READER_TIMEOUT_MS };
 
@@ -68,7 +67,10 @@ export function readFailureReport(e: unknown): ReadFailureReport | undefined {
 }
 
 export interface SessionOptions {
-  accessKey: BacAccessKey;
+  /** The MRZ key and/or the CAN. */
+  keys: AccessKeys;
+  /** PACE when offered, else BAC ("auto"), or only one. */
+  auth: AuthMode;
   random: (n: number) => Uint8Array;
   recovery: RecoveryOptions;
   tuning: ReadTuning;
@@ -76,8 +78,6 @@ export interface SessionOptions {
   onStep?: (name: string) => void;
   onRecovery?: (r: Recovery) => void;
 }
-
-const SELECT_APPLET: CommandApdu = { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: EMRTD_AID };
 
 export class ReadSession {
   readonly t0 = performance.now();
@@ -95,8 +95,13 @@ export class ReadSession {
 
   readonly #opts: SessionOptions;
   readonly #reconnect: Reconnector | undefined;
-  readonly #keySeed: Uint8Array;
+  /** What authentication learnt about the card (EF.CardAccess, the MSE:Set AT form), kept across recoveries. */
+  readonly #authMemory: AuthMemory = {};
   #channel: SecureChannel | undefined;
+  /** How the last authentication went (PACE or BAC; no key material). */
+  authFacts: Authenticated["facts"] | undefined;
+  /** PACE-CAM's chip data from the first PACE-CAM, to check against DG14 later. */
+  cam: Authenticated["cam"];
   #consecutiveLosses = 0;
 
   constructor(connection: CardConnection, opts: SessionOptions, reconnect?: Reconnector) {
@@ -105,7 +110,6 @@ export class ReadSession {
     this.#reconnect = reconnect;
     this.tuning = opts.tuning;
     this.meter = new ApduMeter(connection, { trace: opts.trace });
-    this.#keySeed = bacKeySeed(opts.accessKey);
     this.secure = {
       send: async (cmd: CommandApdu): Promise<SmResponse> => {
         if (!this.#channel) throw new SecureMessagingError("no-channel", "no secure channel");
@@ -136,24 +140,16 @@ export class ReadSession {
     }
   }
 
-  /** SELECT the applet and run BAC: a fresh secure channel. */
+  /** PACE or BAC (authenticate.ts): a fresh secure channel with the applet selected. */
   async authenticate(): Promise<void> {
     this.#channel?.close();
-    try {
-      await this.#plain(SELECT_APPLET, "SELECT eMRTD application");
-    } catch (e) {
-      // 9303-11 §9.8: a plain command ends a live secure session. A chip still holding one (a
-      // previous read on this connection, or the session we gave up on) may answer the plain
-      // SELECT with 6982/6988 while dropping the session: the repeated SELECT then goes through.
-      if (!(e instanceof CardStatusError && (e.sw === 0x6982 || e.sw === 0x6988))) throw e;
-      await this.#plain(SELECT_APPLET, "SELECT eMRTD application");
-    }
-    const session = await performBac(this.meter, this.#keySeed, this.#opts.random);
-    const cipher = tdesSmCipher(session.ksEnc, session.ksMac);
-    session.ksEnc.fill(0);
-    session.ksMac.fill(0);
-    this.#channel = new SecureChannel(this.meter, cipher, session.ssc);
-    if (this.tuning.extendedBlock === 0) this.tuning.extendedBlock = maxReadPlaintext(cipher, true);
+    const a = await runAccessControl(this.meter, this.#opts.keys, this.#opts.auth, this.#authMemory, this.#opts.random);
+    this.#channel = a.channel;
+    this.authFacts = a.facts;
+    this.cam ??= a.cam;
+    if (this.tuning.extendedBlock === 0) this.tuning.extendedBlock = maxReadPlaintext(a.cipher, true);
+    // AES blocks are 16 bytes: a short protected response carries 223 plaintext bytes, not 231
+    this.tuning.clampTo(maxReadPlaintext(a.cipher, false));
   }
 
   /** The first authentication: a link that drops during the first exchanges is recovered like one mid-file. */
@@ -161,14 +157,20 @@ export class ReadSession {
     try {
       await this.authenticate();
     } catch (e) {
-      if (e instanceof AccessDeniedError) throw e;
+      if (e instanceof AccessDeniedError || (e instanceof PaceError && !e.retryable)) throw e;
       await this.restore(e);
     }
   }
 
+  /** Chip Authentication: the channel continues under the new session keys, SSC 0 (9303-11 §6.2). */
+  switchChannel(cipher: SmCipher): void {
+    this.#channel?.close();
+    this.#channel = new SecureChannel(this.meter, cipher, 0n);
+  }
+
   /**
    * Brings the secure channel back after `first`: backoff, reconnect (reset) or wait for the
-   * card when the link is lost, SELECT the applet and run BAC again. A failure during recovery
+   * card when the link is lost, authenticate again (PACE or BAC). A failure during recovery
    * is recovered in turn, within the same budget. Every attempt is listed.
    */
   async restore(first: unknown): Promise<void> {
@@ -217,19 +219,13 @@ export class ReadSession {
     return e;
   }
 
-  /** Ends the secure channel and wipes the key seed. */
+  /** Ends the secure channel (its keys are wiped). */
   close(): void {
     this.#channel?.close();
-    this.#keySeed.fill(0);
   }
 
   get #readerTimeoutMs(): number {
     return this.#opts.recovery.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS;
-  }
-
-  async #plain(cmd: CommandApdu, name: string): Promise<void> {
-    const r = decodeResponse(await this.meter.transmit(encodeCommand(cmd)));
-    if (r.sw !== 0x9000) throw new CardStatusError(r.sw, name, r.sw === 0x6a82 ? "the card has no eMRTD application (SELECT answered 6A82)" : undefined);
   }
 
   /** Why no further recovery is attempted for `cause`, or undefined to go on. */

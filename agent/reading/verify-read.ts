@@ -1,6 +1,6 @@
 /**
- * The verdict of a read: the files as read and what the chip did (files it refused, Active
- * Authentication, the caller's file list) handed to the verification policy.
+ * The verdict of a read: the files as read and what the chip did (files it refused, Chip or
+ * Active Authentication, the caller's file list) handed to the verification policy.
  */
 import type { TrustStore } from "../pki/trust-store.ts";
 import type { DocumentRead } from "./read-document.ts";
@@ -18,6 +18,7 @@ export function verifyRead(doc: DocumentRead, opts: { trust: TrustStore | undefi
       activeAuthentication: doc.plan.activeAuthentication,
       absent: doc.absent,
       ...(doc.aa ? { aa: doc.aa } : {}),
+      ...(doc.chipAuth ? { chipAuth: doc.chipAuth } : {}),
       ...(doc.plan.requested ? { requested: doc.plan.requested } : {}),
     },
     ...(opts.now ? { now: opts.now } : {}),

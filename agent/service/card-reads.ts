@@ -28,7 +28,9 @@ import type { ReaderWatcher } from "./reader-watcher.ts";
 
 export interface ReadRequest {
   reader: string;
-  accessKey: BacAccessKey;
+  /** The MRZ key (BAC or PACE), or the CAN (PACE): one of the two. */
+  accessKey?: BacAccessKey;
+  can?: string;
   files?: LdsFileInfo[];
   trigger: "command" | "insert";
   commandId?: string;
@@ -105,7 +107,8 @@ export class CardReads {
         doc = await readDocument(
           conn,
           {
-            accessKey: p.accessKey,
+            ...(p.accessKey ? { accessKey: p.accessKey } : {}),
+            ...(p.can !== undefined ? { can: p.can } : {}),
             ...(p.files ? { files: p.files } : {}),
             onProgress: (pr) => {
               if (pr.kind !== "file") this.#o.log.debug("read progress", progressFields(pr));

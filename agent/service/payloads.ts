@@ -73,6 +73,8 @@ export interface ReadEvent extends EventBase {
   apdus: number;
   durationMs: number;
   recoveries: number;
+  /** How the read authenticated: PACE or BAC, the password type, PACE mapping, group and cipher (never the key). */
+  access?: { protocol: "PACE" | "BAC"; password?: "MRZ" | "CAN"; mapping?: "GM" | "IM" | "CAM"; group?: string; cipher: string };
   /**
    * Only with telemetry.include_personal_data: the MRZ fields and DG11/DG12 (never the face),
    * sealed to telemetry.personal_data_public_key by the agent's key (envelope.ts, kind "event", bound to eventId).
@@ -119,6 +121,13 @@ export function readEvent(
   if (opts.failureClass !== undefined) e.failureClass = opts.failureClass;
   if (summary.documentType !== undefined) e.documentType = summary.documentType;
   if (summary.issuingState !== undefined) e.issuingState = summary.issuingState;
+  const a = summary.authentication;
+  if (a) {
+    e.access = { protocol: a.protocol, cipher: a.cipher };
+    if (a.password) e.access.password = a.password;
+    if (a.mapping) e.access.mapping = a.mapping;
+    if (a.group) e.access.group = a.group;
+  }
   if (summary.hashesMatchSod !== undefined || opts.verdict !== undefined) {
     e.verification = {};
     if (summary.hashesMatchSod !== undefined) e.verification.hashesMatchSod = summary.hashesMatchSod;

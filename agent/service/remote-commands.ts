@@ -49,7 +49,7 @@ export class RemoteCommands {
   }
 
   async read(cmd: ReadCommand, ctx: HandlerContext): Promise<ReadReplyResult> {
-    const accessKey = bacKeyOf(cmd.accessKey, "accessKey");
+    const keys = readKeysOf(cmd.accessKey);
     const files: LdsFileInfo[] | undefined = cmd.files?.map((k) => byKey(k)!).filter(Boolean);
     const part = cmd.reader?.toLowerCase();
     const match = (n: string) => part === undefined || n.toLowerCase().includes(part);
@@ -75,7 +75,7 @@ export class RemoteCommands {
         void ctx.progress("card-present", { reader });
         const outcome = await this.#o.reads.read({
           reader,
-          accessKey,
+          ...keys,
           ...(files ? { files } : {}),
           trigger: "command",
           commandId: cmd.id,
@@ -135,10 +135,12 @@ export class RemoteCommands {
   }
 }
 
-/** The BAC key of a validated access key; PACE (CAN) is not implemented by the read path. */
-export function bacKeyOf(k: AccessKey, field: string): BacAccessKey {
-  if (k.kind === "can") throw new CommandError("NOT_SUPPORTED", `${field}: a CAN needs PACE, which this agent does not support yet; give the MRZ triple`);
-  return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
+export type ReadKeys = { accessKey: BacAccessKey; can?: undefined } | { accessKey?: undefined; can: string };
+
+/** What a read takes from a validated access key: the MRZ key (BAC or PACE) or the CAN (PACE). */
+export function readKeysOf(k: AccessKey): ReadKeys {
+  if (k.kind === "can") return { can: k.can };
+  return { accessKey: { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry } };
 }
 
 /** The diagnostics function, if this build has it (agent/diagnostics, issue 4). */

@@ -26,7 +26,6 @@
  * link, the PC/SC client and the outbox.
  */
 import { ConfigError, TransportError } from "../errors.ts";
-import type { BacAccessKey } from "../icao/mrz-key.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
 import { loadTrust } from "../verification/trust.ts";
 import { loadTestAccessKey } from "./access-key.ts";
@@ -43,7 +42,7 @@ import { Outbox } from "./outbox.ts";
 import { cardEvent, readerEvent } from "./payloads.ts";
 import { loadEventSealer } from "./personal-data.ts";
 import { AgentKey } from "./agent-key.ts";
-import { bacKeyOf, RemoteCommands, type DiagnoseFn } from "./remote-commands.ts";
+import { readKeysOf, RemoteCommands, type DiagnoseFn, type ReadKeys } from "./remote-commands.ts";
 import { SystemdNotifier } from "./systemd-notify.ts";
 import { agentTopics, type AgentTopics } from "./topics.ts";
 import { ReaderWatcher, type WatcherEvent } from "./reader-watcher.ts";
@@ -75,7 +74,7 @@ export class AgentService {
   readonly #log: Logger;
   readonly #notifier: SystemdNotifier;
   readonly #health = new Map<string, ReaderHealthTracker>();
-  readonly #testKey: BacAccessKey | undefined;
+  readonly #testKey: ReadKeys | undefined;
   readonly #shutdownDeadlineMs: number;
   readonly #timers: Array<ReturnType<typeof setInterval>> = [];
   readonly #cardLock: CardLock;
@@ -96,7 +95,7 @@ export class AgentService {
     this.#shutdownDeadlineMs = opts.shutdownReadDeadlineMs ?? 10_000;
     const c = opts.config;
     this.topics = agentTopics(c.mqtt.prefix, c.agent.id);
-    if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = bacKeyOf(loadTestAccessKey(c.readers.testKeyFile), "readers.test_key_file");
+    if (c.readers.readOnInsert && c.readers.testKeyFile !== undefined) this.#testKey = readKeysOf(loadTestAccessKey(c.readers.testKeyFile));
     // Loaded once at start: a path that does not exist is a ConfigError before anything runs.
     let trust: TrustStore | undefined;
     try {
@@ -303,7 +302,7 @@ export class AgentService {
     if (!this.#testKey || this.#stopping || this.#cardLock.busy) return;
     const key = this.#testKey;
     const p = this.#cardLock.run(async () => {
-      await this.#reads.read({ reader, accessKey: key, trigger: "insert", cardWaitMs: INSERT_READ_CARD_WAIT_MS });
+      await this.#reads.read({ reader, ...key, trigger: "insert", cardWaitMs: INSERT_READ_CARD_WAIT_MS });
     }).catch((err) => this.#log.debug("read on insert ended with an error", errorFields(err)));
     this.#readsInFlight.add(p);
     void p.finally(() => this.#readsInFlight.delete(p));

@@ -43,6 +43,9 @@ export const CHIP_REASONS: Record<string, { fails: boolean; text: string }> = {
   AA_NOT_PERFORMED: { fails: false, text: "EF.SOD lists DG15 but Active Authentication was not performed" },
   AA_REFUSED: { fails: true, text: "the chip refused INTERNAL AUTHENTICATE though EF.SOD lists DG15: a copied chip?" },
   AA_ERROR: { fails: false, text: "Active Authentication could not be completed" },
+  CA_FAILED: { fails: true, text: "the chip failed Chip Authentication (it does not hold DG14's key: a copied chip?)" },
+  CAM_FAILED: { fails: true, text: "the chip failed PACE Chip Authentication Mapping (its data do not match DG14's key: a copied chip?)" },
+  CA_ERROR: { fails: false, text: "Chip Authentication could not be completed" },
   NO_SOD: { fails: false, text: "EF.SOD was not read" },
 };
 

@@ -54,6 +54,20 @@ export function explain(v: DocumentVerdict, input: VerifyInput): void {
     notProven.push(`that the document signer is not revoked: the CSCA's CRL is past its nextUpdate (${v.staleCrls.map((c) => `${c.source}, ${c.nextUpdate.slice(0, 10)}`).join("; ")})`);
   } else if (v.revocation === "no-crl") notProven.push("that the document signer is not revoked: no CRL of its CSCA was given");
 
+  // Chip Authentication / PACE-CAM: the chip proved it holds DG14's key; DG14 must be the signed one
+  const ca = v.chipAuthentication;
+  const caName = ca?.method === "CAM" ? "PACE Chip Authentication Mapping" : "Chip Authentication";
+  if (ca?.status === "ok") {
+    if (v.chipGenuine === ca.method) proven.push(`the chip holds the private key of the signed DG14: not a copy (${caName}, ${ca.algorithm})`);
+    else notProven.push(`that the chip is not a copy: ${caName} passed, but DG14 itself is not authenticated by a verified EF.SOD`);
+  } else if (ca?.status === "failed") notProven.push(`the chip FAILED ${caName} (${ca.algorithm}): it does not hold DG14's key, a copied chip?${ca.detail ? ` (${ca.detail})` : ""}`);
+  else if (ca?.status === "error") notProven.push(`that the chip is not a copy: ${caName} could not be completed (${ca.detail ?? "error"})`);
+  // With the chip proven genuine by CA or CAM, Active Authentication's absence leaves nothing unproven
+  if (v.chipGenuine === "CA" || v.chipGenuine === "CAM") {
+    if (v.aa === "ok") proven.push(`the chip also passed Active Authentication (${v.activeAuthentication?.algorithm})`);
+    else if (v.aa === "failed") notProven.push(`the chip FAILED Active Authentication (${v.activeAuthentication?.algorithm}): its key is not DG15's`);
+    return;
+  }
   // "Not a copy" needs both: the chip proved it holds DG15's key, and DG15 is the one the issuer signed.
   const aa = v.activeAuthentication;
   const dg15Authentic = v.dgHashes.some((d) => d.dg === 15 && d.status === "ok") && v.sodSignature === "ok" && v.chain === "trusted";

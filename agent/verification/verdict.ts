@@ -1,13 +1,16 @@
 /**
  * The verdict policy for one document (`read`, `verify`, remote reads): Passive Authentication
  * (passive-authentication.ts) merged with what the chip did during the read: which files EF.SOD
- * lists and the chip refused, and Active Authentication (ICAO 9303-11 §6.1). EF.SOD is signed,
+ * lists and the chip refused, Chip Authentication (§6.2) or PACE-CAM (§4.4.3.5), and Active
+ * Authentication (ICAO 9303-11 §6.1); the first of them that succeeds with a key the signed
+ * EF.SOD vouches for makes the chip genuine. EF.SOD is signed,
  * EF.COM is not: what the SOD lists decides what must be read and proven; EF.COM is only
  * compared with it. The plain-words explanation is report.ts's.
  */
 import { describeSw } from "../iso7816/status-words.ts";
 import { byDataGroupNumber, type FileKey } from "../lds/lds-files.ts";
 import type { AcceptedMasterList, TrustStore } from "../pki/trust-store.ts";
+import type { ChipAuthResult } from "../icao/chip-authentication.ts";
 import type { AaResult } from "./active-authentication.ts";
 import { type PaPolicy, type PaVerdict, uncheckedVerdict, verifyPassive } from "./passive-authentication.ts";
 import { reasonInfo } from "./reasons.ts";
@@ -20,6 +23,10 @@ export interface DocumentVerdict extends PaVerdict {
   /** Active Authentication: ok, failed (a clone?), not-supported (EF.SOD lists no DG15), error, or not-checked. */
   aa: AaVerdict;
   activeAuthentication: AaResult | undefined;
+  /** Chip Authentication or PACE-CAM, when run. */
+  chipAuthentication: ChipAuthResult | undefined;
+  /** How the chip proved it is not a copy: CA, CAM or AA, with a key EF.SOD vouches for; undefined when none did. */
+  chipGenuine: "CA" | "CAM" | "AA" | undefined;
   /** Data groups EF.SOD lists that were not read, and why. */
   notRead: { dg: number; why: "refused" | "eac" | "not-requested" | "not-read"; sw?: string }[];
   /** Where EF.COM and EF.SOD disagree (EF.COM is advisory: the SOD decides). */
@@ -38,6 +45,8 @@ export interface ChipEvidence {
   activeAuthentication: boolean;
   /** Result of INTERNAL AUTHENTICATE; undefined when none was run. */
   aa?: AaResult;
+  /** Chip Authentication or PACE-CAM result; undefined when none was run. */
+  chipAuth?: ChipAuthResult;
   /** Files the chip refused or does not have, with the status word. */
   absent: { key: FileKey; sw: number }[];
   /** The caller's file list, when one was given (otherwise EF.SOD decided). */
@@ -75,6 +84,8 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
     warnings: [...pa.warnings],
     aa: "not-checked",
     activeAuthentication: input.chip?.aa,
+    chipAuthentication: input.chip?.chipAuth,
+    chipGenuine: undefined,
     notRead: [],
     comMismatch: undefined,
     proven: [],
@@ -125,7 +136,11 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
     // reader-stack status words (6700, 6Cxx, 6Fxx, 6600) say the exchange did not get through.
     else if (v.aa === "error" && chip.aa?.sw !== undefined && sodHas15 && isRefusal(chip.aa.sw)) add(v.reasons, "AA_REFUSED");
     else if (v.aa === "error") add(v.reasons, "AA_ERROR");
-    else if (sodHas15 && !chip.aa) add(v.reasons, "AA_NOT_PERFORMED");
+    else if (sodHas15 && !chip.aa && !chipGenuineBy(v, chip)) add(v.reasons, "AA_NOT_PERFORMED");
+    const ca = chip.chipAuth;
+    if (ca?.status === "failed") add(v.reasons, ca.method === "CAM" ? "CAM_FAILED" : "CA_FAILED");
+    if (ca?.status === "error") add(v.reasons, "CA_ERROR");
+    v.chipGenuine = chipGenuineBy(v, chip);
   }
 
   const failing = v.reasons.filter((r) => reasonInfo(r).fails);
@@ -137,6 +152,18 @@ export function verifyDocument(input: VerifyInput): DocumentVerdict {
   return v;
 }
 
+/**
+ * Which method proved the chip genuine: Chip Authentication or PACE-CAM with DG14's key, or
+ * Active Authentication with DG15's, each only when a signed EF.SOD vouches for that data group
+ * (a key from an unauthenticated data group proves nothing).
+ */
+function chipGenuineBy(v: PaVerdict & { aa: AaVerdict }, chip: ChipEvidence): DocumentVerdict["chipGenuine"] {
+  const vouched = (dg: number) => v.sodSignature === "ok" && v.dgHashes.some((d) => d.dg === dg && d.status === "ok");
+  if (chip.chipAuth?.status === "ok" && vouched(14)) return chip.chipAuth.method;
+  if (v.aa === "ok" && vouched(15)) return "AA";
+  return undefined;
+}
+
 function isRefusal(sw: number): boolean {
   const category = describeSw(sw).category;
   return category !== "length" && category !== "reader-stack";
@@ -144,6 +171,8 @@ function isRefusal(sw: number): boolean {
 
 function summarize(v: DocumentVerdict, pa: PaVerdict): string {
   if (v.overall === "verified") {
+    const by = v.chipGenuine;
+    if (by === "CA" || by === "CAM") return `${pa.summary}; chip authenticated by ${by} (${v.chipAuthentication?.algorithm})`;
     return `${pa.summary}${v.aa === "ok" ? `; chip authenticated (${v.activeAuthentication?.algorithm})` : ""}`;
   }
   const first = v.reasons[0]!;

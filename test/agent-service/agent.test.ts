@@ -128,7 +128,7 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     expect(r.final.result).toBeUndefined();
     expect(schemaErrors("SealedEnvelope", r.final.sealed)).toEqual([]);
     const steps = r.all.filter((m) => m.kind === "progress").map((m) => m.step);
-    expect(steps.slice(0, 3)).toEqual(["waiting-for-card", "card-present", "select applet + BAC"]);
+    expect(steps.slice(0, 3)).toEqual(["waiting-for-card", "card-present", "authenticate"]);
     expect(steps).toContain("file-done");
     // nothing personal in clear anywhere in the replies
     for (const s of PERSONAL) expect(JSON.stringify(r.all)).not.toContain(s);

@@ -128,4 +128,30 @@ describe("arm64 binary", () => {
     },
     180_000,
   );
+
+  test.skipIf(!qemu || !existsSync(join(armPcsclite, "libpcsclite.so.1")))(
+    "reads pace-gm with PACE and Chip Authentication as a Cortex-A53 (qemu), and reports its time",
+    async () => {
+      const pcscd = await startPcscd();
+      const card = await insertPassport({ profile: "pace-gm" });
+      try {
+        const t0 = performance.now();
+        const r = await sh([qemu!, "-cpu", "cortex-a53", "-L", "/usr/aarch64-linux-gnu", "-E", `LD_LIBRARY_PATH=${armPcsclite}`, bin, "read", "--reader", VIRTUAL_READER, "--doc", SPECIMEN_KEY.documentNumber, "--dob", SPECIMEN_KEY.dateOfBirth, "--expiry", SPECIMEN_KEY.dateOfExpiry, "--trust", join(ROOT, "test/fixtures/pki"), "--json"]);
+        const ms = performance.now() - t0;
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+        const j = JSON.parse(r.stdout);
+        expect(j.authentication).toMatchObject({ protocol: "PACE", group: "brainpoolP256r1", cipher: "AES-128" });
+        expect(j.verification.overall).toBe("verified");
+        expect(j.verification.chipGenuine).toBe("CA");
+        const auth = (j.steps as { name: string; ms: number }[]).find((s) => s.name === "authenticate");
+        // qemu-user times are indicative only (an emulated Cortex-A53 on this x64 host)
+        console.log(`arm64 under qemu (Cortex-A53): pace-gm read + verify ${Math.round(ms)} ms process time, authenticate step ${auth?.ms} ms, read ${j.durationMs} ms`);
+      } finally {
+        await card.stop();
+        await pcscd.stop();
+      }
+    },
+    240_000,
+  );
 });

@@ -138,7 +138,7 @@ describe("mrtd-agent read failure report", () => {
       expect(j.failure.code).toBe("ACCESS_DENIED");
       expect(j.failure.layer).toBe("access");
       expect(j.failure.action.length).toBeGreaterThan(10);
-      expect(j.apdus).toBe(3);
+      expect(j.apdus).toBe(4); // SELECT EF.CardAccess (absent), SELECT applet, GET CHALLENGE, EXTERNAL AUTHENTICATE
       for (const secret of ["X1234567", "010101", "300101"]) expect(r.stdout + r.stderr).not.toContain(secret);
     } finally {
       await card.stop();

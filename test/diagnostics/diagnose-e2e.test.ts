@@ -52,6 +52,7 @@ describe("mrtd-agent diagnose (through pcscd)", () => {
     expect(d.card.historicalDecoded.join(" ")).toContain("extended Lc/Le yes");
     expect(d.card.atsNote).toContain("does not give the ATS");
     expect(d.extendedApdu.passes).toBe(true);
+    expect(d.accessControl).toEqual({ pace: [], note: "no EF.CardAccess: the document offers BAC only" });
     expect(d.stability.exchanges).toBe(60);
     expect(d.stability.failed).toBe(0);
     const l = d.stability.latencyMs!;
@@ -78,6 +79,20 @@ describe("mrtd-agent diagnose (through pcscd)", () => {
     expect(d.verdict).toBe("unreliable");
     expect(d.advice.join("\n")).toMatch(/stops answering after ~2\d\d(\.\d)? ms .* in \d+(\.\d+)?% of exchanges .*RF field or power too weak, check the antenna/);
   }, 60_000);
+
+  test("a PACE document: EF.CardAccess read plain, its PACE parameters listed and the one used marked", async () => {
+    const card = await insertPassport({ profile: "pace-gm" });
+    try {
+      const { code, stdout } = await diagnose(["--count", "5", "--json"]);
+      expect(code).toBe(0);
+      const d = JSON.parse(stdout) as ReaderDiagnosis;
+      expect(d.accessControl).toEqual({ pace: [{ protocol: "PACE-GM ECDH brainpoolP256r1 AES-128", supported: true }], note: "the agent reads this document with PACE" });
+      const human = await diagnose(["--count", "5"]);
+      expect(human.stdout).toContain("Access    PACE-GM ECDH brainpoolP256r1 AES-128 (used): the agent reads this document with PACE");
+    } finally {
+      await card.stop();
+    }
+  }, 30_000);
 
   test("human output and usage errors", async () => {
     const { code, stdout } = await withCard(undefined, () => diagnose(["--count", "10"]));

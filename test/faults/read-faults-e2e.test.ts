@@ -71,7 +71,7 @@ describe("reads survive injected faults through pcscd + vpcd", () => {
 
   for (const kind of FAULT_KINDS) {
     test(`${kind}: during BAC and inside DG2, same hashes as the fault-free read`, async () => {
-      const { result, injector } = await readWithFaults({ at: new Map<number, FaultKind>([[2, kind], [40, kind]]) });
+      const { result, injector } = await readWithFaults({ at: new Map<number, FaultKind>([[3, kind], [40, kind]]) });
       expect(hashes(result)).toEqual(await expected());
       expect(result.summary.hashesMatchSod).toBe(true);
       const fired = injector.injected.filter((f) => f.kind === kind).length;

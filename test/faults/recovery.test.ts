@@ -37,17 +37,17 @@ async function expected(): Promise<Record<string, string>> {
 }
 
 describe("recovery from each fault kind (in-process reader)", () => {
-  test("fault-free read: 101 APDUs, no recovery", async () => {
+  test("fault-free read: 102 APDUs (one of them the EF.CardAccess probe, 6A82), no recovery", async () => {
     const { result } = await read(undefined);
     expect(hashes(result)).toEqual(await expected());
-    expect(result.summary.apdus).toBe(101);
+    expect(result.summary.apdus).toBe(102);
     expect(result.summary.recoveries).toEqual([]);
   });
 
   for (const kind of FAULT_KINDS) {
     test(`${kind} in the middle of DG2 and during BAC: same hashes, each recovery listed`, async () => {
-      // APDU 2 = GET CHALLENGE (corrupt/sm-lost do not apply there: no MAC, no session), 40 = inside DG2.
-      const { result, injector } = await read({ at: new Map<number, FaultKind>([[2, kind], [40, kind]]) });
+      // APDU 3 = GET CHALLENGE (after the EF.CardAccess probe and SELECT; corrupt/sm-lost do not apply there: no MAC, no session), 40 = inside DG2.
+      const { result, injector } = await read({ at: new Map<number, FaultKind>([[3, kind], [40, kind]]) });
       expect(hashes(result)).toEqual(await expected());
       expect(result.summary.hashesMatchSod).toBe(true);
       const fired = injector.injected.filter((f) => f.kind === kind);

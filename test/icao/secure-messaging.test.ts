@@ -3,6 +3,8 @@ import {
   maxReadPlaintext,
   protect,
   SecureChannel,
+  aesSmCipher,
+  smCipherFor,
   sscBytes,
   tdesSmCipher,
   unprotect,
@@ -338,5 +340,69 @@ describe("3DES secure messaging regression traces (not ICAO: NFCPassportReader a
       expect(hex(p.apdu)).toBe(x.protectedCommand);
       ssc = p.ssc;
     }
+  });
+});
+
+describe("AES secure messaging (9303-11 §9.8.6.2): AES-256 trace of a real card (gmrtd nfc_session_test.go)", () => {
+  const r = (prefix: string) => traces.rows.find((x) => x.what.startsWith(prefix))!.hex;
+  const c = () => aesSmCipher(fromHex(r("AES-256 SM (gmrtd trace): KSenc")), fromHex(r("… KSmac")));
+  test("SELECT EF.COM, READ BINARY 4 and 0x16 bytes: protected commands byte for byte, responses verified, SSC at every step", () => {
+    const rows = traces.rows.filter((x) => x.what.startsWith("…") && !x.what.includes("KSmac") && !x.what.includes("SSC"));
+    const responses = rows.filter((x) => x.what.startsWith("… response")).map((x) => x.hex);
+    const commands = [
+      { plain: "00A4020C02011E", protected: r("… protected SELECT EF.COM"), data: "" },
+      { plain: "00B0000004", protected: r("… protected READ BINARY (0, 4)"), data: "60185F01" },
+      { plain: "00B0000416", protected: r("… protected READ BINARY (4, 0x16)"), data: r("… EF.COM").slice(8) },
+    ];
+    const cipher = c();
+    let ssc = big(r("… initial SSC"));
+    expect(ssc).toBe(0x20n);
+    commands.forEach((cmd, i) => {
+      const p = protect(decodeCommand(fromHex(cmd.plain)), cipher, ssc);
+      expect(hex(p.apdu)).toBe(cmd.protected);
+      expect(p.ssc).toBe(ssc + 1n);
+      const u = unprotect(fromHex(responses[i]!), cipher, p.ssc);
+      expect(u).toMatchObject({ sw: 0x9000, protected: true, ssc: ssc + 2n });
+      expect(hex(u.data)).toBe(cmd.data);
+      // the same response under a neighbouring SSC does not verify
+      expect(() => unprotect(fromHex(responses[i]!), c(), p.ssc + 1n)).toThrow(SecureMessagingError);
+      ssc = u.ssc;
+    });
+    expect(hex(sscBytes(ssc, 16))).toBe("00000000000000000000000000000026");
+  });
+  test("the cryptogram IV is E(KSenc, SSC): encrypting under another SSC gives other bytes, and decryption inverts it", () => {
+    const cipher = c();
+    const data = pad(fromHex("0102030405"), 16);
+    const a = cipher.encrypt(1n, data), b = cipher.encrypt(2n, data);
+    expect(hex(a)).not.toBe(hex(b));
+    expect(hex(cipher.decrypt(1n, a))).toBe(hex(data));
+    expect(hex(cipher.decrypt(2n, a))).not.toBe(hex(data));
+  });
+  test("round trip for AES-128/192/256 through protect and a card-built response; SSC wraps modulo 2^128", () => {
+    for (const n of [16, 24, 32]) {
+      const k = new Uint8Array(n).map((_, i) => i * 7 + n);
+      const cipher = smCipherFor(n === 16 ? "AES-128" : n === 24 ? "AES-192" : "AES-256", k, k.map((x) => x ^ 0x5a));
+      expect(cipher.name).toBe("AES");
+      const resp = cardResponse(cipher, 5n, fromHex("A1B2C3"), 0x9000);
+      expect(hex(unprotect(resp, cipher, 4n).data)).toBe("A1B2C3");
+      expect(() => unprotect(resp, cipher, 5n)).toThrow(SecureMessagingError);
+    }
+    const cipher = aesSmCipher(new Uint8Array(16), new Uint8Array(16).fill(1));
+    expect(protect({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 }, cipher, (1n << 128n) - 1n).ssc).toBe(0n);
+    expect(protect({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1 }, cipher, 0xffffffffffffffffn).ssc).toBe(1n << 64n);
+  });
+  test("a 223-byte AES response fits a short Le, 224 bytes do not", () => {
+    const cipher = c();
+    expect(maxReadPlaintext(cipher, false)).toBe(223);
+    expect(cardResponse(cipher, 1n, new Uint8Array(223), 0x9000).length - 2).toBeLessThanOrEqual(256);
+    expect(cardResponse(cipher, 1n, new Uint8Array(224), 0x9000).length - 2).toBeGreaterThan(256);
+  });
+  test("bad key lengths are RangeErrors; close() wipes the AES keys", () => {
+    expect(() => aesSmCipher(new Uint8Array(16), new Uint8Array(32))).toThrow(/differ in length/);
+    expect(() => aesSmCipher(new Uint8Array(20), new Uint8Array(20))).toThrow(/ksEnc must be 16, 24 or 32 bytes, got 20/);
+    const cipher = c();
+    const before = hex(cipher.mac(1n, new Uint8Array(0)));
+    new SecureChannel(new ScriptedTransport([]), cipher, 0n).close();
+    expect(hex(cipher.mac(1n, new Uint8Array(0)))).not.toBe(before);
   });
 });

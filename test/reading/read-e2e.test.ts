@@ -82,9 +82,9 @@ describe("read through pcscd + vpcd + virtual passport", () => {
     const read = await readWith({ profile: "td3-40k", extendedLength: true }, { extendedLength: "auto" });
     expectFilesAsServed(read, profile);
     expect(read.summary.link.extendedLength).toBe(true);
-    // SELECT + 2 BAC + one 231-byte first read per file + one extended read for each larger file
+    // EF.CardAccess probe + SELECT + 2 BAC + one 231-byte first read per file + one extended read for each larger file
     const files = [profile.files.com, ...profile.files.dgs.values(), profile.files.sod];
-    const expected = 3 + files.reduce((n, f) => n + (f.length > 231 ? 2 : 1), 0);
+    const expected = 4 + files.reduce((n, f) => n + (f.length > 231 ? 2 : 1), 0);
     expect(read.summary.apdus).toBe(expected);
   });
 

@@ -84,8 +84,9 @@ const SUMMARY: ReadSummary = {
   hashesMatchSod: true,
   apdus: 12,
   durationMs: 120.5,
-  steps: [{ name: "select applet + BAC", ms: 30, apdus: 3 }],
+  steps: [{ name: "authenticate", ms: 30, apdus: 3 }],
   recoveries: [{ step: "read DG1", file: "DG1", offset: 0, cause: "RF_TIMEOUT", layer: "rf-link", action: "reauthenticate", apdus: 4, ms: 20 }],
+  authentication: { protocol: "PACE", password: "CAN", mapping: "GM", group: "brainpoolP256r1", cipher: "AES-128", paceOffered: ["0.4.0.127.0.7.2.2.4.2.2"], parameterIdSent: true },
   link: { blockSize: 223, extendedLength: false, readBySfi: false },
 };
 
@@ -179,6 +180,9 @@ describe("deploy/asyncapi.yaml, the document", () => {
   });
 
   test("the validator and the schemas are strict: wrong payloads fail", () => {
+    // the access facts carry no key: an extra field (e.g. a CAN) is refused by the schema
+    expect(validate(schema("Event"), { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e", access: { protocol: "PACE", cipher: "AES-128", can: "123456" } }, doc).length).toBeGreaterThan(0);
+    expect(readEvent(AGENT, SUMMARY, { trigger: "insert" }).access).toEqual({ protocol: "PACE", password: "CAN", mapping: "GM", group: "brainpoolP256r1", cipher: "AES-128" });
     expect(errorsOf("Status", { state: "online", agentId: AGENT }).length).toBeGreaterThan(0);
     expect(errorsOf("Event", { ...readerEvent(AGENT, "r", "attached"), eventId: "e", extra: 1 }).length).toBeGreaterThan(0);
     const ok = { ...readEvent(AGENT, SUMMARY, { trigger: "insert" }), eventId: "e" };

@@ -209,13 +209,16 @@ describe("mrtd-agent remote keygen / open", () => {
     expect(unknown.err).toContain("no key pinned for agent board-7");
   });
 
-  test("usage errors before any network: missing --agent, bad access key, --can reserved", () => {
+  test("usage errors before any network: missing --agent, bad access key, a CAN that is not 6 digits or comes with an MRZ key", () => {
     expect(run(["ping"]).code).toBe(2);
     const bad = run(["read", "--agent", "a", "--doc", "L898902C3", "--dob", "741399", "--expiry", "120415"]);
     expect(bad.code).toBe(2);
     expect(bad.err).not.toContain("741399");
-    const can = run(["read", "--agent", "a", "--can", "123456"]);
+    const can = run(["read", "--agent", "a", "--can", "12345"]);
     expect(can.code).toBe(2);
-    expect(can.err).toContain("PACE");
+    expect(can.err).not.toContain("12345");
+    const both = run(["read", "--agent", "a", "--can", "123456", "--doc", "L898902C3"]);
+    expect(both.code).toBe(2);
+    expect(both.err).toContain("either --can");
   });
 });

@@ -54,13 +54,14 @@ export async function waitForReader(present: boolean, reader = VIRTUAL_READER): 
 }
 
 /**
- * The fewest APDUs a read of these file sizes can take with short Le and `block` bytes
- * per READ BINARY, reading by SFI: SELECT applet + GET CHALLENGE + EXTERNAL AUTHENTICATE,
+ * The fewest APDUs a BAC read of these file sizes can take with short Le and `block` bytes
+ * per READ BINARY, reading by SFI: SELECT EF.CardAccess (absent: the chip offers no PACE) +
+ * SELECT applet + GET CHALLENGE + EXTERNAL AUTHENTICATE,
  * then per file enough reads to cover it, where reads past offset 32,767 use B1 and carry
  * 3 bytes less (DO'53' header).
  */
 export function minimumApdus(fileSizes: number[], block = SHORT_BLOCK_LADDER[0]): number {
-  let n = 3;
+  let n = 4;
   for (const size of fileSizes) {
     let offset = 0;
     while (offset < size) {

@@ -1,13 +1,16 @@
 /**
- * The chip's side of Basic Access Control and 3DES secure messaging, ICAO 9303-11
- * §4.3 (BAC), §9.7.1–9.7.3 (key derivation), §9.8 (secure messaging) and Appendix D.
+ * The chip's side of Basic Access Control and secure messaging, ICAO 9303-11
+ * §4.3 (BAC), §9.7.1–9.7.3 (key derivation), §9.8 (secure messaging) and Appendix D:
+ * 3DES after BAC (§9.8.6.1), AES after PACE or Chip Authentication (§9.8.6.2: IV = E(KSenc, SSC),
+ * 8-byte AES-CMAC over the padded SSC ‖ data, 16-byte SSC).
  * Written from the spec, apart from the reader's implementation in agent/icao/, so the
  * two can check each other. Pure functions: keys and the SSC go in, results come out.
  */
 import { concat, constantTimeEqual } from "../../agent/bytes.ts";
 import { checkDigit } from "../../agent/icao/check-digit.ts";
 import { adjustParity, tdesCbcDecrypt, tdesCbcEncrypt } from "../../agent/crypto/des.ts";
-import { sha1 } from "../../agent/crypto/hash.ts";
+import { aesCbcDecrypt, aesCbcEncrypt, aesCmac, aesEncryptBlock } from "../../agent/crypto/aes.ts";
+import { sha1, sha256 } from "../../agent/crypto/hash.ts";
 import { pad, retailMac, unpad } from "../../agent/crypto/iso9797.ts";
 import type { CommandApdu } from "../../agent/iso7816/apdu.ts";
 import { encodeTlv, parseTlv } from "../../agent/iso7816/tlv.ts";
@@ -25,8 +28,38 @@ export interface KeyPair3des {
 }
 
 export interface SmSession extends KeyPair3des {
-  /** Send sequence counter: always 8 bytes, big-endian (9303-11 §9.8.2). */
+  /** Send sequence counter, big-endian: 8 bytes for 3DES, 16 for AES (9303-11 §9.8.2). */
   ssc: Uint8Array;
+  /** Default 3DES (BAC). */
+  cipher?: "3DES" | "AES";
+}
+
+/** 9303-11 §9.7.1 for every cipher: SHA-1 for 3DES (parity adjusted) and AES-128, SHA-256 for AES-192/256. */
+export function deriveSessionKey(seed: Uint8Array, counter: 1 | 2 | 3, alg: "3DES" | "AES-128" | "AES-192" | "AES-256"): Uint8Array {
+  const input = concat(seed, Uint8Array.of(0, 0, 0, counter));
+  if (alg === "3DES") return adjustParity(sha1(input).slice(0, 16));
+  if (alg === "AES-128") return sha1(input).slice(0, 16);
+  return sha256(input).slice(0, alg === "AES-192" ? 24 : 32);
+}
+
+function blockOf(session: SmSession): number {
+  return session.cipher === "AES" ? 16 : 8;
+}
+
+/** MAC over SSC ‖ parts (already including the SSC where the caller put it), padded to the block. */
+export function sessionMac(session: SmSession, ...parts: Uint8Array[]): Uint8Array {
+  if (session.cipher !== "AES") return macOver(session.kMac, ...parts);
+  return aesCmac(session.kMac, pad(concat(...parts), 16)).slice(0, 8);
+}
+
+function sessionEncrypt(session: SmSession, ssc: Uint8Array, padded: Uint8Array): Uint8Array {
+  if (session.cipher !== "AES") return tdesCbcEncrypt(session.kEnc, padded, ZERO_IV);
+  return aesCbcEncrypt(session.kEnc, aesEncryptBlock(session.kEnc, ssc), padded);
+}
+
+function sessionDecrypt(session: SmSession, ssc: Uint8Array, data: Uint8Array): Uint8Array {
+  if (session.cipher !== "AES") return tdesCbcDecrypt(session.kEnc, data, ZERO_IV);
+  return aesCbcDecrypt(session.kEnc, aesEncryptBlock(session.kEnc, ssc), data);
 }
 
 const ZERO_IV = new Uint8Array(8);
@@ -99,7 +132,7 @@ export function chipExternalAuthenticate(
   return { response: concat(eIc, mIc), session };
 }
 
-/** SSC + 1 as an 8-byte big-endian counter (wraps at 2^64). */
+/** SSC + 1 as a big-endian counter of its own length (wraps at 2^64 or 2^128). */
 export function incrementSsc(ssc: Uint8Array): Uint8Array {
   const next = Uint8Array.from(ssc);
   for (let i = next.length - 1; i >= 0; i--) {
@@ -161,8 +194,9 @@ export function unwrapCommand(session: SmSession, apdu: { cla: number; ins: numb
   if (!mac) return { ok: false, sw: 0x6987, reason: "DO'8E' missing" };
 
   const ssc = incrementSsc(session.ssc);
-  const header = pad(Uint8Array.of(apdu.cla, apdu.ins, apdu.p1, apdu.p2));
-  const expected = macOver(session.kMac, ssc, header, doData ?? new Uint8Array(0), doLe ?? new Uint8Array(0));
+  const block = blockOf(session);
+  const header = pad(Uint8Array.of(apdu.cla, apdu.ins, apdu.p1, apdu.p2), block);
+  const expected = sessionMac(session, ssc, header, doData ?? new Uint8Array(0), doLe ?? new Uint8Array(0));
   if (!constantTimeEqual(expected, mac)) return { ok: false, sw: 0x6988, reason: "MAC mismatch" };
 
   const command: CommandApdu = { cla: 0x00, ins: apdu.ins, p1: apdu.p1, p2: apdu.p2 };
@@ -170,9 +204,9 @@ export function unwrapCommand(session: SmSession, apdu: { cla: number; ins: numb
     const value = parseTlv(doData).value;
     const ct = dataTag === 0x87 ? value.subarray(1) : value;
     if (dataTag === 0x87 && value[0] !== 0x01) return { ok: false, sw: 0x6988, reason: "padding-content indicator is not 01" };
-    if (ct.length === 0 || ct.length % 8 !== 0) return { ok: false, sw: 0x6988, reason: "cryptogram length" };
+    if (ct.length === 0 || ct.length % block !== 0) return { ok: false, sw: 0x6988, reason: "cryptogram length" };
     try {
-      command.data = unpad(tdesCbcDecrypt(session.kEnc, ct, ZERO_IV));
+      command.data = unpad(sessionDecrypt(session, ssc, ct));
     } catch {
       return { ok: false, sw: 0x6988, reason: "cryptogram padding" };
     }
@@ -191,26 +225,26 @@ export function unwrapCommand(session: SmSession, apdu: { cla: number; ins: numb
  */
 export function wrapResponse(session: SmSession, data: Uint8Array, sw: number): { ssc: Uint8Array; response: Uint8Array } {
   const ssc = incrementSsc(session.ssc);
-  const do87 = data.length > 0 ? encodeTlv(0x87, Uint8Array.of(0x01), tdesCbcEncrypt(session.kEnc, pad(data), ZERO_IV)) : new Uint8Array(0);
+  const do87 = data.length > 0 ? encodeTlv(0x87, Uint8Array.of(0x01), sessionEncrypt(session, ssc, pad(data, blockOf(session)))) : new Uint8Array(0);
   const swBytes = Uint8Array.of(sw >> 8, sw & 0xff);
   const do99 = encodeTlv(0x99, swBytes);
-  const do8e = encodeTlv(0x8e, macOver(session.kMac, ssc, do87, do99));
+  const do8e = encodeTlv(0x8e, sessionMac(session, ssc, do87, do99));
   return { ssc, response: concat(do87, do99, do8e, swBytes) };
 }
 
-/** Length of the protected response data field for `n` plaintext bytes (3DES, 8-byte blocks). */
-export function protectedResponseLength(n: number): number {
+/** Length of the protected response data field for `n` plaintext bytes (8-byte blocks for 3DES, 16 for AES). */
+export function protectedResponseLength(n: number, block = 8): number {
   let len = 4 + 10; // DO'99' + DO'8E'
   if (n > 0) {
-    const v = 1 + (Math.floor(n / 8) + 1) * 8;
+    const v = 1 + (Math.floor(n / block) + 1) * block;
     len += 1 + (v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 4) + v;
   }
   return len;
 }
 
-/** Most plaintext bytes whose protected response fits `limit` bytes (231 for a short response). */
-export function maxPlaintextFor(limit: number): number {
+/** Most plaintext bytes whose protected response fits `limit` bytes (231 for a short 3DES response, 223 for AES). */
+export function maxPlaintextFor(limit: number, block = 8): number {
   let n = Math.max(0, limit - 14);
-  while (n > 0 && protectedResponseLength(n) > limit) n--;
+  while (n > 0 && protectedResponseLength(n, block) > limit) n--;
   return n;
 }

@@ -1,6 +1,8 @@
 /**
- * A virtual ICAO 9303 eMRTD chip (LDS1, BAC + 3DES secure messaging): the command set of
- * ICAO 9303-10 §3.5 / 9303-11 §4.3, §9.8 with ISO/IEC 7816-4 status words. Pure logic:
+ * A virtual ICAO 9303 eMRTD chip (LDS1; BAC and/or PACE, 3DES or AES secure messaging, Chip
+ * Authentication): the command set of ICAO 9303-10 §3.5 / 9303-11 §4.3, §4.4, §6.2, §9.8 with
+ * ISO/IEC 7816-4 status words. EF.CardAccess (011C, SFI 1C) sits in the master file and is read
+ * plain when the chip offers PACE. Pure logic:
  * `handle()` takes a command APDU and returns the response APDU, never throws, does no I/O.
  * Randomness comes from the options so tests can replay ICAO 9303-11 Appendix D.
  */
@@ -17,6 +19,7 @@ import {
   type SmSession,
 } from "./card-sm.ts";
 import { aaSign, type AaPrivateKey } from "./card-aa.ts";
+import { ChipCa, ChipPace, type ChipCaKey, type ChipPaceConfig } from "./card-pace.ts";
 import { EMRTD_AID, EmrtdFileSystem, type ElementaryFile, type PassportFiles } from "./file-system.ts";
 import { resolveCardOptions, type CardOptions, type CardOptionsInput } from "./options.ts";
 
@@ -34,6 +37,23 @@ interface Context {
 
 const EMPTY = new Uint8Array(0);
 
+/** What a chip supports beyond its files: access control and Chip Authentication. */
+export interface ChipFeatures {
+  /** The chip's Active Authentication key (9303-11 §6.1); a clone's differs from DG15. */
+  aaKey?: AaPrivateKey;
+  /** PACE (then EF.CardAccess exists); without it the chip does BAC only. */
+  pace?: ChipPaceConfig;
+  /** Card access number printed on the document (PACE password 02). */
+  can?: string;
+  /** BAC accepted (default true); false: EXTERNAL AUTHENTICATE answers 6A88. */
+  bac?: boolean;
+  /** Chip Authentication key (DG14 holds its public key; a clone's differs). */
+  caKey?: ChipCaKey;
+}
+
+const CARD_ACCESS_FID = 0x011c;
+const CARD_ACCESS_SFI = 0x1c;
+
 export class VirtualPassport {
   readonly options: CardOptions;
   private readonly fs: EmrtdFileSystem;
@@ -46,13 +66,26 @@ export class VirtualPassport {
   private session: SmSession | undefined;
   /** Active Authentication private key (9303-11 §6.1); without it INTERNAL AUTHENTICATE is 6D00. */
   private readonly aaKey: AaPrivateKey | undefined;
+  private readonly bac: boolean;
+  private readonly pace: ChipPace | undefined;
+  private readonly ca: ChipCa | undefined;
+  private readonly cardAccess: ElementaryFile | undefined;
+  /** A session that starts once the current response is out (Chip Authentication). */
+  private nextSession: SmSession | undefined;
 
-  /** `files.aaKey`: the chip's AA key (a profile's; a clone's key differs from DG15). */
-  constructor(files: PassportFiles & { aaKey?: AaPrivateKey }, opts: CardOptionsInput) {
+  /** `files` with the chip's features (a profile's; a clone's AA or CA key differs from DG15/DG14). */
+  constructor(files: PassportFiles & ChipFeatures, opts: CardOptionsInput) {
     this.options = resolveCardOptions(opts);
     this.fs = new EmrtdFileSystem(files);
     this.aaKey = files.aaKey;
+    this.bac = files.bac ?? true;
     this.documentKeys = documentBacKeys(this.options.mrzKey);
+    const random = (n: number) => Uint8Array.from(this.options.random(n));
+    if (files.pace) {
+      this.pace = new ChipPace(files.pace, this.options.mrzKey, files.can, files.caKey, random);
+      this.cardAccess = { fid: CARD_ACCESS_FID, sfi: CARD_ACCESS_SFI, name: "CardAccess", content: encodeTlv(0x31, ChipPace.cardAccessInfo(files.pace)) };
+    }
+    if (files.caKey) this.ca = new ChipCa(files.caKey);
   }
 
   /** Field off: all volatile state is lost. */
@@ -93,7 +126,9 @@ export class VirtualPassport {
     }
     const cla = apdu[0]!;
     const sm = cla === 0x0c;
-    if (!sm && cla !== 0x00) {
+    // CLA 10: command chaining of PACE's GENERAL AUTHENTICATE (9303-11 §4.4.4.2)
+    const chained = cla === 0x10 && apdu[1] === 0x86 && !this.session;
+    if (!sm && cla !== 0x00 && !chained) {
       if (this.session && (cla === 0x04 || cla === 0x08)) {
         // SM indicated without header authentication: 9303-11 requires CLA 0C
         this.endSession();
@@ -119,6 +154,7 @@ export class VirtualPassport {
         this.endSession();
         return { sw: 0x6982 };
       }
+      if (cmd.ins === 0x86) return this.paceAuthenticate(cmd, !chained);
       return this.execute(cmd, { authenticated: false, limit: this.options.maxLe });
     }
     return this.handleProtected(cmd);
@@ -135,7 +171,7 @@ export class VirtualPassport {
     session.ssc = unwrapped.ssc;
     // The protected response must fit the outer Ne (Le 00 = 256 short, 0000 = 65536 extended).
     const outerLimit = outer.ne ?? (outer.extended ? 65536 : 256);
-    const limit = Math.min(this.options.maxLe, maxPlaintextFor(outerLimit));
+    const limit = Math.min(this.options.maxLe, maxPlaintextFor(outerLimit, session.cipher === "AES" ? 16 : 8));
     const inner = this.execute(unwrapped.command, { authenticated: true, limit });
     if (this.session !== session) {
       // The command ended the session (cannot happen today; keep the invariant explicit).
@@ -143,6 +179,13 @@ export class VirtualPassport {
     }
     const wrapped = wrapResponse(session, inner.data ?? EMPTY, inner.sw);
     session.ssc = wrapped.ssc;
+    const next = this.nextSession;
+    if (next) {
+      // Chip Authentication: the answer went out under the old keys; the new session starts now
+      this.nextSession = undefined;
+      this.endSession();
+      this.session = next;
+    }
     return wrapped.response;
   }
 
@@ -160,6 +203,10 @@ export class VirtualPassport {
         return ctx.authenticated ? { sw: 0x6985 } : this.externalAuthenticate(cmd);
       case 0x88:
         return this.internalAuthenticate(cmd, ctx);
+      case 0x22:
+        return this.manageSecurityEnvironment(cmd, ctx);
+      case 0x86:
+        return this.caAuthenticate(cmd, ctx);
       default:
         return { sw: 0x6d00 };
     }
@@ -178,10 +225,20 @@ export class VirtualPassport {
       return { data: fcx, sw: 0x9000 };
     }
     if (cmd.p1 !== 0x00 && cmd.p1 !== 0x02) return { sw: 0x6a86 };
-    // P1=00 with no data or 3F00 selects the MF, which this chip does not expose.
-    if (cmd.p1 === 0x00 && (data.length === 0 || (data.length === 2 && data[0] === 0x3f && data[1] === 0x00))) return { sw: 0x6a82 };
+    // P1=00 with no data or 3F00 selects the MF: a PACE chip exposes it (EF.CardAccess lives there), a BAC-only one does not.
+    if (cmd.p1 === 0x00 && (data.length === 0 || (data.length === 2 && data[0] === 0x3f && data[1] === 0x00))) {
+      if (!this.cardAccess) return { sw: 0x6a82 };
+      this.appletSelected = false;
+      this.current = undefined;
+      return { sw: 0x9000 };
+    }
     if (data.length !== 2) return { sw: 0x6700 };
-    // EF.CardAccess (011C) and EF.ATR/INFO live in the MF; this BAC-only chip has none.
+    const fid = (data[0]! << 8) | data[1]!;
+    // EF.CardAccess (011C) lives in the MF, readable without authentication; a BAC-only chip has none
+    if (fid === CARD_ACCESS_FID && this.cardAccess && !this.appletSelected) {
+      this.current = this.cardAccess;
+      return { sw: 0x9000 };
+    }
     if (!this.appletSelected) return { sw: 0x6a82 };
     if (!ctx.authenticated) return { sw: 0x6982 };
     const ef = this.fs.byFileId((data[0]! << 8) | data[1]!);
@@ -195,6 +252,10 @@ export class VirtualPassport {
   /** Resolves P1 with bit 8 set to a short EF identifier (ISO 7816-4 §7.2.2), selecting that file. */
   private fileBySfi(p1: number): ElementaryFile | Result {
     if ((p1 & 0x60) !== 0) return { sw: 0x6a86 };
+    if ((p1 & 0x1f) === CARD_ACCESS_SFI && this.cardAccess && !this.appletSelected) {
+      this.current = this.cardAccess;
+      return this.cardAccess;
+    }
     if (!this.appletSelected) return { sw: 0x6a82 };
     const ef = this.fs.byShortId(p1 & 0x1f);
     if (!ef) return { sw: 0x6a82 };
@@ -204,7 +265,8 @@ export class VirtualPassport {
 
   /** READ BINARY, even INS (ISO 7816-4 §11.3.3): offset in P1-P2 (15 bits) or SFI in P1 and offset in P2. */
   private readBinary(cmd: CommandApdu, ctx: Context): Result {
-    if (!ctx.authenticated) return { sw: 0x6982 };
+    const publicFile = this.cardAccess !== undefined && (this.current === this.cardAccess || ((cmd.p1 & 0x80) !== 0 && (cmd.p1 & 0x1f) === CARD_ACCESS_SFI && !this.appletSelected));
+    if (!ctx.authenticated && !publicFile) return { sw: 0x6982 };
     if (cmd.data !== undefined && cmd.data.length > 0) return { sw: 0x6700 };
     let ef: ElementaryFile;
     let offset: number;
@@ -288,6 +350,7 @@ export class VirtualPassport {
     if (cmd.p1 !== 0 || cmd.p2 !== 0) return { sw: 0x6a86 };
     const data = cmd.data ?? EMPTY;
     if (data.length !== 40 || (cmd.ne !== undefined && cmd.ne < 40)) return { sw: 0x6700 };
+    if (!this.bac) return { sw: 0x6a88 }; // PACE-only chip: no BAC keys (referenced data not found)
     if (this.bacFailed) return { sw: 0x6300 };
     const rndIc = this.rndIc;
     if (!rndIc) return { sw: 0x6985 };
@@ -314,10 +377,51 @@ export class VirtualPassport {
     return { data: signature, sw: 0x9000 };
   }
 
+  /** MSE (ISO 7816-4 §11.5.11): Set AT for PACE (C1A4, unauthenticated) or CA (41A4), Set KAT for CA (41A6). */
+  private manageSecurityEnvironment(cmd: CommandApdu, ctx: Context): Result {
+    const data = cmd.data ?? EMPTY;
+    const p = (cmd.p1 << 8) | cmd.p2;
+    if (p === 0xc1a4 && !ctx.authenticated) return this.pace ? this.pace.mseSetAt(data) : { sw: 0x6a80 };
+    if (!ctx.authenticated) return { sw: 0x6982 };
+    if (!this.ca) return { sw: 0x6a80 };
+    if (p === 0x41a4) return this.ca.mseSetAt(data);
+    if (p === 0x41a6) return this.takeSession(this.ca.mseSetKat(data));
+    return { sw: 0x6a86 };
+  }
+
+  /** GENERAL AUTHENTICATE of PACE (plain, chained with CLA 10 until the last step). */
+  private paceAuthenticate(cmd: CommandApdu, last: boolean): Result {
+    if (!this.pace) return { sw: 0x6d00 };
+    if (cmd.p1 !== 0 || cmd.p2 !== 0) return { sw: 0x6a86 };
+    const r = this.pace.generalAuthenticate(cmd.data ?? EMPTY, last);
+    if (r.session) {
+      this.endSession();
+      this.appletSelected = false;
+      this.current = undefined;
+      this.session = r.session;
+    }
+    return { data: r.data, sw: r.sw };
+  }
+
+  /** GENERAL AUTHENTICATE of Chip Authentication (inside secure messaging). */
+  private caAuthenticate(cmd: CommandApdu, ctx: Context): Result {
+    if (!ctx.authenticated || !this.ca) return { sw: 0x6982 };
+    return this.takeSession(this.ca.generalAuthenticate(cmd.data ?? EMPTY));
+  }
+
+  private takeSession(r: { data?: Uint8Array; sw: number; session?: SmSession }): Result {
+    if (r.session) this.nextSession = r.session;
+    return { data: r.data, sw: r.sw };
+  }
+
   private endSession(): void {
     if (this.session) {
       wipe(this.session.kEnc, this.session.kMac);
       this.session = undefined;
+    }
+    if (this.nextSession) {
+      wipe(this.nextSession.kEnc, this.nextSession.kMac);
+      this.nextSession = undefined;
     }
   }
 
@@ -328,6 +432,8 @@ export class VirtualPassport {
     if (this.rndIc) wipe(this.rndIc);
     this.rndIc = undefined;
     this.bacFailed = false;
+    this.pace?.reset();
+    this.ca?.reset();
   }
 }
 

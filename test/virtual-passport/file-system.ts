@@ -1,8 +1,8 @@
 /**
  * The chip's file system, ICAO 9303-10 §3.10 / §4.6: the LDS1 eMRTD application
  * (AID A0 00 00 02 47 10 01) holding EF.COM, EF.SOD and DG1..DG16 with their file
- * identifiers and short EF identifiers. The MF holds no files here (no EF.CardAccess:
- * this chip does BAC only).
+ * identifiers and short EF identifiers. EF.CardAccess, in the MF, is the chip's (card.ts):
+ * it exists only when the chip offers PACE.
  */
 
 /** The files of one passport, as the fixtures build them. */

@@ -11,7 +11,8 @@ import { REALISTIC_LATENCY } from "./options.ts";
 
 const HELP = `Usage: ${invocation("virtual-passport", "test/virtual-passport/main.ts")} [options]
 
-Inserts a virtual ICAO 9303 eMRTD (BAC, 3DES secure messaging) into the vpcd reader
+Inserts a virtual ICAO 9303 eMRTD (BAC and/or PACE, 3DES or AES secure messaging, Active
+or Chip Authentication, as the profile says) into the vpcd reader
 ("Virtual PCD 00 00" on port ${DEFAULT_VPCD_PORT}) and serves it until Ctrl-C.
 
 Options:
