@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmarks need on a Debian machine that has
-# only Node/npm: Debian packages (pcscd, the vpcd virtual reader driver, Mosquitto) and the
+# only Node/npm: Debian packages (pcscd, the vpcd virtual reader driver, Mosquitto, chromium for the
+# dashboard's browser tests, prometheus for promtool) and the
 # npm dependencies (Bun itself comes from npm). Idempotent and quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs qemu-user-static libc6-arm64-cross)
+APT_PACKAGES=(pcscd libpcsclite1 vsmartcard-vpcd mosquitto mosquitto-clients pcsc-tools opensc openssl libjpeg-turbo-progs qemu-user-static libc6-arm64-cross chromium prometheus)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
