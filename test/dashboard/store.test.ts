@@ -5,10 +5,10 @@
  * Debian's promtool when installed).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseDashboardConfig, type DashboardConfig } from "../../agent/dashboard/config.ts";
+import { DASHBOARD_DEFAULTS, parseDashboardConfig, type DashboardConfig } from "../../agent/dashboard/config.ts";
 import { acceptPayload } from "../../agent/dashboard/contract.ts";
 import { FleetState } from "../../agent/dashboard/fleet-state.ts";
 import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
@@ -141,5 +141,17 @@ describe("Prometheus exposition", () => {
     const p = Bun.spawnSync(["sh", "-c", `promtool check metrics < ${file}`], { stdout: "pipe", stderr: "pipe" });
     expect(p.stderr.toString() + p.stdout.toString()).toBe("");
     expect(p.exitCode).toBe(0);
+  });
+});
+
+describe("deploy/dashboard.example.toml", () => {
+  test("parses, and states every default the code has", () => {
+    const file = join(import.meta.dir, "../../deploy/dashboard.example.toml");
+    const c = parseDashboardConfig(readFileSync(file, "utf8"), file);
+    expect(c.mqtt).toMatchObject(DASHBOARD_DEFAULTS.mqtt);
+    expect(c.http).toEqual({ ...DASHBOARD_DEFAULTS.http });
+    expect(c.store).toEqual({ ...DASHBOARD_DEFAULTS.store });
+    expect(c.alerts).toEqual({ ...DASHBOARD_DEFAULTS.alerts });
+    expect(c.users.map((u) => u.role)).toEqual(["operator"]);
   });
 });
