@@ -4,14 +4,14 @@
  * own MQTT link, topics and payload builders: the fleet appears, health changes reach the API,
  * events are split between two instances in one share group, hostile payloads are refused or
  * kept as text and never stop the service, access control (login, CSRF, roles, audit) holds,
- * and /metrics passes promtool.
+ * /metrics passes promtool and Debian's prometheus scrapes it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readerSlug } from "../../agent/service/topics.ts";
-import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
+import { freePort, startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
 import { apiLogin, DashboardProcess, USERS } from "./fixtures/dashboard-process.ts";
 import { SimAgent } from "./fixtures/sim-agent.ts";
 
@@ -165,6 +165,32 @@ describe("dashboard process", () => {
     expect(p.stdout.toString() + p.stderr.toString()).toBe("");
     expect(p.exitCode).toBe(0);
   });
+
+  test("Debian's prometheus scrapes /metrics and a PromQL query returns the fleet's online agents", async () => {
+    const bin = Bun.which("prometheus");
+    if (!bin) return; // deploy/dev-setup.sh installs it
+    const port = await freePort();
+    const dir = join(tmp, "prometheus");
+    const target = new URL(dash.url).host;
+    mkdirSync(dir);
+    writeFileSync(join(dir, "prometheus.yml"), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mrtd-dashboard\n    static_configs:\n      - targets: ["${target}"]\n`);
+    const prom = Bun.spawn([bin, `--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`], { stdout: "ignore", stderr: "pipe" });
+    try {
+      const query = encodeURIComponent('sum(mrtd_fleet_agents{state="online"})');
+      const value = await until(async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${query}`).catch(() => undefined);
+        if (!r?.ok) return undefined;
+        const j = (await r.json()) as { data: { result: Array<{ value: [number, string] }> } };
+        return j.data.result[0]?.value[1];
+      }, "prometheus to scrape the dashboard", 20_000);
+      expect(value).toBe("3");
+      const up = await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent('mrtd_fleet_reader_success_rate{agent="sim-b"}')}`)).json() as { data: { result: Array<{ value: [number, string] }> } };
+      expect(Number(up.data.result[0]!.value[1])).toBeCloseTo(0.4, 3);
+    } finally {
+      prom.kill("SIGTERM");
+      await Promise.race([prom.exited, Bun.sleep(5000).then(() => prom.kill("SIGKILL"))]);
+    }
+  }, 30_000);
 
   test("SIGTERM stops cleanly after writing the state; a restarted dashboard shows the events it stored (events are not retained)", async () => {
     const before = await apiLogin(dash.url, USERS.operator);
