@@ -99,6 +99,8 @@ export function startServer(d: ServerDeps): DashboardServer {
     port: d.config.http.port,
     ...(tls ? { tls } : {}),
     idleTimeout: 0,
+    // Logins and commands are small JSON bodies.
+    maxRequestBodySize: 64 * 1024,
     fetch: async (req) => {
       const url = new URL(req.url);
       const path = url.pathname;
