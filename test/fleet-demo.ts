@@ -36,7 +36,8 @@ async function main(): Promise<void> {
   const simIds = Array.from({ length: count }, (_, i) => `kiosk-${String(i + 1).padStart(3, "0")}`);
   const broker = await startMosquitto({ config: "tls-acl", agents: [...simIds, "board-virtual"] });
   stops.push(() => broker.stop());
-  const dash = await DashboardProcess.start(broker);
+  // History samples every 10 s so the agent pages' trend charts fill while you watch.
+  const dash = await DashboardProcess.start(broker, { sampleIntervalS: 10 });
   stops.push(() => dash.stop());
 
   if (wantReal) await startRealAgent(broker).catch((e) => console.log(`fleet: no real agent (${(e as Error).message})`));

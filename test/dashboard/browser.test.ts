@@ -30,7 +30,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error("chromium is not installed: run deploy/dev-setup.sh");
   mkdirSync(shots, { recursive: true });
   broker = await startMosquitto({ config: "tls-acl", agents: ["kiosk-1", "kiosk-2", "kiosk-3", "kiosk-evil"] });
-  dash = await DashboardProcess.start(broker);
+  dash = await DashboardProcess.start(broker, { sampleIntervalS: 1 });
   for (const [id, readers] of [["kiosk-1", [ACS]], ["kiosk-2", ["Virtual PCD 00 00"]], ["kiosk-3", [ACS, "Virtual PCD 00 00"]], ["kiosk-evil", [HTML_READER]]] as const) {
     const s = new SimAgent(broker, id, [...readers]);
     await s.start();
@@ -95,7 +95,7 @@ describe("dashboard in chromium", () => {
     await page.close();
   }, 30_000);
 
-  test("an agent page shows its readers and failure classes with explanation and advice", async () => {
+  test("an agent page shows its readers, trends and failure classes with explanation and advice", async () => {
     const page = await context.newPage();
     await page.goto(`${dash.url}/#/agent/kiosk-1`);
     await page.getByTestId("failure-classes").waitFor();
@@ -103,6 +103,10 @@ describe("dashboard in chromium", () => {
     expect(text).toContain("CARD_LOST");
     expect(text).toContain("Advice:");
     expect(text).toContain("place the document back on the reader");
+    // History is sampled every second here: the trend charts draw a line once two samples exist.
+    await page.reload();
+    await page.locator("[data-testid=trends] polyline").first().waitFor({ timeout: 5000 });
+    expect(await page.getByTestId("trends").textContent()).toContain("success rate: 67% now");
     await page.screenshot({ path: join(shots, "agent.png"), fullPage: true });
     await page.close();
   });

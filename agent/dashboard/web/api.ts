@@ -97,5 +97,7 @@ export const api = {
   overview: (params: URLSearchParams) => call<Overview>("GET", `/api/overview?${params}`),
   agent: (id: string) => call<AgentDetail>("GET", `/api/agents/${encodeURIComponent(id)}`),
   alerts: () => call<{ alerts: Alert[] }>("GET", "/api/alerts"),
+  history: (id: string, slug: string) =>
+    call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
   ping: (id: string) => call<{ ok: boolean; result?: unknown; error?: string }>("POST", `/api/agents/${encodeURIComponent(id)}/ping`, {}),
 };

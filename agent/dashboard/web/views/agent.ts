@@ -7,6 +7,7 @@
 import { api, type AgentDetail } from "../api.ts";
 import { ago, h, ms, pct } from "../dom.ts";
 import type { View } from "../app.ts";
+import { trendChart } from "./trend-chart.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
   const body = h("div");
@@ -19,7 +20,24 @@ export function agentView(root: HTMLElement, agentId: string): View {
       body.replaceChildren(h("p", { class: "error" }, (e as Error).message));
     }
   }
+  const trends = h("div", { "data-testid": "trends" });
+  let trendsAt = 0;
+  /** Reader history changes once per sample interval: refetched at most once a minute. */
+  async function loadTrends(a: AgentDetail): Promise<void> {
+    if (Date.now() - trendsAt < 60_000 && trends.childElementCount > 0) return;
+    trendsAt = Date.now();
+    const blocks = await Promise.all(
+      a.readers.map(async (r) => {
+        const hist = await api.history(agentId, r.slug);
+        const rate = hist.samples.filter((s) => s.rate !== null).map((s): [number, number] => [s.at, s.rate!]);
+        const p95 = hist.samples.filter((s) => s.p95 !== null).map((s): [number, number] => [s.at, s.p95!]);
+        return h("div", { class: "card" }, h("b", {}, r.reader), h("br"), trendChart("success rate", rate, { max: 1, format: (v) => pct(v) }), trendChart("APDU p95", p95, { format: (v) => ms(v) }));
+      }),
+    );
+    trends.replaceChildren(...blocks);
+  }
   function render(a: AgentDetail): void {
+    void loadTrends(a).catch(() => undefined);
     const s = api.current();
     const actions = a.canCommand && s?.role === "operator"
       ? h("div", { class: "card" }, h("button", { "data-testid": "ping", onclick: () => void api.ping(agentId).then((r) => (actionResult.textContent = r.ok ? `pong: ${JSON.stringify(r.result)}` : `failed: ${r.error}`), (e: Error) => (actionResult.textContent = `failed: ${e.message}`)) }, "Ping"), actionResult)
@@ -46,6 +64,8 @@ export function agentView(root: HTMLElement, agentId: string): View {
             h("td", {}, ms(r.p95)),
             h("td", {}, r.lastFailureClass ?? "–"),
             h("td", {}, r.at))))),
+      h("h3", {}, "Trends (last 48 h)"),
+      trends,
       h("h3", {}, "Failure classes"),
       a.failureClasses.length === 0 ? h("p", { class: "muted" }, "none seen") : h("div", { "data-testid": "failure-classes" }, ...a.failureClasses.map((f) =>
         h("div", { class: "card" },
