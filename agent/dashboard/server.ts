@@ -109,7 +109,7 @@ export function startServer(d: ServerDeps): DashboardServer {
         if (req.method === "GET" && path === "/assets/app.js") return text(d.assets.js, "text/javascript; charset=utf-8");
         if (req.method === "GET" && path === "/assets/app.css") return text(d.assets.css, "text/css; charset=utf-8");
         if (req.method === "GET" && path === "/metrics") return text(fleetExposition(d.state, d.ingest, Date.now()), "text/plain; version=0.0.4; charset=utf-8");
-        if (req.method === "GET" && path === "/healthz") return json({ ok: true, broker: d.ingest.connected() });
+        if (req.method === "GET" && path === "/healthz") return json({ ok: true, broker: d.ingest.connected(), received: d.ingest.received });
 
         if (req.method === "POST" && path === "/api/login") {
           if (!csrfOk(req, undefined)) return json({ error: "cross-origin request refused" }, 403);
