@@ -100,6 +100,12 @@ export class FleetState {
   apply(m: Accepted, now: number, retained: boolean): Change {
     const a = this.#agent(m.agentId, now);
     this.#pendingAgents.add(a.agentId);
+    // The broker relays live messages only from a connected agent: an agent heard live is online,
+    // even when its retained birth never reached us (dropped from a full queue on subscribe).
+    if (!retained && m.kind !== "status" && !a.online) {
+      a.online = true;
+      a.offlineSince = null;
+    }
     switch (m.kind) {
       case "status": {
         const s: StatusPayload = m.payload;

@@ -55,6 +55,17 @@ describe("FleetState", () => {
     expect(ms).toBeLessThan(1000); // a loose bound on a shared machine; typically ~30 ms
   });
 
+  test("an agent heard live is online even without its birth; a retained health message alone does not say so", () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    const t = new ReaderHealthTracker("R");
+    const topic = parseFleetTopic("mrtd/v1", `mrtd/v1/quiet/readers/${readerSlug("R")}/health`)!;
+    s.apply(acceptPayload(topic, enc(t.snapshot("quiet"))), now, true);
+    expect(s.agents.get("quiet")!.online).toBe(false);
+    s.apply(acceptPayload(topic, enc(t.snapshot("quiet"))), now, false);
+    expect(s.agents.get("quiet")!.online).toBe(true);
+  });
+
   test("alerts: success rate under the threshold, offline longer than N minutes", () => {
     const s = new FleetState(ALERTS);
     const now = Date.now();
