@@ -7,7 +7,7 @@
  * /metrics passes promtool and Debian's prometheus scrapes it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readerSlug } from "../../agent/service/topics.ts";
@@ -166,7 +166,7 @@ describe("dashboard process", () => {
     expect(p.exitCode).toBe(0);
   });
 
-  test("Debian's prometheus scrapes /metrics and a PromQL query returns the fleet's online agents", async () => {
+  test("Debian's prometheus scrapes /metrics, a PromQL query returns the fleet's online agents, and the Grafana dashboard's queries evaluate", async () => {
     const bin = Bun.which("prometheus");
     if (!bin) return; // deploy/dev-setup.sh installs it
     const port = await freePort();
@@ -184,6 +184,12 @@ describe("dashboard process", () => {
         return j.data.result[0]?.value[1];
       }, "prometheus to scrape the dashboard", 20_000);
       expect(value).toBe("3");
+      // Every query of the Grafana dashboard in deploy/grafana is valid PromQL that Prometheus evaluates.
+      const grafana = JSON.parse(readFileSync(join(import.meta.dir, "../../deploy/grafana/mrtd-fleet.json"), "utf8")) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+      for (const expr of grafana.panels.flatMap((p) => p.targets.map((t) => t.expr))) {
+        const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(expr)}`);
+        expect(`${expr}: ${r.status}`).toBe(`${expr}: 200`);
+      }
       const up = await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent('mrtd_fleet_reader_success_rate{agent="sim-b"}')}`)).json() as { data: { result: Array<{ value: [number, string] }> } };
       expect(Number(up.data.result[0]!.value[1])).toBeCloseTo(0.4, 3);
     } finally {
