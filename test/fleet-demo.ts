@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const dash = await DashboardProcess.start(broker, { sampleIntervalS: 10 });
   stops.push(() => dash.stop());
 
-  if (wantReal) await startRealAgent(broker).catch((e) => console.log(`fleet: no real agent (${(e as Error).message})`));
+  const real = wantReal ? await startRealAgent(broker).then(() => true, (e) => (console.log(`fleet: no real agent (${(e as Error).message})`), false)) : false;
 
   const sims: Array<{ sim: SimAgent; failRate: number; apduMs: number[] }> = [];
   for (const [i, id] of simIds.entries()) {
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   if (last) setTimeout(() => void last.sim.stop(), 10_000);
 
   console.log(`
-fleet: ${count} simulated agents${wantReal ? " (+ the real agent if it started)" : ""}, Mosquitto ${broker.url}
+fleet: ${count} simulated agents${real ? " and the real agent board-virtual" : ""}, Mosquitto ${broker.url}
 fleet: dashboard ${dash.url}
 fleet: log in as ${USERS.operator.name} / ${USERS.operator.password} (operator) or ${USERS.viewer.name} / ${USERS.viewer.password} (viewer)
 fleet: Prometheus metrics at ${dash.url}/metrics
