@@ -75,6 +75,7 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
       .then(() => undefined);
   }, config.store.sampleIntervalS * 1000);
 
+  if (config.users.length === 0) log("warn", "no [[users]] configured: nobody can log in to the page (/metrics still answers)");
   log("info", "dashboard ready", { url: server.url, agents: state.agents.size, prefix: config.mqtt.prefix, shareGroup: config.mqtt.shareGroup });
   return {
     url: server.url,
