@@ -13,6 +13,7 @@ import { acceptPayload } from "../../agent/dashboard/contract.ts";
 import { FleetState } from "../../agent/dashboard/fleet-state.ts";
 import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
 import { SqliteFleetStore } from "../../agent/dashboard/store.ts";
+import { fleetStoreContract } from "./fixtures/store-contract.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
@@ -78,38 +79,7 @@ describe("FleetState", () => {
   });
 });
 
-describe("SqliteFleetStore", () => {
-  test("state written behind is restored; samples roll up into days; retention prunes", async () => {
-    const path = join(dir, "fleet.sqlite");
-    const store = new SqliteFleetStore(path);
-    const s = new FleetState(ALERTS);
-    const now = Date.UTC(2026, 11, 4, 12);
-    feedBirth(s, "a1", now);
-    feedHealth(s, "a1", "Reader <b>", [true, true, false], now);
-    for (let i = 0; i < 60; i++) {
-      s.apply(acceptPayload({ kind: "events", agentId: "a1" }, enc({ eventId: `e${i}`, agentId: "a1", at: new Date(now).toISOString(), type: "card", reader: "Reader <b>", change: "inserted" })), now, false);
-    }
-    await store.write({ ...s.takePending(), samples: [] });
-    const slug = readerSlug("Reader <b>");
-    for (const hoursAgo of [72, 71, 50, 1]) await store.write({ agents: [], readers: [], events: [], samples: s.samples(now - hoursAgo * 3_600_000, 0) });
-    expect(await store.recentEvents("a1", 100)).toHaveLength(60);
-    const r = await store.prune(now, { rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 });
-    expect(r.samplesRolledUp).toBeGreaterThan(0);
-    expect((await store.samples("a1", slug, 0)).map((x) => x.at)).toEqual([now - 3_600_000]);
-    const daily = await store.daily("a1", slug);
-    expect(daily.map((d) => [d.day, d.samples])).toEqual([["2026-12-01", 2], ["2026-12-02", 1]]);
-    expect(daily[0]!.meanRate).toBeCloseTo(0.667, 3);
-    expect(await store.recentEvents("a1", 100)).toHaveLength(50);
-    await store.close();
-
-    const again = new SqliteFleetStore(path);
-    const restored = new FleetState(ALERTS);
-    restored.restore(await again.loadAgents(), await again.loadReaders());
-    expect(restored.agents.get("a1")!.readers.get(slug)!.health.reader).toBe("Reader <b>");
-    expect(restored.counts().online).toBe(1);
-    await again.close();
-  });
-});
+fleetStoreContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
 
 describe("dashboard configuration", () => {
   const hash = Bun.password.hashSync("pw", { algorithm: "argon2id" });
