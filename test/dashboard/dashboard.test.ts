@@ -198,6 +198,17 @@ describe("dashboard process", () => {
     }
   }, 30_000);
 
+  test("an agent that stops is shown offline at once (its retained offline status)", async () => {
+    const ops = await apiLogin(dash.url, USERS.operator);
+    await sims[1]!.stop();
+    const o = await until(async () => {
+      const v = (await (await ops.get("/api/overview?status=offline")).json()) as Overview;
+      return v.total === 1 ? v : undefined;
+    }, "sim-b offline");
+    expect(o.rows[0]!.agentId).toBe("sim-b");
+    expect(o.counts).toMatchObject({ online: 2, offline: 1 });
+  });
+
   test("SIGTERM stops cleanly after writing the state; a restarted dashboard shows the events it stored (events are not retained)", async () => {
     const before = await apiLogin(dash.url, USERS.operator);
     const n = ((await (await before.get("/api/agents/sim-a")).json()) as { events: unknown[] }).events.length;
