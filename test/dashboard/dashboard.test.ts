@@ -152,6 +152,19 @@ describe("dashboard process", () => {
     expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
   });
 
+  test("with http.tls_cert the page is served over HTTPS and the session cookie is Secure", async () => {
+    const c = broker.certs!;
+    const tls = await DashboardProcess.start(broker, { clientId: "operator-test-tls", httpTls: { cert: join(c.dir, "broker.crt"), key: join(c.dir, "broker.key") } });
+    try {
+      expect(tls.url.startsWith("https://127.0.0.1:")).toBe(true);
+      const r = await fetch(`${tls.url}/api/login`, { method: "POST", headers: { origin: tls.url }, body: JSON.stringify(USERS.viewer), tls: { ca: readFileSync(c.ca, "utf8") } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("set-cookie")).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    } finally {
+      await tls.stop();
+    }
+  });
+
   test("/metrics: fleet aggregates in the exposition format, promtool check metrics clean", async () => {
     const text = await (await fetch(`${dash.url}/metrics`)).text();
     expect(text).toContain('mrtd_fleet_agents{state="online"} 3');
