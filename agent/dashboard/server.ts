@@ -98,7 +98,8 @@ export function startServer(d: ServerDeps): DashboardServer {
     hostname: d.config.http.host,
     port: d.config.http.port,
     ...(tls ? { tls } : {}),
-    idleTimeout: 0,
+    // Live streams send a comment every 15 s, so 60 s only ends connections that went quiet.
+    idleTimeout: 60,
     // Logins and commands are small JSON bodies.
     maxRequestBodySize: 64 * 1024,
     fetch: async (req) => {
