@@ -23,7 +23,7 @@ export interface DashboardConfig {
   mqtt: { url: string; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup: string };
   http: { host: string; port: number; tlsCert?: string; tlsKey?: string };
   store: { path: string; sampleIntervalS: number; rawRetentionH: number; dailyRetentionD: number; eventsPerAgent: number; auditRetentionD: number };
-  alerts: { successRateBelow: number; minWindowReads: number; rfDropsPerHourAbove: number; offlineAfterMin: number };
+  alerts: { successRateBelow: number; minWindowReads: number; rfDropsPerHourAbove: number; offlineAfterMin: number; webhookUrl?: string; webhookIntervalS: number };
   users: DashboardUser[];
 }
 
@@ -36,7 +36,7 @@ export const DASHBOARD_DEFAULTS = {
   mqtt: { url: "mqtts://localhost:8883", prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
   http: { host: "127.0.0.1", port: 8080 },
   store: { path: "/var/lib/mrtd-agent/dashboard.sqlite", sampleIntervalS: 900, rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 },
-  alerts: { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10 },
+  alerts: { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 },
 } as const;
 
 type Spec = { kind: "string" } | { kind: "integer"; min: number; max: number } | { kind: "number"; min: number; max: number };
@@ -56,6 +56,8 @@ const SCHEMA: Record<string, Record<string, Spec>> = {
     min_window_reads: { kind: "integer", min: 1, max: 1000 },
     rf_drops_per_hour_above: { kind: "number", min: 0, max: 1e9 },
     offline_after_min: { kind: "integer", min: 1, max: 100000 },
+    webhook_url: { kind: "string" },
+    webhook_interval_s: { kind: "integer", min: 1, max: 3600 },
   },
 };
 const USER_KEYS = ["name", "role", "password_hash"];
@@ -140,6 +142,16 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
   if (tlsKey !== undefined) http.tlsKey = tlsKey;
   if (tlsCert === undefined && !isLoopback(http.host)) fail("http.host", "serving beyond loopback needs http.tls_cert and http.tls_key (session cookies and logins would travel in clear)");
 
+  const webhookUrl = get<string>("alerts", "webhook_url");
+  if (webhookUrl !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(webhookUrl);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== "https:" && u.protocol !== "http:")) fail("alerts.webhook_url", "must be an http:// or https:// URL");
+  }
   return {
     file,
     mqtt,
@@ -157,6 +169,8 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
       minWindowReads: get<number>("alerts", "min_window_reads") ?? D.alerts.minWindowReads,
       rfDropsPerHourAbove: get<number>("alerts", "rf_drops_per_hour_above") ?? D.alerts.rfDropsPerHourAbove,
       offlineAfterMin: get<number>("alerts", "offline_after_min") ?? D.alerts.offlineAfterMin,
+      webhookIntervalS: get<number>("alerts", "webhook_interval_s") ?? D.alerts.webhookIntervalS,
+      ...(webhookUrl !== undefined ? { webhookUrl } : {}),
     },
     users,
   };

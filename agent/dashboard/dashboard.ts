@@ -5,7 +5,7 @@
  */
 import type { DashboardConfig } from "./config.ts";
 import { acceptPayload, PayloadRejected } from "./contract.ts";
-import { FleetState } from "./fleet-state.ts";
+import { FleetState, type Alert } from "./fleet-state.ts";
 import { subscribeFleet, type FleetSubscriber } from "./fleet-subscriber.ts";
 import { buildAssets, startServer, type DashboardServer } from "./server.ts";
 import { Sessions } from "./auth.ts";
@@ -76,6 +76,8 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
   }, config.store.sampleIntervalS * 1000);
 
   if (config.users.length === 0) log("warn", "no [[users]] configured: nobody can log in to the page (/metrics still answers)");
+  const webhook = config.alerts.webhookUrl !== undefined ? alertWebhook(config.alerts.webhookUrl, state, log) : undefined;
+  const webhookTimer = webhook ? setInterval(() => void webhook(), config.alerts.webhookIntervalS * 1000) : undefined;
   log("info", "dashboard ready", { url: server.url, agents: state.agents.size, prefix: config.mqtt.prefix, shareGroup: config.mqtt.shareGroup });
   return {
     url: server.url,
@@ -84,10 +86,39 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
     stop: async () => {
       clearInterval(flushTimer);
       clearInterval(sampleTimer);
+      if (webhookTimer) clearInterval(webhookTimer);
       await server?.stop();
       await sub?.close();
       await flush();
       await store.close();
     },
+  };
+}
+
+/**
+ * Alerts to a webhook: each check POSTs the alerts that started and the ones that ended since
+ * the last check (JSON `{ fired: Alert[], resolved: Alert[], at }`), nothing when none changed.
+ * A failed POST is logged and its changes are sent again at the next check.
+ */
+function alertWebhook(url: string, state: FleetState, log: Log): () => Promise<void> {
+  let known = new Map<string, Alert>();
+  let busy = false;
+  return async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const now = Date.now();
+      const current = new Map(state.alerts(now).map((a) => [`${a.kind}\u0000${a.agentId}\u0000${a.reader ?? ""}`, a]));
+      const fired = [...current].filter(([k]) => !known.has(k)).map(([, a]) => a);
+      const resolved = [...known].filter(([k]) => !current.has(k)).map(([, a]) => a);
+      if (fired.length + resolved.length === 0) return;
+      const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ at: new Date(now).toISOString(), fired, resolved }), signal: AbortSignal.timeout(5000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      known = current;
+    } catch (e) {
+      log("warn", "alert webhook failed", { error: (e as Error).message });
+    } finally {
+      busy = false;
+    }
   };
 }

@@ -82,6 +82,20 @@ describe("dashboard process", () => {
     expect(lost.action).toContain("place the document back");
   });
 
+  test("alerts go to the webhook when they start and when they end", async () => {
+    const posts: Array<{ fired: Array<{ kind: string; agentId: string }>; resolved: Array<{ kind: string; agentId: string }> }> = [];
+    const hook = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => (posts.push((await req.json()) as (typeof posts)[number]), new Response("ok")) });
+    const second = await DashboardProcess.start(broker, { clientId: "operator-test-hook", extraToml: `[alerts]\nwebhook_url = "http://127.0.0.1:${hook.port}/hook"\nwebhook_interval_s = 1\n` });
+    try {
+      await until(async () => (posts.some((p) => p.fired.some((a) => a.agentId === "sim-b" && a.kind === "success-rate")) ? true : undefined), "sim-b's alert posted");
+      await sims[1]!.reads("Virtual PCD 00 00", Array(20).fill(true));
+      await until(async () => (posts.some((p) => p.resolved.some((a) => a.agentId === "sim-b")) ? true : undefined), "sim-b's alert resolved");
+    } finally {
+      await second.stop();
+      await hook.stop(true);
+    }
+  }, 30_000);
+
   test("events go through the shared subscription: two instances in one group split them, each sees all state", async () => {
     const second = await DashboardProcess.start(broker, { clientId: "operator-test-2" });
     try {
@@ -204,7 +218,7 @@ describe("dashboard process", () => {
         expect(`${expr}: ${r.status}`).toBe(`${expr}: 200`);
       }
       const up = await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent('mrtd_fleet_reader_success_rate{agent="sim-b"}')}`)).json() as { data: { result: Array<{ value: [number, string] }> } };
-      expect(Number(up.data.result[0]!.value[1])).toBeCloseTo(0.4, 3);
+      expect(Number(up.data.result[0]!.value[1])).toBe(1); // its last 20 reads succeeded (the webhook test)
     } finally {
       prom.kill("SIGTERM");
       await Promise.race([prom.exited, Bun.sleep(5000).then(() => prom.kill("SIGKILL"))]);

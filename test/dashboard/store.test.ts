@@ -20,7 +20,7 @@ import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mrtd-dashboard-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const ALERTS: DashboardConfig["alerts"] = { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10 };
+const ALERTS: DashboardConfig["alerts"] = { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 };
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
 function feedHealth(state: FleetState, agentId: string, reader: string, reads: boolean[], now: number, recoveries = 0) {
