@@ -1,12 +1,12 @@
 /**
  * `npm run fleet`: the dashboard with a fleet to show. Starts Mosquitto (the shipped TLS + ACL
  * configuration, a test PKI), a real agent (`mrtd-agent run`) reading the virtual passport
- * through pcscd when the machine's PC/SC lock (/tmp/mrtd-pcsc.lock) is free within 30 s, a few dozen simulated agents speaking the
+ * through pcscd when the machine's PC/SC lock (/tmp/mrtd-pcsc.lock) is free within --lock-wait s, a few dozen simulated agents speaking the
  * real topic contract through the agent's own link and payload builders (reads succeed or fail
  * at each one's own rate, health every few seconds, metrics every 15 s), and the dashboard.
  * Prints the URL and the demo logins; Ctrl-C stops everything it started.
  *
- *   npm run fleet -- [--agents 36] [--no-real-agent]
+ *   npm run fleet -- [--agents 36] [--no-real-agent] [--lock-wait 30]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ const PCSC_LOCK = "/tmp/mrtd-pcsc.lock";
 const args = process.argv.slice(2);
 const count = Number(args[args.indexOf("--agents") + 1]) || 36;
 const wantReal = !args.includes("--no-real-agent");
+const lockWaitS = Number(args[args.indexOf("--lock-wait") + 1]) || 30;
 const READERS = ["ACS ACR122U PICC Interface 00 00", "Identiv uTrust 3700 F CL Reader 00 00", "HID OMNIKEY 5022 Smart Card Reader 00 00", "NXP PR533 00 00"];
 const FAILURES = ["RF_TIMEOUT", "RF_NO_ANSWER", "CARD_LOST", "CARD_REMOVED", "SM_BAD_MAC", "ACCESS_DENIED"];
 
@@ -89,11 +90,10 @@ function outcomes(n: number, failRate: number): Array<true | string> {
 
 /** The real agent on the virtual passport, only while this process holds the PC/SC lock. */
 async function startRealAgent(broker: Awaited<ReturnType<typeof startMosquitto>>): Promise<void> {
-  // Wait up to 30 s for the lock (other runs hold it only for one test command), then hold it
-  // until the demo stops.
-  const lock: Subprocess<"ignore", "pipe", "ignore"> = Bun.spawn(["flock", "-w", "30", PCSC_LOCK, "sh", "-c", "echo locked; exec sleep infinity"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  // Wait for the lock (other runs hold it only for one test command), then hold it until the demo stops.
+  const lock: Subprocess<"ignore", "pipe", "ignore"> = Bun.spawn(["flock", "-w", String(lockWaitS), PCSC_LOCK, "sh", "-c", "echo locked; exec sleep infinity"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   const got = (await new Response(lock.stdout).body!.getReader().read()).value;
-  if (!got || !new TextDecoder().decode(got).startsWith("locked")) throw new Error(`${PCSC_LOCK} stayed busy for 30 s`);
+  if (!got || !new TextDecoder().decode(got).startsWith("locked")) throw new Error(`${PCSC_LOCK} stayed busy for ${lockWaitS} s`);
   stops.push(async () => {
     lock.kill();
     await lock.exited;
