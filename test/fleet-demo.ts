@@ -90,14 +90,19 @@ function outcomes(n: number, failRate: number): Array<true | string> {
 
 /** The real agent on the virtual passport, only while this process holds the PC/SC lock. */
 async function startRealAgent(broker: Awaited<ReturnType<typeof startMosquitto>>): Promise<void> {
-  // Wait for the lock (other runs hold it only for one test command), then hold it until the demo stops.
-  const lock: Subprocess<"ignore", "pipe", "ignore"> = Bun.spawn(["flock", "-w", String(lockWaitS), PCSC_LOCK, "sh", "-c", "echo locked; exec sleep infinity"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  const got = (await new Response(lock.stdout).body!.getReader().read()).value;
-  if (!got || !new TextDecoder().decode(got).startsWith("locked")) throw new Error(`${PCSC_LOCK} stayed busy for ${lockWaitS} s`);
+  // Wait for the lock (other runs hold it only for one test command), then hold it until the demo
+  // stops: flock holds it while its child (a sleep whose pid the child prints) lives; -o keeps the
+  // lock out of the child, so ending the child releases it, and a Ctrl-C while waiting ends flock.
+  const lock: Subprocess<"ignore", "pipe", "ignore"> = Bun.spawn(["flock", "-o", "-w", String(lockWaitS), PCSC_LOCK, "sh", "-c", "echo $$; exec sleep infinity"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   stops.push(async () => {
+    if (holder) process.kill(holder, "SIGTERM");
     lock.kill();
     await lock.exited;
   });
+  let holder: number | undefined;
+  const got = (await lock.stdout.getReader().read()).value;
+  holder = got ? Number(new TextDecoder().decode(got).trim()) || undefined : undefined;
+  if (!holder) throw new Error(`${PCSC_LOCK} stayed busy for ${lockWaitS} s`);
   const pcscd: PcscdHandle = await ensurePcscd();
   stops.push(() => pcscd.stop());
   const dir = mkdtempSync(join(tmpdir(), "mrtd-fleet-agent-"));
