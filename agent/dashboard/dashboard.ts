@@ -63,11 +63,9 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
     return writing;
   };
   const flushTimer = setInterval(flush, 1000);
-  let lastSample = Date.now();
   const sampleTimer = setInterval(() => {
     const now = Date.now();
-    const samples = state.samples(now, lastSample);
-    lastSample = now;
+    const samples = state.samples(now);
     writing = writing
       .then(() => store.write({ agents: [], readers: [], events: [], samples }))
       .then(() => store.prune(now, config.store))

@@ -175,12 +175,16 @@ export class FleetState {
     return { agents, readers, events, samples: [] };
   }
 
-  /** One history sample per reader heard from since `sinceMs`. */
-  samples(now: number, sinceMs: number): SampleRow[] {
+  /**
+   * One history sample per reader of every online agent (its last health stands until the next:
+   * agents republish it at least every telemetry.health_interval_s). Offline agents' readers get
+   * none, so their trend shows the gap.
+   */
+  samples(now: number): SampleRow[] {
     const out: SampleRow[] = [];
     for (const a of this.agents.values()) {
+      if (!a.online) continue;
       for (const r of a.readers.values()) {
-        if (r.updatedAt < sinceMs) continue;
         const h = r.health;
         out.push({ agentId: a.agentId, slug: r.slug, at: now, rate: h.successRate.rate, windowReads: h.successRate.windowReads, rfDrops: h.rfDrops, recoveries: h.recoveries, p95: h.apduLatencyMs.p95 });
       }

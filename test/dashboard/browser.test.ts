@@ -107,13 +107,19 @@ describe("dashboard in chromium", () => {
     expect(text).toContain("CARD_LOST");
     expect(text).toContain("Advice:");
     expect(text).toContain("place the document back on the reader");
-    // History is sampled every second here: the trend charts draw a line once two samples exist.
+    // History is sampled every second here: once two samples exist, the reloaded page draws a line.
+    const historyUrl = `/api/agents/kiosk-1/readers/${readerSlug(ACS)}/history`;
+    for (let i = 0; i < 100; i++) {
+      const n = await page.evaluate(async (u) => ((await (await fetch(u)).json()) as { samples: unknown[] }).samples.length, historyUrl);
+      if (n >= 2) break;
+      await Bun.sleep(100);
+    }
     await page.reload();
-    await page.locator("[data-testid=trends] polyline").first().waitFor({ timeout: 5000 });
+    await page.locator("[data-testid=trends] polyline").first().waitFor({ state: "attached", timeout: 5000 }); // a flat line has no height: "visible" would not do
     expect(await page.getByTestId("trends").textContent()).toContain("success rate: 67% now");
     await page.screenshot({ path: join(shots, "agent.png"), fullPage: true });
     await page.close();
-  });
+  }, 20_000);
 
   test("a reader named with HTML is shown as text and runs nothing", async () => {
     const page = await context.newPage();
