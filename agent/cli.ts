@@ -35,6 +35,10 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
     help: "run the edge agent service: watch readers, speak MQTT 5, answer remote commands (--config <file>)",
     run: async (argv) => (await import("./cli/run-command.ts")).runCommand(argv),
   },
+  dashboard: {
+    help: "run the fleet dashboard: fleet state and history, the web page, Prometheus /metrics (--config <file>)",
+    run: async (argv) => (await import("./cli/dashboard-command.ts")).dashboardCommand(argv),
+  },
 };
 
 export const MAIN_HELP = `mrtd-agent ${VERSION}: reads ICAO 9303 eMRTDs through pcsc-lite

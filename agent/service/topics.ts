@@ -137,3 +137,29 @@ export function readerSlug(name: string): string {
 export function isPublishableTopic(topic: string): boolean {
   return topic.length > 0 && topicBoundsProblem(topic) === undefined && !/[+#\u0000]/.test(topic) && !topic.startsWith("$");
 }
+
+/** What a consumer of the whole fleet (the dashboard) subscribes to, under one prefix. */
+export function fleetFilters(prefix: string): { status: string; health: string; metrics: string; events: string } {
+  const problem = topicPrefixProblem(prefix);
+  if (problem) throw new RangeError(`fleetFilters: prefix ${problem}`);
+  return { status: `${prefix}/+/status`, health: `${prefix}/+/readers/+/health`, metrics: `${prefix}/+/metrics`, events: `${prefix}/+/events` };
+}
+
+export type FleetTopic =
+  | { kind: "status" | "metrics" | "events"; agentId: string }
+  | { kind: "health"; agentId: string; readerSlug: string };
+
+/**
+ * The agent and kind of a topic the agent publishes on (the inverse of agentTopics for status,
+ * health, metrics and events), or undefined for anything else, including an agent id that
+ * breaks the agent id rule.
+ */
+export function parseFleetTopic(prefix: string, topic: string): FleetTopic | undefined {
+  if (!topic.startsWith(prefix + "/")) return undefined;
+  const levels = topic.slice(prefix.length + 1).split("/");
+  const agentId = levels[0]!;
+  if (agentIdProblem(agentId)) return undefined;
+  if (levels.length === 2 && (levels[1] === "status" || levels[1] === "metrics" || levels[1] === "events")) return { kind: levels[1], agentId };
+  if (levels.length === 4 && levels[1] === "readers" && levels[3] === "health" && LEVEL.test(levels[2]!)) return { kind: "health", agentId, readerSlug: levels[2]! };
+  return undefined;
+}

@@ -1,0 +1,138 @@
+/**
+ * The dashboard's MQTT 5 connection (the dashboard's only importer of `mqtt`): an operator
+ * identity (client certificate under deploy/mosquitto/acl) subscribed to every agent's status,
+ * reader health and metrics, and to events through a shared subscription
+ * (`$share/<group>/<prefix>/+/events`), so several dashboard instances split the event stream
+ * while each sees all state. A Maximum Packet Size in CONNECT makes the broker drop anything
+ * larger than the contract's largest payload before it reaches us.
+ */
+import { readFileSync } from "node:fs";
+import mqtt from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { fleetFilters, parseFleetTopic, type FleetTopic } from "../service/topics.ts";
+import type { DashboardConfig } from "./config.ts";
+import { MAX_PAYLOAD_BYTES } from "./contract.ts";
+
+export interface FleetMessage {
+  topic: FleetTopic;
+  payload: Uint8Array;
+  retain: boolean;
+}
+
+export interface FleetSubscriber {
+  readonly connected: boolean;
+  /** Publishes a command (MQTT 5 request/response); resolves on PUBACK. */
+  publish(topic: string, payload: string, opts: { responseTopic?: string; correlationData?: Uint8Array; messageExpiryIntervalS?: number }): Promise<void>;
+  /** Subscribes to a reply topic (the dashboard's own). */
+  subscribeReplies(filter: string, onMessage: (topic: string, payload: Uint8Array, correlationData: Uint8Array | undefined) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MAX_PACKET = Math.max(...Object.values(MAX_PAYLOAD_BYTES)) + 4096;
+
+export async function subscribeFleet(
+  cfg: DashboardConfig["mqtt"],
+  onMessage: (m: FleetMessage) => void,
+  onState: (s: { connected: boolean; error?: string }) => void,
+): Promise<FleetSubscriber> {
+  const url = new URL(cfg.url);
+  const secure = url.protocol === "mqtts:";
+  const options: IClientOptions = {
+    protocol: secure ? "mqtts" : "mqtt",
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : secure ? 8883 : 1883,
+    protocolVersion: 5,
+    clientId: cfg.clientId,
+    clean: true,
+    keepalive: 30,
+    reconnectPeriod: 2000,
+    connectTimeout: 10000,
+    resubscribe: true,
+    writeCache: false,
+    // Receive Maximum: on subscribe Mosquitto sends every retained status and health at once; with
+    // its default 20 in flight the rest queue, and beyond max_queued_messages (1000) they are
+    // dropped (20,000 retained health messages: 1,020 arrived; with this, 15,637).
+    properties: { maximumPacketSize: MAX_PACKET, receiveMaximum: 65535 },
+  };
+  if (secure) {
+    options.rejectUnauthorized = true;
+    if (cfg.ca) options.ca = readFileSync(cfg.ca, "utf8");
+    if (cfg.clientCert) options.cert = readFileSync(cfg.clientCert, "utf8");
+    if (cfg.clientKey) options.key = readFileSync(cfg.clientKey, "utf8");
+  }
+  const f = fleetFilters(cfg.prefix);
+  const replyHandlers: Array<{ filter: string; fn: (topic: string, payload: Uint8Array, cd: Uint8Array | undefined) => void }> = [];
+  const client: MqttClient = mqtt.connect(options);
+  let connected = false;
+  client.on("connect", () => {
+    connected = true;
+    onState({ connected: true });
+    client.subscribe(
+      { [f.status]: { qos: 1 }, [f.health]: { qos: 1 }, [f.metrics]: { qos: 0 }, [`$share/${cfg.shareGroup}/${f.events}`]: { qos: 1 } },
+      (err, granted) => {
+        const refused = (granted ?? []).filter((g) => g.qos >= 0x80).map((g) => g.topic);
+        if (err || refused.length > 0) onState({ connected: true, error: `subscription refused: ${err?.message ?? refused.join(", ")}` });
+      },
+    );
+  });
+  client.on("close", () => {
+    if (connected) onState({ connected: false });
+    connected = false;
+  });
+  client.on("error", (e) => onState({ connected, error: e.message }));
+  client.on("message", (topic, payload, packet) => {
+    const t = parseFleetTopic(cfg.prefix, topic);
+    if (t) {
+      onMessage({ topic: t, payload: new Uint8Array(payload), retain: packet.retain });
+      return;
+    }
+    for (const h of replyHandlers) if (topicMatches(h.filter, topic)) h.fn(topic, new Uint8Array(payload), packet.properties?.correlationData ? new Uint8Array(packet.properties.correlationData) : undefined);
+  });
+  // Wait for the first connection (or its failure) so the CLI can say what went wrong.
+  await new Promise<void>((resolve, reject) => {
+    const ok = () => {
+      client.off("error", bad);
+      resolve();
+    };
+    const bad = (e: Error) => {
+      client.off("connect", ok);
+      client.end(true);
+      reject(new Error(`cannot connect to ${cfg.url}: ${e.message}`));
+    };
+    client.once("connect", ok);
+    client.once("error", bad);
+  });
+  return {
+    get connected() {
+      return connected;
+    },
+    publish: (topic, payload, opts) =>
+      new Promise((resolve, reject) => {
+        const properties: Record<string, unknown> = {};
+        if (opts.responseTopic) properties.responseTopic = opts.responseTopic;
+        if (opts.correlationData) properties.correlationData = Buffer.from(opts.correlationData);
+        if (opts.messageExpiryIntervalS) properties.messageExpiryInterval = opts.messageExpiryIntervalS;
+        client.publish(topic, payload, { qos: 1, properties }, (err, packet) => {
+          const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
+          if (err) reject(err);
+          else if (rc !== undefined && rc >= 0x80) reject(new Error(`broker refused the publish (reason code 0x${rc.toString(16)})`));
+          else resolve();
+        });
+      }),
+    subscribeReplies: async (filter, fn) => {
+      replyHandlers.push({ filter, fn });
+      await client.subscribeAsync(filter, { qos: 1 });
+    },
+    close: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
+  };
+}
+
+function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return true;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

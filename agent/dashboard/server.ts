@@ -1,0 +1,274 @@
+/**
+ * The dashboard's HTTP side (Bun.serve, loopback unless configured with TLS): the page and its
+ * bundle (built from web/ with Bun's bundler at start), a JSON API behind the session, live
+ * changes as server-sent events, and /metrics for Prometheus. Every response carries a strict
+ * Content-Security-Policy (scripts and styles from this origin only), so even a payload that
+ * slipped markup into the page could not run.
+ */
+import { join } from "node:path";
+import { FAILURE_CLASSES } from "../reading/failure-classes.ts";
+import type { DashboardConfig } from "./config.ts";
+import { csrfOk, sameOrigin, Sessions, type Session } from "./auth.ts";
+import type { AgentState, Change, FleetState, OverviewQuery, Sort } from "./fleet-state.ts";
+import type { FleetStore } from "./store.ts";
+import { fleetExposition, type IngestCounters } from "./prometheus.ts";
+
+const WEB = join(import.meta.dir, "web");
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+const SORTS: readonly Sort[] = ["id", "lastSeen", "version", "successRate", "rfDrops", "p95"];
+
+export interface Assets {
+  html: string;
+  js: string;
+  css: string;
+}
+
+/** Bundles web/app.ts for the browser (no CDN, no runtime dependency). */
+export async function buildAssets(): Promise<Assets> {
+  const r = await Bun.build({ entrypoints: [join(WEB, "app.ts")], target: "browser", minify: true, sourcemap: "none" });
+  if (!r.success) throw new Error(`dashboard bundle failed: ${r.logs.map(String).join("\n")}`);
+  return {
+    js: await r.outputs[0]!.text(),
+    html: await Bun.file(join(WEB, "index.html")).text(),
+    css: await Bun.file(join(WEB, "style.css")).text(),
+  };
+}
+
+export interface ServerDeps {
+  config: DashboardConfig;
+  state: FleetState;
+  store: FleetStore;
+  sessions: Sessions;
+  ingest: IngestCounters & { connected: () => boolean };
+  assets: Assets;
+  /** Command actions, when the dashboard offers them (operators only). */
+  commands?: { ping(agentId: string): Promise<unknown> };
+}
+
+export interface DashboardServer {
+  url: string;
+  /** Queues a change for live clients. */
+  notify(c: Change): void;
+  stop(): Promise<void>;
+}
+
+export function startServer(d: ServerDeps): DashboardServer {
+  const clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const enc = new TextEncoder();
+  let changed = new Set<string>();
+  // Changes go out at most every 250 ms, as the set of agents that changed (clients refetch what they show).
+  const flush = setInterval(() => {
+    if (changed.size === 0 || clients.size === 0) {
+      changed.clear();
+      return;
+    }
+    const agents = [...changed].slice(0, 2000);
+    const more = changed.size > agents.length;
+    changed = new Set();
+    const msg = enc.encode(`event: change\ndata: ${JSON.stringify({ agents, more, counts: d.state.counts() })}\n\n`);
+    for (const c of clients) {
+      try {
+        c.enqueue(msg);
+      } catch {
+        clients.delete(c);
+      }
+    }
+  }, 250);
+  const ping = setInterval(() => {
+    for (const c of clients) {
+      try {
+        c.enqueue(enc.encode(": keep-alive\n\n"));
+      } catch {
+        clients.delete(c);
+      }
+    }
+  }, 15_000);
+
+  const tls = d.config.http.tlsCert ? { cert: Bun.file(d.config.http.tlsCert), key: Bun.file(d.config.http.tlsKey!) } : undefined;
+  const json = (body: unknown, status = 200, extra: Record<string, string> = {}) =>
+    new Response(JSON.stringify(body), { status, headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...extra } });
+  const text = (body: string, type: string, status = 200) => new Response(body, { status, headers: { ...SECURITY_HEADERS, "content-type": type } });
+
+  const server = Bun.serve({
+    hostname: d.config.http.host,
+    port: d.config.http.port,
+    ...(tls ? { tls } : {}),
+    // Live streams send a comment every 15 s, so 60 s only ends connections that went quiet.
+    idleTimeout: 60,
+    // Logins and commands are small JSON bodies.
+    maxRequestBodySize: 64 * 1024,
+    fetch: async (req) => {
+      const url = new URL(req.url);
+      const path = url.pathname;
+      try {
+        if (req.method === "GET" && (path === "/" || path === "/index.html")) return text(d.assets.html, "text/html; charset=utf-8");
+        if (req.method === "GET" && path === "/assets/app.js") return text(d.assets.js, "text/javascript; charset=utf-8");
+        if (req.method === "GET" && path === "/assets/app.css") return text(d.assets.css, "text/css; charset=utf-8");
+        if (req.method === "GET" && path === "/metrics") return text(fleetExposition(d.state, d.ingest, Date.now()), "text/plain; version=0.0.4; charset=utf-8");
+        if (req.method === "GET" && path === "/healthz") return json({ ok: true, broker: d.ingest.connected(), received: d.ingest.received });
+
+        if (req.method === "POST" && path === "/api/login") {
+          if (!csrfOk(req, undefined)) return json({ error: "cross-origin request refused" }, 403);
+          const body = (await req.json().catch(() => null)) as { name?: unknown; password?: unknown } | null;
+          if (typeof body?.name !== "string" || typeof body.password !== "string" || body.name.length > 64 || body.password.length > 1024) return json({ error: "name and password required" }, 400);
+          const r = await d.sessions.login(body.name, body.password);
+          if (!r) return json({ error: "wrong name or password" }, 401);
+          return json({ user: r.session.user, role: r.session.role, csrf: r.session.csrf }, 200, { "set-cookie": d.sessions.setCookie(r.token) });
+        }
+
+        const session = d.sessions.of(req);
+        if (!path.startsWith("/api/")) return json({ error: "not found" }, 404);
+        if (!session) return json({ error: "log in first" }, 401);
+        if (req.method !== "GET" && !csrfOk(req, session)) return json({ error: "missing or wrong CSRF token" }, 403);
+
+        if (req.method === "GET" && path === "/api/session") return json({ user: session.user, role: session.role, csrf: session.csrf });
+        if (req.method === "POST" && path === "/api/logout") {
+          d.sessions.logout(session.token);
+          return json({ ok: true }, 200, { "set-cookie": d.sessions.clearCookie() });
+        }
+        if (req.method === "GET" && path === "/api/live") return live(req);
+        if (req.method === "GET" && path === "/api/overview") return json(overview(url.searchParams));
+        if (req.method === "GET" && path === "/api/alerts") return json({ alerts: d.state.alerts(Date.now()) });
+        if (req.method === "GET" && path === "/api/audit") return json({ audit: await d.store.auditLog(200) });
+        const m = /^\/api\/agents\/([A-Za-z0-9._-]{1,64})(?:\/(ping|readers\/([a-z0-9._-]{1,64})\/history))?$/.exec(path);
+        if (m) {
+          const agentId = m[1]!;
+          const a = d.state.agents.get(agentId);
+          if (!a) return json({ error: "no such agent" }, 404);
+          if (m[2] === undefined && req.method === "GET") return json(await agentDetail(a));
+          if (m[3] !== undefined && req.method === "GET") {
+            const since = Date.now() - 48 * 3_600_000;
+            return json({ samples: await d.store.samples(agentId, m[3], since), daily: await d.store.daily(agentId, m[3]) });
+          }
+          if (m[2] === "ping" && req.method === "POST") return command(session, agentId, "ping", () => d.commands!.ping(agentId));
+        }
+        return json({ error: "not found" }, 404);
+      } catch (e) {
+        console.error(JSON.stringify({ ts: new Date().toISOString(), level: "error", msg: "request failed", path, error: (e as Error).message }));
+        return json({ error: "internal error" }, 500);
+      }
+    },
+  });
+
+  async function command(session: Session, agentId: string, action: string, run: () => Promise<unknown>): Promise<Response> {
+    if (session.role !== "operator") {
+      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: "refused: viewer" });
+      return json({ error: "operators only" }, 403);
+    }
+    if (!d.commands) return json({ error: "commands are not available in this dashboard" }, 501);
+    try {
+      const result = await run();
+      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: "ok" });
+      return json({ ok: true, result });
+    } catch (e) {
+      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: `error: ${(e as Error).message.slice(0, 200)}` });
+      return json({ ok: false, error: (e as Error).message }, 502);
+    }
+  }
+
+  function live(req: Request): Response {
+    if (!sameOrigin(req) && req.headers.get("origin") !== null) return json({ error: "cross-origin" }, 403);
+    let ctl: ReadableStreamDefaultController<Uint8Array>;
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctl = c;
+        clients.add(c);
+        c.enqueue(enc.encode(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ counts: d.state.counts() })}\n\n`));
+      },
+      cancel() {
+        clients.delete(ctl);
+      },
+    });
+    req.signal.addEventListener("abort", () => clients.delete(ctl));
+    return new Response(stream, { headers: { ...SECURITY_HEADERS, "content-type": "text/event-stream", connection: "keep-alive" } });
+  }
+
+  function overview(p: URLSearchParams) {
+    const q: OverviewQuery = {};
+    const s = p.get("q");
+    if (s) q.q = s.slice(0, 100);
+    const st = p.get("status");
+    if (st === "online" || st === "offline" || st === "alerting") q.status = st;
+    const sort = p.get("sort");
+    if (sort && (SORTS as readonly string[]).includes(sort)) q.sort = sort as Sort;
+    q.desc = p.get("desc") === "1";
+    q.offset = Number(p.get("offset")) || 0;
+    q.limit = Number(p.get("limit")) || 100;
+    const now = Date.now();
+    const { total, rows } = d.state.overview(q, now);
+    return { counts: d.state.counts(), alerts: d.state.alerts(now).length, broker: d.ingest.connected(), total, offset: q.offset, rows: rows.map((a) => agentRow(a, now)) };
+  }
+
+  function agentRow(a: AgentState, now: number) {
+    return {
+      agentId: a.agentId,
+      online: a.online,
+      version: a.version,
+      lastSeen: a.lastSeen,
+      offlineSince: a.offlineSince,
+      alerts: d.state.alertsOf(a, now).length,
+      readers: [...a.readers.values()].map((r) => ({
+        slug: r.slug,
+        reader: r.health.reader,
+        connected: r.health.connected,
+        cardPresent: r.health.cardPresent,
+        rate: r.health.successRate.rate,
+        windowReads: r.health.successRate.windowReads,
+        rfDrops: r.health.rfDrops,
+        rfDropsPerHour: d.state.rfDropsPerHour(r) ?? null,
+        recoveries: r.health.recoveries,
+        p95: r.health.apduLatencyMs.p95,
+        mean: r.health.apduLatencyMs.mean,
+        lastFailureClass: r.health.lastFailureClass,
+        at: r.health.at,
+      })),
+    };
+  }
+
+  async function agentDetail(a: AgentState) {
+    const now = Date.now();
+    const events = (await d.store.recentEvents(a.agentId, 30)).map((e) => JSON.parse(e.body) as Record<string, unknown>);
+    const classes = new Set<string>();
+    for (const r of a.readers.values()) if (r.health.lastFailureClass) classes.add(r.health.lastFailureClass);
+    for (const e of events) if (typeof e.failureClass === "string") classes.add(e.failureClass);
+    for (const c of a.metrics?.counters ?? []) if (c.name === "mrtd_read_failures_total" && c.labels.class) classes.add(c.labels.class);
+    const failureCounts: Record<string, number> = {};
+    for (const c of a.metrics?.counters ?? []) if (c.name === "mrtd_read_failures_total" && c.labels.class) failureCounts[c.labels.class] = c.value;
+    return {
+      ...agentRow(a, now),
+      startedAt: a.startedAt,
+      alertList: d.state.alertsOf(a, now),
+      events,
+      failureClasses: [...classes].sort().map((code) => {
+        const f = FAILURE_CLASSES[code];
+        return { code, count: failureCounts[code] ?? null, layer: f?.layer ?? null, explanation: f?.explanation ?? null, likelyCauses: f?.likelyCauses ?? [], action: f?.action ?? null };
+      }),
+      canCommand: d.commands !== undefined,
+    };
+  }
+
+  return {
+    url: `${tls ? "https" : "http"}://${d.config.http.host.includes(":") ? `[${d.config.http.host}]` : d.config.http.host}:${server.port}`,
+    notify: (c) => {
+      changed.add(c.agentId);
+    },
+    stop: async () => {
+      clearInterval(flush);
+      clearInterval(ping);
+      for (const c of clients) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      clients.clear();
+      await server.stop(true);
+    },
+  };
+}

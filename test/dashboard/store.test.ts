@@ -1,0 +1,138 @@
+/**
+ * The dashboard's state and store: fleet state from accepted payloads, overview filtering,
+ * sorting and paging, alerts, the bun:sqlite store (write-behind, restore, history roll-up
+ * and retention), the configuration's checks, and the Prometheus exposition (checked by
+ * Debian's promtool when installed).
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DASHBOARD_DEFAULTS, parseDashboardConfig, type DashboardConfig } from "../../agent/dashboard/config.ts";
+import { acceptPayload } from "../../agent/dashboard/contract.ts";
+import { FleetState } from "../../agent/dashboard/fleet-state.ts";
+import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
+import { SqliteFleetStore } from "../../agent/dashboard/store.ts";
+import { fleetStoreContract } from "./fixtures/store-contract.ts";
+import { ReaderHealthTracker } from "../../agent/service/health.ts";
+import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
+import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mrtd-dashboard-store-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const ALERTS: DashboardConfig["alerts"] = { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 };
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+
+function feedHealth(state: FleetState, agentId: string, reader: string, reads: boolean[], now: number, recoveries = 0) {
+  const t = new ReaderHealthTracker(reader);
+  reads.forEach((ok, i) => t.recordRead(ok, { failureClass: "RF_TIMEOUT", apduMs: [3 + i], recoveries: i < recoveries ? [{ step: "read DG2", cause: "RF_TIMEOUT", layer: "rf-link", action: "reconnect", apdus: 2, ms: 40 }] : [] }));
+  const topic = parseFleetTopic("mrtd/v1", `mrtd/v1/${agentId}/readers/${readerSlug(reader)}/health`)!;
+  return state.apply(acceptPayload(topic, enc(t.snapshot(agentId, new Date(now)))), now, false);
+}
+function feedBirth(state: FleetState, agentId: string, now: number, version = "0.1.0") {
+  const at = new Date(now).toISOString();
+  state.apply(acceptPayload({ kind: "status", agentId }, enc({ state: "online", agentId, version, readers: [], startedAt: at, connectedAt: at })), now, false);
+}
+
+describe("FleetState", () => {
+  test("overview: search, status filter, worst-reader sort, paging over 10,000 agents", () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    for (let i = 0; i < 10_000; i++) {
+      const id = `agent-${String(i).padStart(5, "0")}`;
+      feedBirth(s, id, now, i % 2 ? "0.1.0" : "0.2.0");
+      feedHealth(s, id, `Reader ${i % 7}`, Array.from({ length: 10 }, (_, k) => k >= i % 5), now);
+    }
+    expect(s.counts()).toEqual({ agents: 10_000, online: 10_000, offline: 0, readers: 10_000 });
+    const t0 = performance.now();
+    const page = s.overview({ sort: "successRate", offset: 0, limit: 100 }, now);
+    const q = s.overview({ q: "reader 3", status: "alerting", limit: 100 }, now);
+    const ms = performance.now() - t0;
+    expect(page.total).toBe(10_000);
+    expect(page.rows).toHaveLength(100);
+    expect(page.rows[0]!.readers.get([...page.rows[0]!.readers.keys()][0]!)!.health.successRate.rate).toBe(0.6);
+    // Agents with i % 5 == 3 or 4 have 70% / 60% success: alerting; of those, Reader 3's (i % 7 == 3).
+    expect(q.total).toBe([...Array(10_000).keys()].filter((i) => i % 5 >= 3 && i % 7 === 3).length);
+    expect(ms).toBeLessThan(1000); // a loose bound on a shared machine; typically ~30 ms
+  });
+
+  test("an agent heard live is online even without its birth; a retained health message alone does not say so", () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    const t = new ReaderHealthTracker("R");
+    const topic = parseFleetTopic("mrtd/v1", `mrtd/v1/quiet/readers/${readerSlug("R")}/health`)!;
+    s.apply(acceptPayload(topic, enc(t.snapshot("quiet"))), now, true);
+    expect(s.agents.get("quiet")!.online).toBe(false);
+    s.apply(acceptPayload(topic, enc(t.snapshot("quiet"))), now, false);
+    expect(s.agents.get("quiet")!.online).toBe(true);
+  });
+
+  test("alerts: success rate under the threshold, offline longer than N minutes", () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    feedBirth(s, "a1", now);
+    feedHealth(s, "a1", "R", [true, false, false, true, false, true], now);
+    expect(s.alerts(now).map((a) => a.kind)).toEqual(["success-rate"]);
+    s.apply(acceptPayload({ kind: "status", agentId: "a1" }, enc({ state: "offline", agentId: "a1", reason: "connection-lost", startedAt: new Date(now).toISOString() })), now, false);
+    expect(s.alerts(now + 60_000).map((a) => a.kind)).toEqual(["success-rate"]);
+    expect(s.alerts(now + 11 * 60_000).map((a) => a.kind).sort()).toEqual(["offline", "success-rate"]);
+  });
+});
+
+fleetStoreContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
+
+describe("dashboard configuration", () => {
+  const hash = Bun.password.hashSync("pw", { algorithm: "argon2id" });
+  test("defaults, users, and clear errors", () => {
+    const c = parseDashboardConfig(`[[users]]\nname = "ops"\nrole = "operator"\npassword_hash = "${hash}"\n`, "d.toml");
+    expect(c.http).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(c.store.sampleIntervalS).toBe(900);
+    expect(c.users[0]!.role).toBe("operator");
+    expect(() => parseDashboardConfig(`[htp]\nport = 1\n`, "d.toml")).toThrow("d.toml: htp: unknown section (did you mean http?)");
+    expect(() => parseDashboardConfig(`[[users]]\nname = "a"\nrole = "operator"\npassword_hash = "secret"\n`, "d.toml")).toThrow("users[0].password_hash: must be an argon2id hash");
+    expect(() => parseDashboardConfig(`[http]\nhost = "0.0.0.0"\n`, "d.toml")).toThrow("http.host: serving beyond loopback needs http.tls_cert");
+    expect(() => parseDashboardConfig(`[alerts]\nsuccess_rate_below = 2\n`, "d.toml")).toThrow("alerts.success_rate_below: must be between 0 and 1");
+  });
+});
+
+describe("Prometheus exposition", () => {
+  test("fleet aggregates: agents online, success rates, merged histograms, failures by class; promtool check metrics is clean", async () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    for (const id of ["a1", "a2"]) {
+      feedBirth(s, id, now);
+      feedHealth(s, id, 'Reader "x"\\', [true, false], now);
+      const m = new MetricsRegistry();
+      m.histogram("mrtd_apdu_duration_seconds", { command: "read_binary" }, APDU_BUCKETS_S).observe(0.004);
+      m.inc("mrtd_read_failures_total", { class: "RF_TIMEOUT" }, 2);
+      m.counterFrom("mrtd_outbox_dropped_total", () => 3);
+      s.apply(acceptPayload({ kind: "metrics", agentId: id }, enc(m.snapshot(id, 60, new Date(now).toISOString()))), now, false);
+    }
+    const text = fleetExposition(s, { received: { health: 2 }, rejected: { schema: 1 } }, now);
+    expect(text).toContain('mrtd_fleet_agents{state="online"} 2');
+    expect(text).toContain('mrtd_fleet_apdu_duration_seconds_bucket{command="read_binary",le="0.005"} 2');
+    expect(text).toContain('mrtd_fleet_apdu_duration_seconds_count{command="read_binary"} 2');
+    expect(text).toContain('mrtd_fleet_read_failures_total{class="RF_TIMEOUT"} 4');
+    expect(text).toContain("mrtd_fleet_outbox_dropped_total 6");
+    expect(text).toMatch(/mrtd_fleet_reader_success_rate\{agent="a1",reader="reader-x-[0-9a-f]{8}"\} 0.5/);
+    const promtool = Bun.which("promtool");
+    if (!promtool) return; // deploy/dev-setup.sh installs Debian's prometheus; without it the text checks above stand
+    const file = join(dir, "metrics.txt");
+    writeFileSync(file, text);
+    const p = Bun.spawnSync(["sh", "-c", `promtool check metrics < ${file}`], { stdout: "pipe", stderr: "pipe" });
+    expect(p.stderr.toString() + p.stdout.toString()).toBe("");
+    expect(p.exitCode).toBe(0);
+  });
+});
+
+describe("deploy/dashboard.example.toml", () => {
+  test("parses, and states every default the code has", () => {
+    const file = join(import.meta.dir, "../../deploy/dashboard.example.toml");
+    const c = parseDashboardConfig(readFileSync(file, "utf8"), file);
+    expect(c.mqtt).toMatchObject(DASHBOARD_DEFAULTS.mqtt);
+    expect(c.http).toEqual({ ...DASHBOARD_DEFAULTS.http });
+    expect(c.store).toEqual({ ...DASHBOARD_DEFAULTS.store });
+    expect(c.alerts).toEqual({ ...DASHBOARD_DEFAULTS.alerts });
+    expect(c.users.map((u) => u.role)).toEqual(["operator"]);
+  });
+});
