@@ -23,7 +23,7 @@ const sims: SimAgent[] = [];
 const tmp = mkdtempSync(join(tmpdir(), "mrtd-dashboard-test-"));
 
 beforeAll(async () => {
-  broker = await startMosquitto({ config: "tls-acl", agents: AGENTS });
+  broker = await startMosquitto({ config: "tls-acl", agents: AGENTS, operators: ["operator-test-hook", "operator-test-2", "operator-test-tls"] });
   dash = await DashboardProcess.start(broker);
   sims.push(new SimAgent(broker, "sim-a", ["ACS ACR122U PICC Interface 00 00", "Virtual PCD 00 00"], "0.1.0"));
   sims.push(new SimAgent(broker, "sim-b", ["Virtual PCD 00 00"], "0.2.0"));

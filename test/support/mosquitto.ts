@@ -10,7 +10,7 @@
  * which brings it back on the same port with the same persistence directory. Temporary files
  * go when the test process exits.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, existsSync, appendFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -44,6 +44,12 @@ export interface StartOptions {
   port?: number;
   /** Agent ids to make client certificates for (tls-acl). */
   agents?: string[];
+  /**
+   * More operator identities besides operator-test (tls-acl): a certificate each and an
+   * operator block in the broker's copy of the ACL. The broker makes a certificate's CN its
+   * client id, so every concurrent operator connection needs an identity of its own.
+   */
+  operators?: string[];
 }
 
 const live = new Set<Subprocess>();
@@ -123,8 +129,11 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
   if ((opts.config ?? "plain") === "plain") {
     writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
   } else {
-    certs = usePki(opts.agents ?? ["agent-test"]);
+    const operators = opts.operators ?? [];
+    if (operators.some((o) => !/^operator-[a-z0-9-]+$/.test(o))) throw new Error("test operator names are operator-<a-z0-9->");
+    certs = usePki([...(opts.agents ?? ["agent-test"]), ...operators]);
     copyFileSync(join(DEPLOY, "mosquitto", "acl"), join(dir, "acl"));
+    for (const o of operators) appendFileSync(join(dir, "acl"), `\nuser ${o}\ntopic write mrtd/v1/+/cmd/+\ntopic read mrtd/v1/#\n`);
     const shipped = readFileSync(join(DEPLOY, "mosquitto", "mosquitto.conf"), "utf8");
     const rewritten = templateConfig(shipped, {
       listener: `listener ${port} 127.0.0.1`,
