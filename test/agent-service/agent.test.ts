@@ -212,8 +212,10 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
   test("read failures answer with the right code and stay free of personal data", async () => {
     const wrongKey = await command("read", { id: "read-denied", accessKey: { ...SPECIMEN_KEY, dateOfBirth: "740813" }, timeoutS: 10 });
     expect(wrongKey.final).toMatchObject({ ok: false, error: { code: "ACCESS_DENIED" } });
+    // a CAN reaches the read (PACE); this document offers no PACE, and says so
     const can = await command("read", { id: "read-can", accessKey: { can: "123456" } });
-    expect(can.final).toMatchObject({ ok: false, error: { code: "NOT_SUPPORTED" } });
+    expect(can.final).toMatchObject({ ok: false, error: { code: "CARD_ERROR" } });
+    expect(String((can.final as { error: { message: string } }).error.message)).toContain("PACE");
     const noReader = await command("read", { id: "read-nr", accessKey: SPECIMEN_KEY, reader: "no such reader" });
     expect(noReader.final).toMatchObject({ ok: false, error: { code: "NO_READER" } });
     await card!.stop();
@@ -221,7 +223,7 @@ describe("the agent process against Mosquitto, pcscd and the virtual passport", 
     await op.waitFor(() => lastHealth()?.cardPresent === false, 5000, "card gone");
     const noCard = await command("read", { id: "read-timeout", accessKey: SPECIMEN_KEY, timeoutS: 1 });
     expect(noCard.final).toMatchObject({ ok: false, error: { code: "TIMEOUT" } });
-    expect(lastHealth()!.lastFailureClass).toBe("ACCESS_DENIED");
+    expect(lastHealth()!.lastFailureClass).toBe("PACE_UNSUPPORTED"); // the CAN read, the last one that reached the card
     // reads that never reached a card are events too (and leave reader health alone)
     const eventOf = (commandId: string) => op.on(`${BASE}/events`).map(json).find((e) => e.commandId === commandId);
     await op.waitFor(() => eventOf("read-timeout") !== undefined, 5000, "event of the timed-out read");

@@ -57,7 +57,7 @@ test("debug level: readers, reader state, command dispatch and progress, card lo
   expect(debugLines(logs, "card lock taken")).toHaveLength(1);
   expect(debugLines(logs, "connecting to the card")[0]?.reader).toBe("Virtual PCD 00 00");
   const progress = debugLines(logs, "read progress");
-  expect(progress.filter((l) => l.kind === "step").map((l) => l.step)).toEqual(expect.arrayContaining(["select applet + BAC", "read DG2", "parse"]));
+  expect(progress.filter((l) => l.kind === "step").map((l) => l.step)).toEqual(expect.arrayContaining(["authenticate", "read DG2", "parse"]));
   expect(progress.filter((l) => l.kind === "file-done").map((l) => l.file)).toEqual(["COM", "SOD", "DG1", "DG2"]);
   expect(debugLines(logs, "memory after card work")[0]?.residentBytes).toBeGreaterThan(0);
   // the info lines are still there
