@@ -1,5 +1,5 @@
 /**
- * `mrtd-agent remote`: the operator's side of the command channel (issue 10).
+ * `mrtd-agent remote`: the operator's side of the command channel.
  *
  *   remote read|diagnose|ping --agent <id>   send a command over MQTT 5 and print the answer
  *   remote open <file>                       open the sealed parts of a saved reply or event

@@ -1,5 +1,5 @@
 /**
- * Reader diagnostics (issue 4, "testing the dongle"): what the reader says about itself (PC/SC
+ * Reader diagnostics ("testing the dongle"): what the reader says about itself (PC/SC
  * attributes, PC/SC part 3 reader.h tags), the card's ATR and ATS decoded (ISO 7816-3/-4,
  * ISO 14443-4 §5.2), whether extended-length APDUs pass the reader, then a stability loop of N
  * unauthenticated exchanges (SELECT of the eMRTD applet, GET CHALLENGE) with latency

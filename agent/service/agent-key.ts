@@ -1,5 +1,5 @@
 /**
- * The agent's long-term HPKE identity (issue 10): its X25519 key pair from `agent.key_file`
+ * The agent's long-term HPKE identity: its X25519 key pair from `agent.key_file`
  * (created on first start), what it publishes in its birth, and the sealing it does with it:
  * command results sealed to the requester's replyPublicKey, read events' personal data sealed
  * to the fleet key, sealed access keys opened. All in auth mode (envelope.ts), so what the

@@ -143,7 +143,7 @@ export function readKeysOf(k: AccessKey): ReadKeys {
   return { accessKey: { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry } };
 }
 
-/** The diagnostics function, if this build has it (agent/diagnostics, issue 4). */
+/** The diagnostics function, if this build has it (agent/diagnostics). */
 async function loadDiagnose(): Promise<DiagnoseFn | undefined> {
   try {
     const mod = (await import("../diagnostics/reader-diagnostics.ts")) as { diagnoseReader?: DiagnoseFn };

@@ -1,5 +1,5 @@
 /**
- * Access keys sealed to the agent (issue 10): a remote `read` carries `sealedAccessKey`, an
+ * Access keys sealed to the agent: a remote `read` carries `sealedAccessKey`, an
  * envelope (envelope.ts, kind "access-key") sealed to the agent's long-term public key from the
  * operator's key, whose public half is the command's `replyPublicKey`. Opening it proves the
  * access key and the reply key come from the same operator: a replayed envelope with another

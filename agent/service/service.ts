@@ -1,5 +1,5 @@
 /**
- * The edge agent's run loop (issue 5): watches readers and cards, speaks MQTT 5, answers
+ * The edge agent's run loop: watches readers and cards, speaks MQTT 5, answers
  * remote commands and keeps events in the disk outbox until the broker has them. This file
  * holds the lifecycle (start, stop) and the wiring; each concern has its own module:
  *

@@ -7,7 +7,7 @@
  *   <prefix>/<agent>/metrics                   periodic metrics
  *   <prefix>/<agent>/events                    QoS 1 events (from the outbox)
  *   <prefix>/<agent>/cmd/<command>             requests to this agent (MQTT 5 request/response)
- *   <prefix>/<agent>/reply/<requester>         the only topics replies go to (issue 10): the
+ *   <prefix>/<agent>/reply/<requester>         the only topics replies go to: the
  *                                              requester id is one level of REQUESTER_TEXT
  *
  * Every topic the agent builds or accepts is at most MAX_TOPIC_BYTES bytes and MAX_TOPIC_LEVELS
