@@ -258,6 +258,17 @@ describe("mrtd-agent remote (operator CLI)", () => {
     expect(diag.stdout).toContain(`Reader    ${VIRTUAL_READER}`);
   }, 60_000);
 
+  test("remote read --can: the ID card that has only a CAN reads through PACE, the CAN sealed like any access key", async () => {
+    await card?.stop();
+    card = await insertPassport({ profile: "can-only" });
+    const r = await remote(["read", "--agent", AGENT, ...conn(), "--can", "123456"]);
+    expect({ code: r.code, err: r.stderr.slice(-500) }).toMatchObject({ code: 0 });
+    expect(r.stdout).toContain("number D23145890");
+    expect(r.stdout).toMatch(/^Access    PACE-GM with the CAN/m);
+    // the agent never logs the CAN or the document number (the broker side: the sealed-read test above)
+    for (const secret of ["123456", "D23145890"]) expect(agent!.stdout + agent!.stderr).not.toContain(secret);
+  }, 60_000);
+
   test("a forged reply (sealed by another key) and a birth with another key are refused by the CLI", async () => {
     const genuineBirth = readFileSync(join(stateDir, "agent-hpke.key"), "utf8").length > 0;
     expect(genuineBirth).toBe(true);
