@@ -147,6 +147,7 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, tr
     const remoteArgs = ["--agent", agentId, "--broker", broker.url, "--client-id", "operator-demo", "--operator-key", opKey, "--known-agents", known];
     const keyArgs = ["--doc", accessKey.documentNumber, "--dob", accessKey.dateOfBirth, "--expiry", accessKey.dateOfExpiry];
     console.error(`demo: $ mrtd-agent remote read ${remoteArgs.join(" ")} --doc ... --save ${saved}`);
+    console.error("demo: Decrypted by the operator (the reply is opened by mrtd-agent remote with the operator's key, sender checked against the agent's pinned key):");
     const t0 = performance.now();
     const code = await cli(["remote", "read", ...remoteArgs, ...keyArgs, "--wait", "20", "--save", saved]);
     const ms = performance.now() - t0;
@@ -154,7 +155,7 @@ async function remoteReadDemo(readerName: string, accessKey: typeof SPECIMEN, tr
       console.error(`demo: remote read exited ${code}`);
       return code;
     }
-    console.error(`demo: remote read over MQTT 5 in ${ms.toFixed(0)} ms (connect, birth, command, final reply)`);
+    console.error(`demo: Remote read over MQTT 5 in ${ms.toFixed(0)} ms (connect, birth, command, final reply)`);
     const asSeen = JSON.parse(await Bun.file(saved).text()) as { sealed?: { ct: string[] } };
     console.error(`demo: the reply as the broker saw it: ${JSON.stringify({ ...asSeen, sealed: asSeen.sealed ? `<HPKE envelope, ${asSeen.sealed.ct.length} messages>` : undefined })}`);
     const reads = agentLog.split("\n").filter((l) => l.includes('"read complete"')).length;
