@@ -2,16 +2,16 @@
  * `mrtd-agent read`: read a passport in a PC/SC reader and print what it holds.
  * Human output with progress per file by default, one JSON object with --json.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { accessKeyFromFields, type BacAccessKey } from "../icao/mrz-key.ts";
 import { parseFileList } from "../lds/lds-files.ts";
 import { readDocument, readFailureReport, type DocumentRead, type ReadProgress } from "../reading/read-document.ts";
 import { classifyFailure } from "../reading/failure-classes.ts";
 import { openCard } from "../reading/card-source.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
+import { accessKeyFrom, canFrom } from "./access-key-options.ts";
 import { asTyped } from "./invocation.ts";
 import { Progress } from "./progress.ts";
 import { verdictLines } from "../verification/report.ts";
@@ -140,36 +140,6 @@ export async function readCommand(argv: string[]): Promise<number> {
     for (const line of verdictLines(verification)) console.log(line);
   }
   return verification.overall === "failed" ? EXIT.VERIFICATION_FAILED : EXIT.OK;
-}
-
-/** --can: the 6-digit card access number (never echoed in errors). */
-function canFrom(o: Record<string, unknown>): string | undefined {
-  if (o.can === undefined) return undefined;
-  const can = String(o.can).replace(/\s+/g, "");
-  if (!/^[0-9]{6}$/.test(can)) throw new UsageError("--can must be the 6 digits printed on the document", "can");
-  return can;
-}
-
-function accessKeyFrom(o: Record<string, unknown>): BacAccessKey {
-  if (typeof o["key-file"] === "string") {
-    if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
-    let text: string;
-    try {
-      text = readFileSync(o["key-file"], "utf8");
-    } catch (e) {
-      throw new UsageError(`cannot read --key-file: ${(e as NodeJS.ErrnoException).code ?? "error"}`, "key-file");
-    }
-    const parts = text.trim().split(/\s+/);
-    if (parts.length !== 3) throw new UsageError("--key-file must hold one line: DOCUMENT-NUMBER YYMMDD YYMMDD", "key-file");
-    return accessKeyFromFields(
-      { documentNumber: parts[0], dateOfBirth: parts[1], dateOfExpiry: parts[2] },
-      { documentNumber: "--key-file's document number", dateOfBirth: "--key-file's date of birth", dateOfExpiry: "--key-file's date of expiry" },
-    );
-  }
-  for (const k of ["doc", "dob", "expiry"] as const) {
-    if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
-  }
-  return accessKeyFromFields({ documentNumber: o.doc, dateOfBirth: o.dob, dateOfExpiry: o.expiry }, { documentNumber: "--doc", dateOfBirth: "--dob", dateOfExpiry: "--expiry" });
 }
 
 /** The JSON form of a read (reading/read-report.ts; remote reads print the same). */

@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { parseCertificate } from "../pki/x509.ts";
-import { parseAccessKey, AccessKeyProblem } from "../service/access-key.ts";
+import { accessKeyFrom as mrzKeyFrom, canFrom } from "./access-key-options.ts";
 import { b64, EnvelopeError, looksSealed, open, parsePublicKey, type SealContext } from "../service/envelope.ts";
 import { createPrivateKeyFile, KeyFileError, loadOrCreatePrivateKeyFile, readPrivateKeyFile, type KeyFilePair } from "../service/key-file.ts";
 import { sealAccessKey } from "../service/sealed-access-key.ts";
@@ -478,37 +478,14 @@ export function exitForCode(code: string): number {
   }
 }
 
+/** The access key to seal: the CAN or the MRZ key, validated here first (exit 2, as for a local read). */
 function accessKeyFrom(o: ParsedOptions): Record<string, string> {
-  let raw: Record<string, string>;
   if (o.can !== undefined) {
     if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined || o["key-file"] !== undefined) throw new UsageError("use either --can or the MRZ key (--doc/--dob/--expiry or --key-file)", "can");
-    raw = { can: String(o.can) };
-  } else if (typeof o["key-file"] === "string") {
-    if (o.doc !== undefined || o.dob !== undefined || o.expiry !== undefined) throw new UsageError("use either --key-file or --doc/--dob/--expiry", "key-file");
-    let text: string;
-    try {
-      text = readFileSync(o["key-file"], "utf8");
-    } catch (e) {
-      throw new UsageError(`cannot read --key-file: ${(e as NodeJS.ErrnoException).code ?? "error"}`, "key-file");
-    }
-    const parts = text.trim().split(/\s+/);
-    if (parts.length !== 3) throw new UsageError("--key-file must hold one line: DOCUMENT-NUMBER YYMMDD YYMMDD", "key-file");
-    raw = { documentNumber: parts[0]!, dateOfBirth: parts[1]!, dateOfExpiry: parts[2]! };
-  } else {
-    for (const k of ["doc", "dob", "expiry"] as const) {
-      if (typeof o[k] !== "string") throw new UsageError(`missing --${k}: the access key is the document number, date of birth and date of expiry (see --help)`, k);
-    }
-    raw = { documentNumber: o.doc as string, dateOfBirth: o.dob as string, dateOfExpiry: o.expiry as string };
+    return { can: canFrom(o)! };
   }
-  // The agent's own validator, before anything is sent: a malformed key is exit 2 here, as for a local read.
-  try {
-    const k = parseAccessKey(raw, "access key");
-    if (k.kind === "can") return { can: k.can };
-    return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
-  } catch (e) {
-    if (e instanceof AccessKeyProblem) throw new UsageError(e.message.replace(/^access key\./, "").replace("documentNumber", "--doc").replace("dateOfBirth", "--dob").replace("dateOfExpiry", "--expiry"));
-    throw e;
-  }
+  const k = mrzKeyFrom(o);
+  return { documentNumber: k.documentNumber, dateOfBirth: k.dateOfBirth, dateOfExpiry: k.dateOfExpiry };
 }
 
 function filesFrom(o: ParsedOptions): string[] | undefined {
