@@ -4,6 +4,7 @@
  * cleanly on SIGTERM/SIGINT. Logs are JSON lines on stdout.
  */
 import { UsageError } from "../errors.ts";
+import { stopSignal } from "./stop-signal.ts";
 import { loadDashboardConfig } from "../dashboard/config.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -39,18 +40,13 @@ export async function dashboardCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   const { startDashboard } = await import("../dashboard/dashboard.ts");
-  let resolveStop!: (signal: string) => void;
-  const stopped = new Promise<string>((r) => (resolveStop = r));
-  const onSignal = (signal: NodeJS.Signals) => resolveStop(signal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const signal = stopSignal();
   try {
     const d = await startDashboard(config);
-    await stopped;
+    await signal.stopped;
     await d.stop();
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    signal.dispose();
   }
   return EXIT.OK;
 }

@@ -7,6 +7,7 @@
 // The version from package.json (agent/cli.ts repeats it; importing cli.ts here would be a cycle
 // with its top-level await).
 import pkg from "../../package.json" with { type: "json" };
+import { stopSignal } from "./stop-signal.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from "../service/config.ts";
 import { checkConfigFiles } from "../service/config-files.ts";
@@ -55,21 +56,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const log = createLogger({ level: config.agent.logLevel, base: { agentId: config.agent.id } });
   const service = new AgentService({ config, version: pkg.version, log });
-  let resolveStop!: (signal: string) => void;
-  const stopped = new Promise<string>((r) => (resolveStop = r));
-  const onSignal = (signal: NodeJS.Signals) => resolveStop(signal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const signal = stopSignal();
   try {
     await service.start();
-    const signal = await stopped;
-    await service.stop(signal);
+    await service.stop(await signal.stopped);
   } catch (e) {
     await service.stop("error").catch(() => undefined);
     throw e;
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    signal.dispose();
   }
   return EXIT.OK;
 }
