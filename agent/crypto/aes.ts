@@ -4,7 +4,18 @@
  * them (ICAO 9303-11 §9.8.6.2, BSI TR-03110-3 §A.2.2 / TR-03111). Keys of 16, 24 or 32 bytes.
  * Padding is the caller's (ISO/IEC 9797-1 method 2, agent/crypto/iso9797.ts).
  */
-import { cbc, cmac as nobleCmac, ecb } from "@noble/ciphers/aes.js";
+type NobleAes = typeof import("@noble/ciphers/aes.js");
+
+let noble: NobleAes | undefined;
+/**
+ * noble's AES module builds 1.3 MB of lookup tables (two 64 Ki-entry round tables and a
+ * 64 Ki-entry double S-box, for encryption and for decryption) when it is evaluated, and they
+ * stay for the life of the process. It is loaded on the first AES operation instead of at
+ * start-up, so an agent reading BAC/3DES passports never builds them.
+ */
+function nobleAes(): NobleAes {
+  return (noble ??= require("@noble/ciphers/aes.js") as NobleAes);
+}
 
 function checkKey(fn: string, key: Uint8Array): void {
   if (!(key instanceof Uint8Array)) throw new TypeError(`${fn}: key must be a Uint8Array`);
@@ -20,7 +31,7 @@ function checkBlocks(fn: string, name: string, data: Uint8Array): void {
 export function aesEncryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
   checkKey("aesEncryptBlock", key);
   if (!(block instanceof Uint8Array) || block.length !== 16) throw new RangeError(`aesEncryptBlock: block must be 16 bytes, got ${block?.length}`);
-  return ecb(key, { disablePadding: true }).encrypt(block);
+  return nobleAes().ecb(key, { disablePadding: true }).encrypt(block);
 }
 
 /** AES-CBC over data that is already a multiple of 16 bytes. */
@@ -28,14 +39,14 @@ export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array)
   checkKey("aesCbcEncrypt", key);
   checkBlocks("aesCbcEncrypt", "data", data);
   if (iv.length !== 16) throw new RangeError(`aesCbcEncrypt: iv must be 16 bytes, got ${iv.length}`);
-  return cbc(key, iv, { disablePadding: true }).encrypt(data);
+  return nobleAes().cbc(key, iv, { disablePadding: true }).encrypt(data);
 }
 
 export function aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
   checkKey("aesCbcDecrypt", key);
   checkBlocks("aesCbcDecrypt", "data", data);
   if (iv.length !== 16) throw new RangeError(`aesCbcDecrypt: iv must be 16 bytes, got ${iv.length}`);
-  return cbc(key, iv, { disablePadding: true }).decrypt(data);
+  return nobleAes().cbc(key, iv, { disablePadding: true }).decrypt(data);
 }
 
 /** RFC 4493 §2.3: one left shift of a 16-byte block, xor 0x87 into the last byte when the top bit fell off. */
@@ -77,7 +88,7 @@ export function createAesCmac(key: Uint8Array): AesCmac {
       if (!complete) m[data.length] = 0x80;
       const sub = complete ? k1 : k2;
       for (let i = 0; i < 16; i++) m[n - 16 + i] = m[n - 16 + i]! ^ sub[i]!;
-      const c = cbc(k, zero, { disablePadding: true }).encrypt(m);
+      const c = nobleAes().cbc(k, zero, { disablePadding: true }).encrypt(m);
       const tag = c.slice(n - 16);
       c.fill(0);
       m.fill(0);
@@ -95,5 +106,5 @@ export function createAesCmac(key: Uint8Array): AesCmac {
 export function aesCmac(key: Uint8Array, data: Uint8Array): Uint8Array {
   checkKey("aesCmac", key);
   if (!(data instanceof Uint8Array)) throw new TypeError("aesCmac: data must be a Uint8Array");
-  return nobleCmac(data, key);
+  return nobleAes().cmac(data, key);
 }

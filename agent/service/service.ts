@@ -208,7 +208,7 @@ export class AgentService {
       outboxPending: this.#outboxStat("pending"),
     });
     // Once start-up is over (broker connected, outbox drained, first telemetry sent).
-    const trimTimer = setTimeout(() => this.#memory.trim(), 5000);
+    const trimTimer = setTimeout(() => this.#memory.afterStartUp(), 5000);
     trimTimer.unref();
     this.#timers.push(trimTimer);
     this.#notifier.ready(`watching ${this.watcher.readers.length} reader(s)`);
