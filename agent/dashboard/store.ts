@@ -2,10 +2,11 @@
  * Where the dashboard keeps the fleet: current agent and reader state (so a restart shows the
  * fleet at once, before retained messages arrive again), recent events, reader history
  * (samples, rolled up per day), and the audit log of commands. FleetStore is the interface; the
- * bun:sqlite implementation is below. Methods are async so a shared PostgreSQL store (several
- * dashboard instances) can implement the same interface.
+ * bun:sqlite implementation (one instance) is below, the PostgreSQL one (several instances
+ * sharing state) in store-postgres.ts; both pass test/dashboard/fixtures/store-contract.ts.
  */
 import { Database } from "bun:sqlite";
+import type { SessionBackend } from "./auth.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -20,6 +21,11 @@ export interface AgentRow {
   offlineSince: number | null;
   /** The last metrics payload (JSON), null before one arrived. */
   metrics: string | null;
+  /**
+   * The newest message time (ms, the agent's own timestamps) this row reflects: a shared store
+   * keeps the row with the newest, whichever instance writes last. 0 when unknown.
+   */
+  msgAt?: number;
 }
 export interface ReaderRow {
   agentId: string;
@@ -27,6 +33,8 @@ export interface ReaderRow {
   /** The last ReaderHealth payload (JSON). */
   health: string;
   updatedAt: number;
+  /** The health payload's own time (ms), as AgentRow.msgAt. */
+  msgAt?: number;
 }
 export interface EventRow {
   agentId: string;
@@ -87,6 +95,10 @@ export interface FleetStore {
   /** Rolls samples older than the raw retention up into days, then deletes what is past retention. */
   prune(nowMs: number, r: Retention): Promise<{ samplesRolledUp: number; deleted: number }>;
   close(): Promise<void>;
+  /** Login sessions, when the store is shared (else each instance keeps its own in memory). */
+  readonly sessions?: SessionBackend;
+  /** Takes or renews a named lease for `owner` (true while held), when the store is shared: one instance of several sends the alert webhook. */
+  lease?(name: string, owner: string, ttlS: number): Promise<boolean>;
 }
 
 const SCHEMA = `

@@ -13,7 +13,7 @@ import { acceptPayload } from "../../agent/dashboard/contract.ts";
 import { FleetState } from "../../agent/dashboard/fleet-state.ts";
 import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
 import { SqliteFleetStore } from "../../agent/dashboard/store.ts";
-import { fleetStoreContract } from "./fixtures/store-contract.ts";
+import { fleetStoreContract, hostileInputContract } from "./fixtures/store-contract.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
@@ -80,6 +80,7 @@ describe("FleetState", () => {
 });
 
 fleetStoreContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
+hostileInputContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
 
 describe("dashboard configuration", () => {
   const hash = Bun.password.hashSync("pw", { algorithm: "argon2id" });
