@@ -1,0 +1,160 @@
+/**
+ * Two dashboard processes sharing one PostgreSQL (Debian's postgresql, a throwaway cluster on a
+ * loopback port) behind a real Mosquitto (shipped TLS + ACL configuration), in one share
+ * group, with simulated agents speaking the agent's own MQTT link and payload builders: both
+ * show the same fleet (agents, versions, reader health), the same full event list although each
+ * received only part of the events live, the same audit log; a session made on one works on
+ * the other and a logout on one ends it on both; an instance restarted (and one that was down
+ * while events arrived) shows everything from the store.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
+import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
+import { apiLogin, DashboardProcess, USERS } from "./fixtures/dashboard-process.ts";
+import { SimAgent } from "./fixtures/sim-agent.ts";
+
+const AGENTS = ["pg-sim-1", "pg-sim-2", "pg-sim-3"];
+const SQLISH_READER = "Reader'); DROP TABLE readers; -- \"x\"";
+const OPERATORS = ["operator-pg-1", "operator-pg-2"];
+let broker: Mosquitto;
+let pg: PostgresCluster;
+let store: { url: string; passwordFile: string };
+const dash: DashboardProcess[] = [];
+const sims: SimAgent[] = [];
+const tmp = mkdtempSync(join(tmpdir(), "mrtd-dashboard-pg-"));
+
+const start = (i: number, dir?: string) => DashboardProcess.start(broker, { clientId: OPERATORS[i]!, shareGroup: "pg-shared", postgres: store, ...(dir ? { dir } : {}) });
+
+beforeAll(async () => {
+  [broker, pg] = await Promise.all([startMosquitto({ config: "tls-acl", agents: AGENTS, operators: OPERATORS }), startPostgres()]);
+  store = { url: await pg.database("fleet"), passwordFile: writePasswordFile(tmp, pg.password) };
+  dash.push(await start(0), await start(1));
+  sims.push(new SimAgent(broker, AGENTS[0]!, ["ACS ACR122U PICC Interface 00 00", "Virtual PCD 00 00"], "0.1.0"));
+  sims.push(new SimAgent(broker, AGENTS[1]!, [SQLISH_READER], "0.2.0"));
+  sims.push(new SimAgent(broker, AGENTS[2]!, ["Virtual PCD 00 00"], "0.3.0"));
+  for (const s of sims) await s.start();
+  await sims[0]!.reads("ACS ACR122U PICC Interface 00 00", [true, true, "RF_TIMEOUT"]);
+  await sims[0]!.reads("Virtual PCD 00 00", [true]);
+  await sims[1]!.reads(SQLISH_READER, [true, "CARD_LOST"]);
+  await sims[2]!.reads("Virtual PCD 00 00", [true, true, true]);
+  for (const s of sims) await s.publishMetrics();
+}, 90_000);
+
+afterAll(async () => {
+  for (const s of sims) await s.stop().catch(() => undefined);
+  for (const d of dash) await d.stop().catch(() => undefined);
+  await broker?.stop();
+  await pg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function until<T>(f: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
+type Overview = { counts: { online: number; offline: number }; total: number; rows: Array<{ agentId: string; online: boolean; version: string; readers: Array<Record<string, unknown>> }> };
+type Api = Awaited<ReturnType<typeof apiLogin>>;
+
+/** What an operator sees of the fleet, without the per-instance arrival times (lastSeen). */
+async function fleet(api: Api): Promise<unknown> {
+  const o = (await (await api.get("/api/overview?sort=id&limit=500")).json()) as Overview;
+  return {
+    counts: o.counts,
+    rows: o.rows.map((r) => ({ agentId: r.agentId, online: r.online, version: r.version, readers: r.readers.map(({ reader, rate, windowReads, rfDrops, recoveries, p95, connected, lastFailureClass, at }) => ({ reader, rate, windowReads, rfDrops, recoveries, p95, connected, lastFailureClass, at })) })),
+  };
+}
+const events = async (api: Api, agentId: string) => ((await (await api.get(`/api/agents/${agentId}`)).json()) as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId);
+const receivedEvents = async (d: DashboardProcess) => ((await (await fetch(`${d.url}/healthz`)).json()) as { received: { events?: number } }).received.events ?? 0;
+
+describe("two dashboard instances sharing PostgreSQL", () => {
+  test("both show the same fleet: agents, versions, reader health (an SQL-looking reader name as text)", async () => {
+    const [one, two] = await Promise.all(dash.map((d) => apiLogin(d.url, USERS.viewer)));
+    const seen = await until(async () => {
+      const a = (await fleet(one!)) as { rows: Array<{ readers: unknown[] }> };
+      const b = await fleet(two!);
+      return a.rows.length === 3 && a.rows.every((r) => r.readers.length > 0) && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+    }, "the same three agents with readers on both");
+    expect(seen).toMatchObject({ counts: { online: 3, offline: 0 } });
+    expect(JSON.stringify(seen)).toContain(JSON.stringify(SQLISH_READER).slice(1, -1));
+    // The shared store holds what both wrote, once.
+    const admin = pg.admin("fleet");
+    expect(await admin`SELECT agent_id, version FROM agents ORDER BY agent_id`).toEqual(AGENTS.map((a, i) => ({ agent_id: a, version: `0.${i + 1}.0` })));
+    expect((await admin`SELECT count(*)::int AS n FROM readers`)[0]).toEqual({ n: 4 });
+  }, 30_000);
+
+  test("the same full event list on both, although each instance received only part of the events live", async () => {
+    const [one, two] = await Promise.all(dash.map((d) => apiLogin(d.url, USERS.viewer)));
+    const before = await Promise.all(dash.map(receivedEvents));
+    for (let i = 0; i < 24; i++) await sims[0]!.card("Virtual PCD 00 00", i % 2 === 0 ? "inserted" : "removed");
+    const list = await until(async () => {
+      const a = await events(one!, AGENTS[0]!);
+      const b = await events(two!, AGENTS[0]!);
+      return a.length === 24 && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+    }, "24 events listed alike on both");
+    expect(new Set(list).size).toBe(24);
+    const live = (await Promise.all(dash.map(receivedEvents))).map((n, i) => n - before[i]!);
+    expect(live[0]! + live[1]!).toBe(24);
+    expect(live[0]).toBeGreaterThan(0);
+    expect(live[1]).toBeGreaterThan(0);
+  }, 30_000);
+
+  test("a session made on one instance works on the other (a load balancer may send the user to either); logout ends it on both", async () => {
+    const r = await fetch(`${dash[0]!.url}/api/login`, { method: "POST", headers: { origin: dash[0]!.url }, body: JSON.stringify(USERS.operator) });
+    expect(r.status).toBe(200);
+    const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
+    const { csrf } = (await r.json()) as { csrf: string };
+    const onTwo = await fetch(`${dash[1]!.url}/api/session`, { headers: { cookie } });
+    expect(await onTwo.json()).toEqual({ user: USERS.operator.name, role: "operator", csrf });
+    // The database holds a hash of the token, not the token.
+    const token = cookie.split("=")[1]!;
+    const admin = pg.admin("fleet");
+    expect((await admin`SELECT count(*)::int AS n FROM sessions WHERE id = ${token}`)[0]).toEqual({ n: 0 });
+    expect((await admin`SELECT count(*)::int AS n FROM sessions WHERE "user" = ${USERS.operator.name}`)[0]).toEqual({ n: 1 });
+    const out = await fetch(`${dash[1]!.url}/api/logout`, { method: "POST", headers: { cookie, origin: dash[1]!.url, "x-csrf-token": csrf } });
+    expect(out.status).toBe(200);
+    expect((await fetch(`${dash[0]!.url}/api/session`, { headers: { cookie } })).status).toBe(401);
+  });
+
+  test("an audit entry written through one instance is in the other's audit log", async () => {
+    const viewerOnTwo = await apiLogin(dash[1]!.url, USERS.viewer);
+    expect((await viewerOnTwo.post(`/api/agents/${AGENTS[2]}/ping`)).status).toBe(403);
+    const onOne = await apiLogin(dash[0]!.url, USERS.operator);
+    const audit = (await (await onOne.get("/api/audit")).json()) as { audit: Array<{ user: string; action: string; agentId: string; outcome: string }> };
+    expect(audit.audit[0]).toMatchObject({ user: USERS.viewer.name, action: "ping", agentId: AGENTS[2], outcome: "refused: viewer" });
+  });
+
+  test("an instance restarted, and one that was down while events arrived, show everything from the store", async () => {
+    const viewerOnOne = await apiLogin(dash[0]!.url, USERS.viewer);
+    const fleetBefore = await fleet(viewerOnOne);
+    const auditBefore = await (await viewerOnOne.get("/api/audit")).text();
+    // Instance two goes away; every event now reaches instance one; then two comes back.
+    const dir = dash[1]!.dir;
+    expect(await dash[1]!.stop({ keepDir: true })).toBe(0);
+    for (let i = 0; i < 6; i++) await sims[2]!.readerAttached("Virtual PCD 00 00");
+    const want = await until(async () => {
+      const e = await events(viewerOnOne, AGENTS[2]!);
+      return e.length === 6 ? e : undefined;
+    }, "six events on instance one");
+    dash[1] = await start(1, dir);
+    const two = await apiLogin(dash[1]!.url, USERS.viewer);
+    expect(await events(two, AGENTS[2]!)).toEqual(want);
+    expect((await events(two, AGENTS[0]!)).length).toBe(24);
+    expect(await fleet(two)).toEqual(fleetBefore);
+    expect(await (await two.get("/api/audit")).text()).toBe(auditBefore);
+    // And an agent going offline shows on both.
+    await sims[1]!.stop();
+    await until(async () => {
+      const [a, b] = await Promise.all([fleet(viewerOnOne), fleet(two)]);
+      return JSON.stringify(a) === JSON.stringify(b) && (a as Overview).counts.offline === 1 ? true : undefined;
+    }, "the stopped agent offline on both");
+  }, 60_000);
+});
