@@ -71,7 +71,7 @@ export class PostgresFleetStore implements FleetStore {
       await migrate(sql);
     } catch (e) {
       await sql.close().catch(() => undefined);
-      throw e;
+      throw new Error(`cannot open the PostgreSQL store at ${redact(o.url)}: ${(e as Error).message}`, { cause: e });
     }
     return new PostgresFleetStore(sql);
   }
@@ -247,6 +247,18 @@ function arrays(sql: SQL) {
     floats: (v: Array<number | null>) => sql.array(v.map((n) => (n === null || !Number.isFinite(n) ? null : n)), "FLOAT8"),
     bools: (v: boolean[]) => sql.array(v, "BOOLEAN"),
   };
+}
+
+/** The URL without any password, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = "";
+    u.searchParams.delete("password");
+    return u.toString();
+  } catch {
+    return "(the configured URL)";
+  }
 }
 
 function cmp(a: string, b: string): number {
