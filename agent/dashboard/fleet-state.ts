@@ -65,6 +65,8 @@ export class FleetState {
   readonly #alerts: DashboardConfig["alerts"];
   #pendingAgents = new Set<string>();
   #pendingReaders = new Set<string>();
+  /** Agents whose metrics changed since the last write (the payload is large: written only then). */
+  #pendingMetrics = new Set<string>();
   #pendingEvents: EventRow[] = [];
   /** Events dropped because the store fell too far behind. */
   droppedEvents = 0;
@@ -155,6 +157,7 @@ export class FleetState {
       case "metrics":
         bump(a, Date.parse(m.payload.at));
         a.metrics = m.payload;
+        this.#pendingMetrics.add(a.agentId);
         a.lastSeen = now;
         return { kind: "metrics", agentId: a.agentId };
       case "events": {
@@ -175,7 +178,7 @@ export class FleetState {
     const agents: AgentRow[] = [];
     for (const id of this.#pendingAgents) {
       const a = this.agents.get(id);
-      if (a) agents.push({ agentId: id, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, metrics: a.metrics ? JSON.stringify(a.metrics) : null, msgAt: a.msgAt });
+      if (a) agents.push({ agentId: id, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, metrics: a.metrics && this.#pendingMetrics.has(id) ? JSON.stringify(a.metrics) : null, msgAt: a.msgAt });
     }
     const readers: ReaderRow[] = [];
     for (const key of this.#pendingReaders) {
@@ -186,6 +189,7 @@ export class FleetState {
     const events = this.#pendingEvents;
     this.#pendingAgents = new Set();
     this.#pendingReaders = new Set();
+    this.#pendingMetrics = new Set();
     this.#pendingEvents = [];
     return { agents, readers, events, samples: [] };
   }
@@ -195,7 +199,10 @@ export class FleetState {
    * current state, events ahead of newer ones (at most MAX_PENDING_EVENTS wait).
    */
   requeue(batch: { agents: AgentRow[]; readers: ReaderRow[]; events: EventRow[] }): void {
-    for (const a of batch.agents) this.#pendingAgents.add(a.agentId);
+    for (const a of batch.agents) {
+      this.#pendingAgents.add(a.agentId);
+      if (a.metrics !== null) this.#pendingMetrics.add(a.agentId);
+    }
     for (const r of batch.readers) this.#pendingReaders.add(`${r.agentId}\u0000${r.slug}`);
     this.#pendingEvents = [...batch.events, ...this.#pendingEvents];
     if (this.#pendingEvents.length > MAX_PENDING_EVENTS) this.droppedEvents += this.#pendingEvents.splice(0, this.#pendingEvents.length - MAX_PENDING_EVENTS).length;

@@ -26,9 +26,9 @@ import type { AgentRow, AuditRow, DailyRow, EventRow, FleetStore, ReaderRow, Ret
 export const PG_SCHEMA_VERSION = 1;
 /** pg_advisory_xact_lock key for schema creation and migration ("mrtd" in ASCII). */
 const MIGRATION_LOCK = 0x6d727464;
-/** Rows per statement and characters per statement: a batch of 10,000 agents' metrics is split. */
+/** Rows and characters per statement: a large batch (10,000 agents' metrics) goes in parts, each encoded on its own. */
 const CHUNK_ROWS = 2000;
-const CHUNK_CHARS = 4 * 1024 * 1024;
+const CHUNK_CHARS = 1024 * 1024;
 
 const MIGRATIONS: Record<number, string[]> = {
   1: [
@@ -89,7 +89,7 @@ export class PostgresFleetStore implements FleetStore {
           SELECT * FROM unnest(${texts(c.map((a) => a.agentId))}::text[], ${bools(c.map((a) => a.online))}::boolean[], ${texts(c.map((a) => a.version))}::text[],
             ${texts(c.map((a) => a.startedAt))}::text[], ${ints(c.map((a) => a.lastSeen))}::int8[], ${ints(c.map((a) => a.offlineSince))}::int8[], ${texts(c.map((a) => a.metrics))}::text[], ${ints(c.map((a) => a.msgAt ?? 0))}::int8[])
           ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen,
-            offline_since = excluded.offline_since, metrics = excluded.metrics, msg_at = excluded.msg_at
+            offline_since = excluded.offline_since, metrics = coalesce(excluded.metrics, agents.metrics), msg_at = excluded.msg_at
           WHERE agents.msg_at <= excluded.msg_at`;
       }
       for (const c of chunks(readers, (r) => r.agentId.length + r.slug.length + r.health.length + 32)) {

@@ -19,7 +19,10 @@ export interface AgentRow {
   lastSeen: number;
   /** ms since epoch the agent went offline, null when online. */
   offlineSince: number | null;
-  /** The last metrics payload (JSON), null before one arrived. */
+  /**
+   * The last metrics payload (JSON). In a write: null when unchanged since the last write (the
+   * stored one stays). Loaded: null before one arrived.
+   */
   metrics: string | null;
   /**
    * The newest message time (ms, the agent's own timestamps) this row reflects: a shared store
@@ -125,7 +128,7 @@ export class SqliteFleetStore implements FleetStore {
     this.#db.exec(SCHEMA);
     const db = this.#db;
     this.#q = {
-      agent: db.prepare("INSERT INTO agents VALUES ($agentId, $online, $version, $startedAt, $lastSeen, $offlineSince, $metrics) ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen, offline_since = excluded.offline_since, metrics = excluded.metrics"),
+      agent: db.prepare("INSERT INTO agents VALUES ($agentId, $online, $version, $startedAt, $lastSeen, $offlineSince, $metrics) ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen, offline_since = excluded.offline_since, metrics = coalesce(excluded.metrics, metrics)"),
       reader: db.prepare("INSERT INTO readers VALUES ($agentId, $slug, $health, $updatedAt) ON CONFLICT (agent_id, slug) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at"),
       event: db.prepare("INSERT OR IGNORE INTO events (agent_id, event_id, at, type, reader, body) VALUES ($agentId, $eventId, $at, $type, $reader, $body)"),
       sample: db.prepare("INSERT INTO samples VALUES ($agentId, $slug, $at, $rate, $windowReads, $rfDrops, $recoveries, $p95)"),

@@ -160,4 +160,31 @@ describe("two dashboard instances sharing PostgreSQL", () => {
       return JSON.stringify(a) === JSON.stringify(b) && (a as Overview).counts.offline === 1 ? true : undefined;
     }, "the stopped agent offline on both");
   }, 60_000);
+
+  test("PostgreSQL away for a while: both instances keep taking the fleet in, and what they held back reaches the database when it is back", async () => {
+    const sim = sims[2]!;
+    await pg.down();
+    try {
+      await sim.reads("Virtual PCD 00 00", ["CARD_LOST", "CARD_LOST"]);
+      for (let i = 0; i < 4; i++) await sim.readerAttached("Virtual PCD 00 00");
+      // From memory: /metrics needs no session (sessions are in the database, which is away).
+      for (const d of dash) {
+        await until(async () => (/mrtd_fleet_reader_success_rate\{agent="pg-sim-3",reader="[^"]+"\} 0\.6\b/.test(await (await fetch(`${d.url}/metrics`)).text()) ? true : undefined), `the new success rate on ${d.url}`);
+      }
+      await until(async () => (dash.some((d) => d.lines.some((l) => l.msg === "store write failed; kept for the next write")) ? true : undefined), "a failed write logged");
+      for (const d of dash) expect(d.proc.exitCode).toBeNull();
+    } finally {
+      await pg.up();
+    }
+    const apis = await Promise.all(dash.map((d) => apiLogin(d.url, USERS.viewer)));
+    for (const api of apis) {
+      await until(async () => ((await events(api, AGENTS[2]!)).length === 10 ? true : undefined), "the six earlier and four held-back events");
+    }
+    expect(JSON.stringify(await fleet(apis[0]!))).toBe(JSON.stringify(await fleet(apis[1]!)));
+    const admin = pg.admin("fleet");
+    await until(async () => {
+      const [r] = await admin`SELECT health FROM readers WHERE agent_id = ${AGENTS[2]!}`;
+      return (JSON.parse((r as { health: string }).health) as { successRate: { rate: number } }).successRate.rate === 0.6 ? true : undefined;
+    }, "the new health in the database");
+  }, 60_000);
 });

@@ -7,7 +7,8 @@
  * setpriv. Local (socket) connections are trusted for the test's own set-up; TCP needs a
  * password (scram-sha-256), which is how the dashboard connects.
  * `stop()` shuts the server down (fast shutdown, then SIGKILL) and removes the directory; a
- * failed start does the same before it throws.
+ * failed start does the same before it throws. `down()` and `up()` stop and restart the server
+ * with its data, for outage tests.
  */
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { userInfo, tmpdir } from "node:os";
@@ -27,6 +28,9 @@ export interface PostgresCluster {
   /** A superuser client over the unix socket, for checks a test makes behind the store's back. */
   admin(database?: string): SQL;
   log(): string;
+  /** Stops the server, keeping its data; up() starts it again on the same port. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,17 +74,47 @@ export async function startPostgres(): Promise<PostgresCluster> {
   let port = 0;
   const admins: SQL[] = [];
 
-  const stop = async () => {
-    for (const a of admins.splice(0)) await a.close().catch(() => undefined);
-    if (proc && proc.exitCode === null) {
-      proc.kill("SIGINT"); // fast shutdown: roll back open transactions, disconnect, stop
-      const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => undefined)]);
+  /** Starts the server on `port`; false (and nothing left running) if it did not come up. */
+  const launch = async (): Promise<boolean> => {
+    const p = Bun.spawn(
+      as([
+        join(bin, "postgres"),
+        "-D", data,
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", `port=${port}`,
+        "-c", `unix_socket_directories=${dir}`,
+        "-c", "fsync=off",
+        "-c", "synchronous_commit=off",
+        "-c", "full_page_writes=off",
+        "-c", "shared_buffers=32MB",
+        "-c", "max_connections=50",
+        "-c", "log_destination=stderr",
+      ]),
+      { cwd: dir, stdin: "ignore", stdout: "ignore", stderr: Bun.file(logFile) },
+    );
+    proc = p;
+    live.add(p);
+    if (await ready(p, dir, port, superuser, 30_000)) return true;
+    await shutdown();
+    return false;
+  };
+  /** Fast shutdown (roll back open transactions, disconnect clients, stop), SIGKILL after 10 s. */
+  const shutdown = async () => {
+    const p = proc;
+    if (!p) return;
+    if (p.exitCode === null) {
+      p.kill("SIGINT");
+      const code = await Promise.race([p.exited, Bun.sleep(10_000).then(() => undefined)]);
       if (code === undefined) {
-        proc.kill("SIGKILL");
-        await proc.exited;
+        p.kill("SIGKILL");
+        await p.exited;
       }
     }
-    if (proc) live.delete(proc);
+    live.delete(p);
+  };
+  const stop = async () => {
+    for (const a of admins.splice(0)) await a.close().catch(() => undefined);
+    await shutdown();
     rmSync(dir, { recursive: true, force: true });
     dirs.delete(dir);
   };
@@ -95,30 +129,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
     // The port is picked free, then bound by the server a moment later: retried if someone took it.
     for (let attempt = 0; ; attempt++) {
       port = await freePort();
-      proc = Bun.spawn(
-        as([
-          join(bin, "postgres"),
-          "-D", data,
-          "-c", "listen_addresses=127.0.0.1",
-          "-c", `port=${port}`,
-          "-c", `unix_socket_directories=${dir}`,
-          "-c", "fsync=off",
-          "-c", "synchronous_commit=off",
-          "-c", "full_page_writes=off",
-          "-c", "shared_buffers=32MB",
-          "-c", "max_connections=50",
-          "-c", `log_destination=stderr`,
-        ]),
-        { cwd: dir, stdin: "ignore", stdout: "ignore", stderr: Bun.file(logFile) },
-      );
-      live.add(proc);
-      if (await ready(proc, dir, port, superuser, 30_000)) break;
-      live.delete(proc);
-      if (proc.exitCode === null) proc.kill("SIGKILL");
-      await proc.exited;
+      if (await launch()) break;
       if (attempt >= 2) throw new Error(`PostgreSQL did not start: ${readLog(logFile).slice(-2000)}`);
     }
-
     const admin = (database = "postgres") => {
       const c = new SQL({ adapter: "postgres", path: dir, port, username: superuser, database, max: 2 });
       admins.push(c);
@@ -140,6 +153,10 @@ export async function startPostgres(): Promise<PostgresCluster> {
       },
       admin,
       log: () => readLog(logFile),
+      down: shutdown,
+      up: async () => {
+        if (!(await launch())) throw new Error(`PostgreSQL did not come back on port ${port}: ${readLog(logFile).slice(-2000)}`);
+      },
       stop,
     };
   } catch (e) {
