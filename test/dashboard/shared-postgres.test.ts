@@ -4,13 +4,15 @@
  * group, with simulated agents speaking the agent's own MQTT link and payload builders: both
  * show the same fleet (agents, versions, reader health), the same full event list although each
  * received only part of the events live, the same audit log; a session made on one works on
- * the other and a logout on one ends it on both; an instance restarted (and one that was down
+ * the other (also in chromium: the page of one instance, logged in on the other) and a logout on
+ * one ends it on both; an instance restarted (and one that was down
  * while events arrived) shows everything from the store.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
 import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
 import { apiLogin, DashboardProcess, USERS } from "./fixtures/dashboard-process.ts";
@@ -19,6 +21,7 @@ import { SimAgent } from "./fixtures/sim-agent.ts";
 const AGENTS = ["pg-sim-1", "pg-sim-2", "pg-sim-3"];
 const SQLISH_READER = "Reader'); DROP TABLE readers; -- \"x\"";
 const OPERATORS = ["operator-pg-1", "operator-pg-2"];
+const CHROMIUM = "/usr/bin/chromium";
 let broker: Mosquitto;
 let pg: PostgresCluster;
 let store: { url: string; passwordFile: string };
@@ -108,6 +111,32 @@ describe("two dashboard instances sharing PostgreSQL", () => {
     expect(live[0]! + live[1]!).toBe(24);
     expect(live[0]).toBeGreaterThan(0);
     expect(live[1]).toBeGreaterThan(0);
+  }, 30_000);
+
+  test("in chromium: logged in on one instance, the other's page knows the session and lists the same events", async () => {
+    if (!existsSync(CHROMIUM)) throw new Error("chromium is not installed: run deploy/dev-setup.sh");
+    const context = await chromium.launchPersistentContext(join(tmp, "profile"), { executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+    try {
+      const page = await context.newPage();
+      await page.goto(dash[0]!.url);
+      await page.getByLabel("Name").fill(USERS.viewer.name);
+      await page.getByLabel("Password").fill(USERS.viewer.password);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByTestId("user").waitFor();
+      const rowsOn = async (url: string) => {
+        await page.goto(`${url}/#/agent/${AGENTS[0]}`);
+        await page.locator("[data-testid=events] tbody tr").nth(23).waitFor({ state: "attached", timeout: 10_000 });
+        return page.locator("[data-testid=events] tbody tr").allTextContents();
+      };
+      const one = await rowsOn(dash[0]!.url);
+      // Another port, the same host: the browser sends the cookie, and instance two knows the session.
+      const two = await rowsOn(dash[1]!.url);
+      expect(await page.getByTestId("user").textContent()).toBe(`${USERS.viewer.name} (viewer)`);
+      expect(two).toHaveLength(24);
+      expect(two).toEqual(one);
+    } finally {
+      await context.close();
+    }
   }, 30_000);
 
   test("a session made on one instance works on the other (a load balancer may send the user to either); logout ends it on both", async () => {
