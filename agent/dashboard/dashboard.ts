@@ -4,14 +4,14 @@
  * history samples every store.sample_interval_s on a grid shared by all instances, retention
  * after each sample; HTTP server for the page, the API, live changes and /metrics.
  */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { ConfigError } from "../errors.ts";
 import type { DashboardConfig } from "./config.ts";
 import { acceptPayload, PayloadRejected } from "./contract.ts";
 import { FleetState, type Alert } from "./fleet-state.ts";
 import { subscribeFleet, type FleetSubscriber } from "./fleet-subscriber.ts";
 import { buildAssets, startServer, type DashboardServer } from "./server.ts";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { ConfigError } from "../errors.ts";
 import { Sessions } from "./auth.ts";
 import { SqliteFleetStore, type FleetStore } from "./store.ts";
 import { PostgresFleetStore } from "./store-postgres.ts";

@@ -137,6 +137,7 @@ describe("Prometheus exposition", () => {
     expect(text).toContain('mrtd_fleet_apdu_duration_seconds_count{command="read_binary"} 2');
     expect(text).toContain('mrtd_fleet_read_failures_total{class="RF_TIMEOUT"} 4');
     expect(text).toContain("mrtd_fleet_outbox_dropped_total 6");
+    expect(text).toContain("mrtd_dashboard_store_dropped_events_total 0");
     expect(text).toMatch(/mrtd_fleet_reader_success_rate\{agent="a1",reader="reader-x-[0-9a-f]{8}"\} 0.5/);
     const promtool = Bun.which("promtool");
     if (!promtool) return; // deploy/dev-setup.sh installs Debian's prometheus; without it the text checks above stand
