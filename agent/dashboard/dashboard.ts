@@ -137,33 +137,55 @@ async function openStore(config: DashboardConfig): Promise<FleetStore> {
  * Alerts to a webhook: each check POSTs the alerts that started and the ones that ended since
  * the last check (JSON `{ fired: Alert[], resolved: Alert[], at }`), nothing when none changed.
  * A failed POST is logged and its changes are sent again at the next check. With a shared
- * store, the instance holding the store's lease sends; the others follow the alerts silently,
- * ready to take over (within three intervals) when it stops.
+ * store, the instance holding the store's lease sends, and leaves the alerts it reported with
+ * the lease: when it stops, another takes the lease (within three intervals) and sends what
+ * changed since that report, so nothing is sent twice or lost.
  */
 function alertWebhook(url: string, state: FleetState, log: Log, store: FleetStore, intervalS: number): () => Promise<void> {
+  const LEASE = "alert-webhook";
   let known = new Map<string, Alert>();
+  let leading = false;
   let busy = false;
   const owner = `${hostname()}/${process.pid}/${crypto.randomUUID()}`;
   return async () => {
     if (busy) return;
     busy = true;
     try {
+      if (store.lease) {
+        const l = await store.lease(LEASE, owner, intervalS * 3);
+        if (!l.held) {
+          leading = false;
+          return;
+        }
+        if (!leading) {
+          leading = true;
+          known = new Map(reported(l.value));
+        }
+      }
       const now = Date.now();
       const current = new Map(state.alerts(now).map((a) => [`${a.kind}\u0000${a.agentId}\u0000${a.reader ?? ""}`, a]));
-      if (store.lease && !(await store.lease("alert-webhook", owner, intervalS * 3))) {
-        known = current;
-        return;
-      }
       const fired = [...current].filter(([k]) => !known.has(k)).map(([, a]) => a);
       const resolved = [...known].filter(([k]) => !current.has(k)).map(([, a]) => a);
       if (fired.length + resolved.length === 0) return;
       const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ at: new Date(now).toISOString(), fired, resolved }), signal: AbortSignal.timeout(5000) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       known = current;
+      await store.setLeaseValue?.(LEASE, owner, JSON.stringify([...known]));
     } catch (e) {
       log("warn", "alert webhook failed", { error: (e as Error).message });
     } finally {
       busy = false;
     }
   };
+}
+
+/** The alerts a previous holder of the webhook lease reported (none if unreadable). */
+function reported(value: string | null): Array<[string, Alert]> {
+  if (value === null) return [];
+  try {
+    const v = JSON.parse(value) as unknown;
+    return Array.isArray(v) ? (v as Array<[string, Alert]>).filter((e) => Array.isArray(e) && typeof e[0] === "string") : [];
+  } catch {
+    return [];
+  }
 }

@@ -43,7 +43,7 @@ const MIGRATIONS: Record<number, string[]> = {
     `CREATE TABLE audit (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at bigint NOT NULL, "user" text NOT NULL, role text NOT NULL, action text NOT NULL, agent_id text NOT NULL, reader text, outcome text NOT NULL)`,
     `CREATE INDEX audit_at ON audit (at)`,
     `CREATE TABLE sessions (id text PRIMARY KEY, "user" text NOT NULL, role text NOT NULL, csrf text NOT NULL, expires bigint NOT NULL)`,
-    `CREATE TABLE leases (name text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL)`,
+    `CREATE TABLE leases (name text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL, value text)`,
   ],
 };
 
@@ -182,15 +182,21 @@ export class PostgresFleetStore implements FleetStore {
   }
 
   /**
-   * Takes or renews the lease `name` for `owner` for `ttlS` seconds (database time); true while
-   * `owner` holds it. One instance of several sends the alert webhook.
+   * Takes or renews the lease `name` for `owner` for `ttlS` seconds (database time). `held`
+   * while `owner` has it; `value` is what the holder last left with it (setLeaseValue), so a new
+   * holder carries on where the last one stopped. One instance of several sends the alert webhook.
    */
-  async lease(name: string, owner: string, ttlS: number): Promise<boolean> {
-    const rows = await this.#sql`
+  async lease(name: string, owner: string, ttlS: number): Promise<{ held: boolean; value: string | null }> {
+    const rows: Array<{ value: string | null }> = await this.#sql`
       INSERT INTO leases (name, owner, until) VALUES (${name}, ${owner}, clock_timestamp() + make_interval(secs => ${ttlS}))
       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE leases.owner = excluded.owner OR leases.until < clock_timestamp()
-      RETURNING owner`;
-    return rows.length === 1;
+      RETURNING value`;
+    return { held: rows.length === 1, value: rows[0]?.value ?? null };
+  }
+
+  /** Leaves `value` with the lease, if `owner` still holds it. */
+  async setLeaseValue(name: string, owner: string, value: string): Promise<void> {
+    await this.#sql`UPDATE leases SET value = ${clean(value)} WHERE name = ${name} AND owner = ${owner}`;
   }
 
   async close(): Promise<void> {

@@ -100,8 +100,12 @@ export interface FleetStore {
   close(): Promise<void>;
   /** Login sessions, when the store is shared (else each instance keeps its own in memory). */
   readonly sessions?: SessionBackend;
-  /** Takes or renews a named lease for `owner` (true while held), when the store is shared: one instance of several sends the alert webhook. */
-  lease?(name: string, owner: string, ttlS: number): Promise<boolean>;
+  /**
+   * Takes or renews a named lease for `owner`, when the store is shared: one instance of several
+   * sends the alert webhook. `value` is what the last holder left with it (setLeaseValue).
+   */
+  lease?(name: string, owner: string, ttlS: number): Promise<{ held: boolean; value: string | null }>;
+  setLeaseValue?(name: string, owner: string, value: string): Promise<void>;
 }
 
 const SCHEMA = `

@@ -5,7 +5,7 @@
  * show the same fleet (agents, versions, reader health), the same full event list although each
  * received only part of the events live, the same audit log; a session made on one works on
  * the other (also in chromium: the page of one instance, logged in on the other) and a logout on
- * one ends it on both; an instance restarted (and one that was down
+ * one ends it on both; the alert webhook is sent once, by one instance; an instance restarted (and one that was down
  * while events arrived) shows everything from the store.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -20,7 +20,7 @@ import { SimAgent } from "./fixtures/sim-agent.ts";
 
 const AGENTS = ["pg-sim-1", "pg-sim-2", "pg-sim-3"];
 const SQLISH_READER = "Reader'); DROP TABLE readers; -- \"x\"";
-const OPERATORS = ["operator-pg-1", "operator-pg-2"];
+const OPERATORS = ["operator-pg-1", "operator-pg-2", "operator-pg-3", "operator-pg-4"];
 const CHROMIUM = "/usr/bin/chromium";
 let broker: Mosquitto;
 let pg: PostgresCluster;
@@ -215,5 +215,31 @@ describe("two dashboard instances sharing PostgreSQL", () => {
       const [r] = await admin`SELECT health FROM readers WHERE agent_id = ${AGENTS[2]!}`;
       return (JSON.parse((r as { health: string }).health) as { successRate: { rate: number } }).successRate.rate === 0.6 ? true : undefined;
     }, "the new health in the database");
+  }, 60_000);
+
+  test("the alert webhook is sent by one instance of several, once; when it stops, another sends what changes next", async () => {
+    const posts: Array<{ fired: Array<{ kind: string; agentId: string }>; resolved: Array<{ kind: string; agentId: string }> }> = [];
+    const hook = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => (posts.push((await req.json()) as (typeof posts)[number]), new Response("ok")) });
+    const extra = `[alerts]\nwebhook_url = "http://127.0.0.1:${hook.port}/hook"\nwebhook_interval_s = 1\n`;
+    const hooked = [
+      await DashboardProcess.start(broker, { clientId: OPERATORS[2]!, shareGroup: "pg-shared", postgres: store, extraToml: extra }),
+      await DashboardProcess.start(broker, { clientId: OPERATORS[3]!, shareGroup: "pg-shared", postgres: store, extraToml: extra }),
+    ];
+    try {
+      // pg-sim-3's reader: 3 of 5 reads succeeded (the outage test), under the 80% threshold.
+      const fired = (p: (typeof posts)[number]) => p.fired.some((a) => a.agentId === AGENTS[2] && a.kind === "success-rate");
+      await until(async () => (posts.some(fired) ? true : undefined), "the success-rate alert posted");
+      await Bun.sleep(3000); // three more checks by each instance
+      expect(posts.filter(fired)).toHaveLength(1);
+      // Whichever instance held the lease, one of them stops; the other sends the next change.
+      await hooked[0]!.stop();
+      await sims[2]!.reads("Virtual PCD 00 00", Array(20).fill(true));
+      await until(async () => (posts.some((p) => p.resolved.some((a) => a.agentId === AGENTS[2])) ? true : undefined), "the alert's end posted", 15_000);
+      await Bun.sleep(2000);
+      expect(posts.filter((p) => p.resolved.some((a) => a.agentId === AGENTS[2]))).toHaveLength(1);
+    } finally {
+      for (const d of hooked) await d.stop().catch(() => undefined);
+      await hook.stop(true);
+    }
   }, 60_000);
 });

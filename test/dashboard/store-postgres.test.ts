@@ -132,15 +132,17 @@ describe("PostgresFleetStore shared by several instances", () => {
     await b.close();
   });
 
-  test("one instance holds the alert webhook's lease; another takes it when it lapses", async () => {
+  test("one instance holds the alert webhook's lease; another takes it when it lapses, with what the last holder left", async () => {
     const a = await open("lease");
     const b = await open("lease");
-    expect(await a.lease("alert-webhook", "A", 1)).toBe(true);
-    expect(await b.lease("alert-webhook", "B", 1)).toBe(false);
-    expect(await a.lease("alert-webhook", "A", 1)).toBe(true);
+    expect(await a.lease("alert-webhook", "A", 1)).toEqual({ held: true, value: null });
+    expect((await b.lease("alert-webhook", "B", 1)).held).toBe(false);
+    await a.setLeaseValue("alert-webhook", "A", '["reported"]');
+    await b.setLeaseValue("alert-webhook", "B", '["not the holder"]');
+    expect(await a.lease("alert-webhook", "A", 1)).toEqual({ held: true, value: '["reported"]' });
     await Bun.sleep(1100);
-    expect(await b.lease("alert-webhook", "B", 1)).toBe(true);
-    expect(await a.lease("alert-webhook", "A", 1)).toBe(false);
+    expect(await b.lease("alert-webhook", "B", 1)).toEqual({ held: true, value: '["reported"]' });
+    expect((await a.lease("alert-webhook", "A", 1)).held).toBe(false);
     await a.close();
     await b.close();
   });
