@@ -32,7 +32,9 @@ const tmp = mkdtempSync(join(tmpdir(), "mrtd-dashboard-pg-"));
 const start = (i: number, dir?: string) => DashboardProcess.start(broker, { clientId: OPERATORS[i]!, shareGroup: "pg-shared", postgres: store, ...(dir ? { dir } : {}) });
 
 beforeAll(async () => {
-  [broker, pg] = await Promise.all([startMosquitto({ config: "tls-acl", agents: AGENTS, operators: OPERATORS }), startPostgres()]);
+  // One after the other: each picks a free port and binds it a moment later.
+  pg = await startPostgres();
+  broker = await startMosquitto({ config: "tls-acl", agents: AGENTS, operators: OPERATORS });
   store = { url: await pg.database("fleet"), passwordFile: writePasswordFile(tmp, pg.password) };
   dash.push(await start(0), await start(1));
   sims.push(new SimAgent(broker, AGENTS[0]!, ["ACS ACR122U PICC Interface 00 00", "Virtual PCD 00 00"], "0.1.0"));
