@@ -66,7 +66,16 @@ export class PostgresFleetStore implements FleetStore {
 
   /** Connects, creates or migrates the schema, and returns the store. */
   static async open(o: PostgresStoreOptions): Promise<PostgresFleetStore> {
-    const sql = new SQL(o.url, { ...(o.password !== undefined ? { password: o.password } : {}), max: o.max ?? 4, connectionTimeout: 10, idleTimeout: 60, connection: { application_name: "mrtd-dashboard" } });
+    // Bun lets PGDATABASE win over the URL's database; the configured URL is what counts here.
+    const database = databaseOf(o.url);
+    const sql = new SQL(o.url, {
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...(database ? { database } : {}),
+      max: o.max ?? 4,
+      connectionTimeout: 10,
+      idleTimeout: 60,
+      connection: { application_name: "mrtd-dashboard" },
+    });
     try {
       await migrate(sql);
     } catch (e) {
@@ -253,6 +262,14 @@ function arrays(sql: SQL) {
     floats: (v: Array<number | null>) => sql.array(v.map((n) => (n === null || !Number.isFinite(n) ? null : n)), "FLOAT8"),
     bools: (v: boolean[]) => sql.array(v, "BOOLEAN"),
   };
+}
+
+function databaseOf(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The URL without any password, for messages. */

@@ -147,6 +147,21 @@ describe("PostgresFleetStore shared by several instances", () => {
     await b.close();
   });
 
+  test("the database named in store.url is used even when PGDATABASE names another", async () => {
+    const url = await pg.database("named");
+    const before = process.env.PGDATABASE;
+    process.env.PGDATABASE = "postgres";
+    try {
+      const s = await PostgresFleetStore.open({ url, password: pg.password });
+      await s.write({ agents: [agent("in-named", 1, true)], readers: [], events: [], samples: [] });
+      await s.close();
+    } finally {
+      if (before === undefined) delete process.env.PGDATABASE;
+      else process.env.PGDATABASE = before;
+    }
+    expect(await pg.admin("named")`SELECT agent_id FROM agents`).toEqual([{ agent_id: "in-named" }]);
+  });
+
   test("NUL and lone surrogates from JSON escapes are stored as U+FFFD instead of failing the batch", async () => {
     const s = await open("odd");
     await s.write({ agents: [], readers: [], events: [{ agentId: "odd", eventId: "n", at: "2026-12-04T12:00:00.000Z", type: "card", reader: "a\u0000b\ud800c", body: "{}" }], samples: [] });
