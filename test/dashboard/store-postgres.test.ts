@@ -11,7 +11,10 @@ import type { Session } from "../../agent/dashboard/auth.ts";
 import { parseDashboardConfig } from "../../agent/dashboard/config.ts";
 import { PG_SCHEMA_VERSION, PostgresFleetStore } from "../../agent/dashboard/store-postgres.ts";
 import type { AgentRow, SampleRow } from "../../agent/dashboard/store.ts";
-import { startPostgres, type PostgresCluster } from "../support/postgres.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
+import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 import { fleetStoreContract, HOSTILE, hostileInputContract } from "./fixtures/store-contract.ts";
 
 let pg: PostgresCluster;
@@ -180,6 +183,23 @@ describe("configuration of the PostgreSQL store", () => {
     expect(() => parseDashboardConfig(`[store]\nkind = "postgres"\nurl = "mysql://db/fleet"\n`, "d.toml")).toThrow("store.url: must be a postgres:// URL");
     expect(() => parseDashboardConfig(`[store]\nkind = "mongo"\n`, "d.toml")).toThrow("store.kind: must be one of sqlite, postgres");
     expect(() => parseDashboardConfig(`[store]\nurl = "postgres://db/fleet"\n`, "d.toml")).toThrow('store.url: only with store.kind = "postgres"');
+  });
+
+  test("--check prints the store's URL and password file, never the password", () => {
+    const dir = makeTempDir("dashboard-pg-check");
+    try {
+      const secret = "s3cret-Pg-password";
+      const pw = writePasswordFile(dir, secret);
+      const file = join(dir, "dashboard.toml");
+      writeFileSync(file, `[store]\nkind = "postgres"\nurl = "postgres://dash@127.0.0.1:5432/fleet"\npassword_file = "${pw}"\n`);
+      const p = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../agent/cli.ts"), "dashboard", "--config", file, "--check"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, PGPASSWORD: secret } });
+      const out = p.stdout.toString() + p.stderr.toString();
+      expect(p.exitCode).toBe(0);
+      expect((JSON.parse(p.stdout.toString()) as { store: unknown }).store).toMatchObject({ kind: "postgres", url: "postgres://dash@127.0.0.1:5432/fleet", passwordFile: pw });
+      expect(out).not.toContain(secret);
+    } finally {
+      removeTempDir(dir);
+    }
   });
 });
 
