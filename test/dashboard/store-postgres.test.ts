@@ -7,12 +7,12 @@
  * and the schema is created once however many instances start together.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Session } from "../../agent/dashboard/auth.ts";
 import { parseDashboardConfig } from "../../agent/dashboard/config.ts";
 import { PG_SCHEMA_VERSION, PostgresFleetStore } from "../../agent/dashboard/store-postgres.ts";
 import type { AgentRow, SampleRow } from "../../agent/dashboard/store.ts";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 import { fleetStoreContract, HOSTILE, hostileInputContract } from "./fixtures/store-contract.ts";
