@@ -86,8 +86,9 @@ export class PostgresFleetStore implements FleetStore {
   }
 
   async write(batch: { agents: AgentRow[]; readers: ReaderRow[]; events: EventRow[]; samples: SampleRow[] }): Promise<void> {
-    const agents = [...batch.agents].sort((a, b) => cmp(a.agentId, b.agentId));
-    const readers = [...batch.readers].sort((a, b) => cmp(a.agentId, b.agentId) || cmp(a.slug, b.slug));
+    // One row per key (an upsert may not touch a row twice in one statement), in key order.
+    const agents = [...new Map(batch.agents.map((a) => [a.agentId, a])).values()].sort((a, b) => cmp(a.agentId, b.agentId));
+    const readers = [...new Map(batch.readers.map((r) => [`${r.agentId}\u0000${r.slug}`, r])).values()].sort((a, b) => cmp(a.agentId, b.agentId) || cmp(a.slug, b.slug));
     const events = batch.events;
     const samples = batch.samples;
     if (agents.length + readers.length + events.length + samples.length === 0) return;

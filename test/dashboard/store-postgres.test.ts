@@ -62,6 +62,9 @@ describe("PostgresFleetStore shared by several instances", () => {
     await b.write({ agents: [agent("ag-1", 1000, true)], readers: [{ agentId: "ag-1", slug: "r", health: '{"v":1}', updatedAt: 1, msgAt: 1000 }], events: [], samples: [] });
     expect((await b.loadAgents()).find((x) => x.agentId === "ag-1")).toMatchObject({ online: false, msgAt: 2000 });
     expect((await b.loadReaders()).find((x) => x.agentId === "ag-1")!.health).toBe('{"v":2}');
+    // A batch naming the agent twice is one upsert (the later row), not an error.
+    await a.write({ agents: [agent("ag-2", 10, true, "x"), agent("ag-2", 11, true, "y")], readers: [], events: [], samples: [] });
+    expect((await b.loadAgents()).find((x) => x.agentId === "ag-2")!.version).toBe("y");
     // The same message time (both heard the same message): the row is the same either way.
     await b.write({ agents: [agent("ag-1", 2000, false, "2")], readers: [], events: [], samples: [] });
     expect((await a.loadAgents()).find((x) => x.agentId === "ag-1")!.version).toBe("2");
