@@ -1,8 +1,9 @@
 /**
  * The fleet dashboard service: fleet subscriber (MQTT) -> contract check -> fleet state ->
  * write-behind to the store every second (one write at a time; a failed one is put back),
- * history samples every store.sample_interval_s on a grid shared by all instances, retention
- * after each sample; HTTP server for the page, the API, live changes and /metrics.
+ * history samples at each multiple of store.sample_interval_s (the same instants on every
+ * instance), retention after each sample; HTTP server for the page, the API, live changes and
+ * /metrics.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -85,9 +86,11 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
     return writing;
   };
   const flushTimer = setInterval(flush, 1000);
-  const sampleTimer = setInterval(() => {
-    // On the interval's grid: instances sharing a store write the same sample keys, stored once.
-    const interval = config.store.sampleIntervalS * 1000;
+  // Samples on the interval's grid (just after each multiple of it): instances sharing a store
+  // sample the same instants, and write the same keys, stored once.
+  const interval = config.store.sampleIntervalS * 1000;
+  let sampleTimer: ReturnType<typeof setTimeout>;
+  const sample = () => {
     const now = Math.floor(Date.now() / interval) * interval;
     const samples = state.samples(now);
     writing = writing
@@ -95,7 +98,14 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
       .then(() => store.prune(now, config.store))
       .catch((e) => log("error", "store sample/prune failed", { error: (e as Error).message }))
       .then(() => undefined);
-  }, config.store.sampleIntervalS * 1000);
+  };
+  const armSample = () => {
+    sampleTimer = setTimeout(() => {
+      sample();
+      armSample();
+    }, interval - (Date.now() % interval) + 20);
+  };
+  armSample();
 
   if (config.users.length === 0) log("warn", "no [[users]] configured: nobody can log in to the page (/metrics still answers)");
   const webhook = config.alerts.webhookUrl !== undefined ? alertWebhook(config.alerts.webhookUrl, state, log, store, config.alerts.webhookIntervalS) : undefined;
@@ -107,7 +117,7 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
     store,
     stop: async () => {
       clearInterval(flushTimer);
-      clearInterval(sampleTimer);
+      clearTimeout(sampleTimer);
       if (webhookTimer) clearInterval(webhookTimer);
       await server?.stop();
       await sub?.close();

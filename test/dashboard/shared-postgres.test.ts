@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { readerSlug } from "../../agent/service/topics.ts";
 import { startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
 import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
 import { apiLogin, DashboardProcess, USERS } from "./fixtures/dashboard-process.ts";
@@ -29,7 +30,8 @@ const dash: DashboardProcess[] = [];
 const sims: SimAgent[] = [];
 const tmp = mkdtempSync(join(tmpdir(), "mrtd-dashboard-pg-"));
 
-const start = (i: number, dir?: string) => DashboardProcess.start(broker, { clientId: OPERATORS[i]!, shareGroup: "pg-shared", postgres: store, ...(dir ? { dir } : {}) });
+// History sampled every second, so the test sees both instances sample the same instants.
+const start = (i: number, dir?: string) => DashboardProcess.start(broker, { clientId: OPERATORS[i]!, shareGroup: "pg-shared", postgres: store, sampleIntervalS: 1, ...(dir ? { dir } : {}) });
 
 beforeAll(async () => {
   // One after the other: each picks a free port and binds it a moment later.
@@ -113,6 +115,22 @@ describe("two dashboard instances sharing PostgreSQL", () => {
     expect(live[0]! + live[1]!).toBe(24);
     expect(live[0]).toBeGreaterThan(0);
     expect(live[1]).toBeGreaterThan(0);
+  }, 30_000);
+
+  test("history: both instances sample the same instants, stored once, and show the same trend", async () => {
+    const [one, two] = await Promise.all(dash.map((d) => apiLogin(d.url, USERS.viewer)));
+    const path = `/api/agents/${AGENTS[2]}/readers/${readerSlug("Virtual PCD 00 00")}/history`;
+    const history = async (api: Api) => ((await (await api.get(path)).json()) as { samples: Array<{ at: number; rate: number }> }).samples;
+    const seen = await until(async () => {
+      const a = await history(one!);
+      const b = await history(two!);
+      return a.length >= 3 && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+    }, "three samples, alike on both");
+    expect(seen.every((x) => x.at % 1000 === 0)).toBe(true);
+    expect(new Set(seen.map((x) => x.at)).size).toBe(seen.length);
+    expect(seen[0]!.rate).toBe(1);
+    // Both wrote every instant's samples and pruned after each (the second writer's rows are dropped as duplicates), without an error.
+    for (const d of dash) expect(d.lines.filter((l) => l.level === "error")).toEqual([]);
   }, 30_000);
 
   test("in chromium: logged in on one instance, the other's page knows the session and lists the same events", async () => {
