@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmarks need on a Debian machine that has
 # only Node/npm: Debian packages (pcscd, the vpcd virtual reader driver, Mosquitto, chromium for the
-# dashboard's browser tests, prometheus for promtool) and the
+# dashboard's browser tests, prometheus for promtool, postgresql for the dashboard's shared store) and the
 # npm dependencies (Bun itself comes from npm). Idempotent and quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,7 @@ APT_GROUPS=(
   "qemu-user-static libc6-arm64-cross|run the arm64 binary on this machine in the build test"
   "chromium|headless browser: the dashboard's page is tested as an operator clicks it"
   "prometheus|Prometheus and promtool: a test scrapes the dashboard's /metrics and queries it"
+  "postgresql|PostgreSQL: the dashboard's shared store; tests start a cluster of their own on loopback (never the system's)"
 )
 
 missing=()

@@ -18,8 +18,9 @@ export const DASHBOARD_OPTIONS: Record<string, OptionSpec> = {
 export const DASHBOARD_HELP = `Usage: mrtd-agent dashboard [--config <file>] [--check]
 
 Runs the fleet dashboard: subscribes to every agent's status, reader health, metrics and
-events as an operator, keeps fleet state and history (bun:sqlite), and serves the page, its
-live updates and Prometheus /metrics over HTTP. The configuration reference is
+events as an operator, keeps fleet state and history (bun:sqlite, or PostgreSQL shared by
+several instances), and serves the page, its live updates and Prometheus /metrics over HTTP.
+The configuration reference is
 deploy/dashboard.example.toml (and the README's Dashboard section).
 
 Options:

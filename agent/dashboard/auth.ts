@@ -3,8 +3,9 @@
  * (Bun.password), sessions as random 256-bit tokens in an HttpOnly, SameSite=Strict cookie
  * (Secure when the dashboard serves TLS), a per-session CSRF token that every state-changing
  * request must send in the X-CSRF-Token header (and a same-origin Origin header), and roles:
- * viewers look, operators also send commands. Sessions live in memory: a restart logs
- * everyone out.
+ * viewers look, operators also send commands. Sessions live in memory (a restart logs
+ * everyone out), or in a shared store (PostgreSQL) so that any instance behind a load balancer
+ * knows them; the store keeps a SHA-256 of the token, not the token.
  */
 import type { DashboardUser, Role } from "./config.ts";
 
@@ -19,16 +20,45 @@ export interface Session {
   expires: number;
 }
 
+/** Where sessions are kept, by an id derived from the token (sessionId). */
+export interface SessionBackend {
+  put(id: string, s: Session): Promise<void>;
+  get(id: string): Promise<Session | undefined>;
+  delete(id: string): Promise<void>;
+}
+
+/** One process's sessions. */
+export class MemorySessions implements SessionBackend {
+  readonly #m = new Map<string, Session>();
+  async put(id: string, s: Session): Promise<void> {
+    // Expired sessions nobody asked for again go when new ones are made.
+    if (this.#m.size > 1000) for (const [k, v] of this.#m) if (v.expires < Date.now()) this.#m.delete(k);
+    this.#m.set(id, s);
+  }
+  async get(id: string): Promise<Session | undefined> {
+    return this.#m.get(id);
+  }
+  async delete(id: string): Promise<void> {
+    this.#m.delete(id);
+  }
+}
+
+/** The key a session is stored under: SHA-256 of its token, so a copy of the store lets nobody in. */
+export function sessionId(token: string): string {
+  return new Bun.CryptoHasher("sha256").update(token).digest("hex");
+}
+
 export class Sessions {
   readonly #users: Map<string, DashboardUser>;
-  readonly #sessions = new Map<string, Session>();
+  readonly #sessions: SessionBackend;
   readonly #secure: boolean;
   /** A hash to verify against for unknown users, so a login takes as long either way. */
   readonly #dummy = Bun.password.hashSync("not a password", { algorithm: "argon2id" });
 
-  constructor(users: DashboardUser[], secure: boolean) {
+  constructor(users: DashboardUser[], secure: boolean, backend: SessionBackend = new MemorySessions()) {
     this.#users = new Map(users.map((u) => [u.name, u]));
     this.#secure = secure;
+    this.#sessions = backend;
   }
 
   async login(name: string, password: string): Promise<{ token: string; session: Session } | undefined> {
@@ -45,25 +75,26 @@ export class Sessions {
     }
     const token = randomToken();
     const session: Session = { user: u.name, role: u.role, csrf: randomToken(), expires: Date.now() + SESSION_TTL_MS };
-    this.#sessions.set(token, session);
+    await this.#sessions.put(sessionId(token), session);
     return { token, session };
   }
 
   /** The session a request's cookie names, if live. */
-  of(req: Request): (Session & { token: string }) | undefined {
+  async of(req: Request): Promise<(Session & { token: string }) | undefined> {
     const token = cookie(req.headers.get("cookie") ?? "", SESSION_COOKIE);
-    if (!token) return undefined;
-    const s = this.#sessions.get(token);
+    if (!token || token.length > 128) return undefined;
+    const id = sessionId(token);
+    const s = await this.#sessions.get(id);
     if (!s) return undefined;
     if (s.expires < Date.now()) {
-      this.#sessions.delete(token);
+      await this.#sessions.delete(id);
       return undefined;
     }
     return { ...s, token };
   }
 
-  logout(token: string): void {
-    this.#sessions.delete(token);
+  async logout(token: string): Promise<void> {
+    await this.#sessions.delete(sessionId(token));
   }
 
   setCookie(token: string): string {

@@ -10,6 +10,8 @@ import { ConfigError } from "../errors.ts";
 import { didYouMean, OPERATOR_ID_PREFIX, topicPrefixProblem } from "../service/config.ts";
 
 export type Role = "viewer" | "operator";
+export type StoreKind = "sqlite" | "postgres";
+export const STORE_KINDS: readonly StoreKind[] = ["sqlite", "postgres"];
 export const ROLES: readonly Role[] = ["viewer", "operator"];
 
 export interface DashboardUser {
@@ -22,7 +24,20 @@ export interface DashboardConfig {
   file: string;
   mqtt: { url: string; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup: string };
   http: { host: string; port: number; tlsCert?: string; tlsKey?: string };
-  store: { path: string; sampleIntervalS: number; rawRetentionH: number; dailyRetentionD: number; eventsPerAgent: number; auditRetentionD: number };
+  store: {
+    /** "sqlite" (one instance, store.path) or "postgres" (several instances sharing store.url). */
+    kind: StoreKind;
+    path: string;
+    /** postgres://user@host:port/database (no password in it). */
+    url?: string;
+    /** A file holding the PostgreSQL password (else PGPASSWORD, else none). */
+    passwordFile?: string;
+    sampleIntervalS: number;
+    rawRetentionH: number;
+    dailyRetentionD: number;
+    eventsPerAgent: number;
+    auditRetentionD: number;
+  };
   alerts: { successRateBelow: number; minWindowReads: number; rfDropsPerHourAbove: number; offlineAfterMin: number; webhookUrl?: string; webhookIntervalS: number };
   users: DashboardUser[];
 }
@@ -35,7 +50,7 @@ export interface DashboardConfig {
 export const DASHBOARD_DEFAULTS = {
   mqtt: { url: "mqtts://localhost:8883", prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
   http: { host: "127.0.0.1", port: 8080 },
-  store: { path: "/var/lib/mrtd-agent/dashboard.sqlite", sampleIntervalS: 900, rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 },
+  store: { kind: "sqlite", path: "/var/lib/mrtd-agent/dashboard.sqlite", sampleIntervalS: 900, rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 },
   alerts: { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 },
 } as const;
 
@@ -44,7 +59,10 @@ const SCHEMA: Record<string, Record<string, Spec>> = {
   mqtt: { url: { kind: "string" }, prefix: { kind: "string" }, ca: { kind: "string" }, client_cert: { kind: "string" }, client_key: { kind: "string" }, client_id: { kind: "string" }, share_group: { kind: "string" } },
   http: { host: { kind: "string" }, port: { kind: "integer", min: 0, max: 65535 }, tls_cert: { kind: "string" }, tls_key: { kind: "string" } },
   store: {
+    kind: { kind: "string" },
     path: { kind: "string" },
+    url: { kind: "string" },
+    password_file: { kind: "string" },
     sample_interval_s: { kind: "integer", min: 1, max: 86400 },
     raw_retention_h: { kind: "integer", min: 1, max: 24 * 365 },
     daily_retention_d: { kind: "integer", min: 1, max: 3650 },
@@ -152,12 +170,33 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
     }
     if (!u || (u.protocol !== "https:" && u.protocol !== "http:")) fail("alerts.webhook_url", "must be an http:// or https:// URL");
   }
+  const kind = get<string>("store", "kind") ?? D.store.kind;
+  if (!STORE_KINDS.includes(kind as StoreKind)) fail("store.kind", `must be one of ${STORE_KINDS.join(", ")}`);
+  const storeUrl = get<string>("store", "url");
+  const passwordFile = get<string>("store", "password_file");
+  if (kind === "postgres") {
+    if (storeUrl === undefined) fail("store.url", 'store.kind = "postgres" needs store.url (postgres://user@host:5432/database)');
+    let u: URL | undefined;
+    try {
+      u = new URL(storeUrl!);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== "postgres:" && u.protocol !== "postgresql:")) fail("store.url", "must be a postgres:// URL (postgres://user@host:5432/database)");
+    // The configuration is printed by --check and read by whoever reads the file: no secret in it.
+    if (u!.password !== "" || u!.searchParams.has("password")) fail("store.url", "must not hold the password: put it in store.password_file (or PGPASSWORD)");
+  } else if (storeUrl !== undefined || passwordFile !== undefined) {
+    fail(storeUrl !== undefined ? "store.url" : "store.password_file", 'only with store.kind = "postgres"');
+  }
   return {
     file,
     mqtt,
     http,
     store: {
+      kind: kind as StoreKind,
       path: get<string>("store", "path") ?? D.store.path,
+      ...(storeUrl !== undefined ? { url: storeUrl } : {}),
+      ...(passwordFile !== undefined ? { passwordFile } : {}),
       sampleIntervalS: get<number>("store", "sample_interval_s") ?? D.store.sampleIntervalS,
       rawRetentionH: get<number>("store", "raw_retention_h") ?? D.store.rawRetentionH,
       dailyRetentionD: get<number>("store", "daily_retention_d") ?? D.store.dailyRetentionD,

@@ -1,8 +1,13 @@
 /**
  * The fleet dashboard service: fleet subscriber (MQTT) -> contract check -> fleet state ->
- * write-behind to the store every second, history samples every store.sample_interval_s,
- * retention after each sample; HTTP server for the page, the API, live changes and /metrics.
+ * write-behind to the store every second (one write at a time; a failed one is put back),
+ * history samples at each multiple of store.sample_interval_s (the same instants on every
+ * instance), retention after each sample; HTTP server for the page, the API, live changes and
+ * /metrics.
  */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { ConfigError } from "../errors.ts";
 import type { DashboardConfig } from "./config.ts";
 import { acceptPayload, PayloadRejected } from "./contract.ts";
 import { FleetState, type Alert } from "./fleet-state.ts";
@@ -10,6 +15,7 @@ import { subscribeFleet, type FleetSubscriber } from "./fleet-subscriber.ts";
 import { buildAssets, startServer, type DashboardServer } from "./server.ts";
 import { Sessions } from "./auth.ts";
 import { SqliteFleetStore, type FleetStore } from "./store.ts";
+import { PostgresFleetStore } from "./store-postgres.ts";
 
 export interface Dashboard {
   url: string;
@@ -22,7 +28,7 @@ type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<strin
 const jsonLog: Log = (level, msg, fields = {}) => console.log(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }));
 
 export async function startDashboard(config: DashboardConfig, log: Log = jsonLog): Promise<Dashboard> {
-  const store: FleetStore = new SqliteFleetStore(config.store.path);
+  const store = await openStore(config);
   const state = new FleetState(config.alerts);
   state.restore(await store.loadAgents(), await store.loadReaders());
   const ingest = { received: {} as Record<string, number>, rejected: {} as Record<string, number>, connected: () => sub?.connected ?? false };
@@ -53,58 +59,119 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
   };
 
   sub = await subscribeFleet(config.mqtt, onMessage, (s) => log(s.error ? "warn" : "info", s.connected ? "broker connected" : "broker disconnected", s.error ? { error: s.error } : {}));
-  server = startServer({ config, state, store, sessions: new Sessions(config.users, config.http.tlsCert !== undefined), ingest, assets });
+  server = startServer({ config, state, store, sessions: new Sessions(config.users, config.http.tlsCert !== undefined, store.sessions), ingest, assets });
 
-  let writing = Promise.resolve();
-  const flush = () => {
+  // One write at a time: while the store is slow or away, changes gather in the state's
+  // pending sets (one entry per agent and reader, events bounded) instead of in a queue.
+  let writing: Promise<void> = Promise.resolve();
+  let busy = false;
+  let lastWriteError = 0;
+  const flush = (): Promise<void> => {
+    if (busy) return writing;
     const batch = state.takePending();
     if (batch.agents.length + batch.readers.length + batch.events.length === 0) return writing;
-    writing = writing.then(() => store.write(batch)).catch((e) => log("error", "store write failed", { error: (e as Error).message }));
+    busy = true;
+    writing = writing
+      .then(() => store.write(batch))
+      .catch((e) => {
+        state.requeue(batch);
+        if (Date.now() - lastWriteError > 60_000) {
+          lastWriteError = Date.now();
+          log("error", "store write failed; kept for the next write", { error: (e as Error).message, droppedEvents: state.droppedEvents });
+        }
+      })
+      .finally(() => {
+        busy = false;
+      });
     return writing;
   };
   const flushTimer = setInterval(flush, 1000);
-  const sampleTimer = setInterval(() => {
-    const now = Date.now();
+  // Samples on the interval's grid (just after each multiple of it): instances sharing a store
+  // sample the same instants, and write the same keys, stored once.
+  const interval = config.store.sampleIntervalS * 1000;
+  let sampleTimer: ReturnType<typeof setTimeout>;
+  const sample = () => {
+    const now = Math.floor(Date.now() / interval) * interval;
     const samples = state.samples(now);
     writing = writing
       .then(() => store.write({ agents: [], readers: [], events: [], samples }))
       .then(() => store.prune(now, config.store))
       .catch((e) => log("error", "store sample/prune failed", { error: (e as Error).message }))
       .then(() => undefined);
-  }, config.store.sampleIntervalS * 1000);
+  };
+  const armSample = () => {
+    sampleTimer = setTimeout(() => {
+      sample();
+      armSample();
+    }, interval - (Date.now() % interval) + 20);
+  };
+  armSample();
 
   if (config.users.length === 0) log("warn", "no [[users]] configured: nobody can log in to the page (/metrics still answers)");
-  const webhook = config.alerts.webhookUrl !== undefined ? alertWebhook(config.alerts.webhookUrl, state, log) : undefined;
+  const webhook = config.alerts.webhookUrl !== undefined ? alertWebhook(config.alerts.webhookUrl, state, log, store, config.alerts.webhookIntervalS) : undefined;
   const webhookTimer = webhook ? setInterval(() => void webhook(), config.alerts.webhookIntervalS * 1000) : undefined;
-  log("info", "dashboard ready", { url: server.url, agents: state.agents.size, prefix: config.mqtt.prefix, shareGroup: config.mqtt.shareGroup });
+  log("info", "dashboard ready", { url: server.url, agents: state.agents.size, prefix: config.mqtt.prefix, shareGroup: config.mqtt.shareGroup, store: config.store.kind });
   return {
     url: server.url,
     state,
     store,
     stop: async () => {
       clearInterval(flushTimer);
-      clearInterval(sampleTimer);
+      clearTimeout(sampleTimer);
       if (webhookTimer) clearInterval(webhookTimer);
       await server?.stop();
       await sub?.close();
+      await writing;
       await flush();
       await store.close();
     },
   };
 }
 
+/** The store: bun:sqlite at store.path, or the shared PostgreSQL at store.url (password from store.password_file or PGPASSWORD). */
+async function openStore(config: DashboardConfig): Promise<FleetStore> {
+  const s = config.store;
+  if (s.kind === "sqlite") return new SqliteFleetStore(s.path);
+  let password: string | undefined = process.env.PGPASSWORD;
+  if (s.passwordFile !== undefined) {
+    try {
+      password = readFileSync(s.passwordFile, "utf8").replace(/\r?\n$/, "");
+    } catch (e) {
+      throw new ConfigError(`${config.file}: store.password_file: cannot read ${s.passwordFile} (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: config.file, key: "store.password_file" });
+    }
+  }
+  return PostgresFleetStore.open({ url: s.url!, ...(password !== undefined ? { password } : {}) });
+}
+
 /**
  * Alerts to a webhook: each check POSTs the alerts that started and the ones that ended since
  * the last check (JSON `{ fired: Alert[], resolved: Alert[], at }`), nothing when none changed.
- * A failed POST is logged and its changes are sent again at the next check.
+ * A failed POST is logged and its changes are sent again at the next check. With a shared
+ * store, the instance holding the store's lease sends, and leaves the alerts it reported with
+ * the lease: when it stops, another takes the lease (within three intervals) and sends what
+ * changed since that report, so nothing is sent twice or lost.
  */
-function alertWebhook(url: string, state: FleetState, log: Log): () => Promise<void> {
+function alertWebhook(url: string, state: FleetState, log: Log, store: FleetStore, intervalS: number): () => Promise<void> {
+  const LEASE = "alert-webhook";
   let known = new Map<string, Alert>();
+  let leading = false;
   let busy = false;
+  const owner = `${hostname()}/${process.pid}/${crypto.randomUUID()}`;
   return async () => {
     if (busy) return;
     busy = true;
     try {
+      if (store.lease) {
+        const l = await store.lease(LEASE, owner, intervalS * 3);
+        if (!l.held) {
+          leading = false;
+          return;
+        }
+        if (!leading) {
+          leading = true;
+          known = new Map(reported(l.value));
+        }
+      }
       const now = Date.now();
       const current = new Map(state.alerts(now).map((a) => [`${a.kind}\u0000${a.agentId}\u0000${a.reader ?? ""}`, a]));
       const fired = [...current].filter(([k]) => !known.has(k)).map(([, a]) => a);
@@ -113,10 +180,22 @@ function alertWebhook(url: string, state: FleetState, log: Log): () => Promise<v
       const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ at: new Date(now).toISOString(), fired, resolved }), signal: AbortSignal.timeout(5000) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       known = current;
+      await store.setLeaseValue?.(LEASE, owner, JSON.stringify([...known]));
     } catch (e) {
       log("warn", "alert webhook failed", { error: (e as Error).message });
     } finally {
       busy = false;
     }
   };
+}
+
+/** The alerts a previous holder of the webhook lease reported (none if unreadable). */
+function reported(value: string | null): Array<[string, Alert]> {
+  if (value === null) return [];
+  try {
+    const v = JSON.parse(value) as unknown;
+    return Array.isArray(v) ? (v as Array<[string, Alert]>).filter((e) => Array.isArray(e) && typeof e[0] === "string") : [];
+  } catch {
+    return [];
+  }
 }

@@ -16,6 +16,8 @@ export interface ReaderState {
   slug: string;
   health: ReaderHealth;
   updatedAt: number;
+  /** Newest health time (ms, agent clock) applied. */
+  msgAt: number;
   /** (ms, rfDrops) points at least 5 min apart over the last hour, for the RF-drop rate. */
   rfWindow: Array<[number, number]>;
 }
@@ -28,6 +30,8 @@ export interface AgentState {
   offlineSince: number | null;
   readers: Map<string, ReaderState>;
   metrics: MetricsPayload | null;
+  /** Newest message time (ms, agent clock) applied: a shared store keeps the newest row (store.ts AgentRow.msgAt). */
+  msgAt: number;
 }
 
 export interface Alert {
@@ -52,6 +56,8 @@ export interface OverviewQuery {
 }
 
 const RF_POINT_GAP_MS = 5 * 60_000;
+/** Events waiting for the store at most (a store that is down must not grow memory without bound). */
+export const MAX_PENDING_EVENTS = 20_000;
 const HOUR_MS = 3_600_000;
 
 export class FleetState {
@@ -59,7 +65,11 @@ export class FleetState {
   readonly #alerts: DashboardConfig["alerts"];
   #pendingAgents = new Set<string>();
   #pendingReaders = new Set<string>();
+  /** Agents whose metrics changed since the last write (the payload is large: written only then). */
+  #pendingMetrics = new Set<string>();
   #pendingEvents: EventRow[] = [];
+  /** Events dropped because the store fell too far behind. */
+  droppedEvents = 0;
 
   constructor(alerts: DashboardConfig["alerts"]) {
     this.#alerts = alerts;
@@ -74,13 +84,13 @@ export class FleetState {
       } catch {
         metrics = null;
       }
-      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics });
+      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics, msgAt: a.msgAt ?? 0 });
     }
     for (const r of readers) {
       const a = this.agents.get(r.agentId);
       if (!a) continue;
       try {
-        a.readers.set(r.slug, { slug: r.slug, health: JSON.parse(r.health) as ReaderHealth, updatedAt: r.updatedAt, rfWindow: [] });
+        a.readers.set(r.slug, { slug: r.slug, health: JSON.parse(r.health) as ReaderHealth, updatedAt: r.updatedAt, msgAt: r.msgAt ?? 0, rfWindow: [] });
       } catch {
         // a row this version cannot read: the next health message replaces it
       }
@@ -90,7 +100,7 @@ export class FleetState {
   #agent(agentId: string, now: number): AgentState {
     let a = this.agents.get(agentId);
     if (!a) {
-      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null };
+      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null, msgAt: 0 };
       this.agents.set(agentId, a);
     }
     return a;
@@ -111,6 +121,7 @@ export class FleetState {
         const s: StatusPayload = m.payload;
         a.startedAt = s.startedAt;
         if (s.state === "online") {
+          bump(a, Date.parse(s.connectedAt));
           a.online = true;
           a.version = s.version;
           a.offlineSince = null;
@@ -119,6 +130,7 @@ export class FleetState {
           const at = s.at !== undefined ? Date.parse(s.at) : NaN;
           // A will carries no time: a live one happened now; a retained one when we last heard the agent.
           const since = Number.isFinite(at) ? at : retained ? (a.offlineSince ?? a.lastSeen) : now;
+          if (Number.isFinite(at) || !retained) bump(a, since);
           if (a.online || a.offlineSince === null) a.offlineSince = since;
           a.online = false;
         }
@@ -127,9 +139,11 @@ export class FleetState {
       case "health": {
         const h = m.payload;
         const slug = readerSlug(h.reader);
-        const r = a.readers.get(slug) ?? { slug, health: h, updatedAt: now, rfWindow: [] };
+        const r = a.readers.get(slug) ?? { slug, health: h, updatedAt: now, msgAt: 0, rfWindow: [] };
         r.health = h;
         r.updatedAt = now;
+        bump(r, Date.parse(h.at));
+        bump(a, Date.parse(h.at));
         const last = r.rfWindow[r.rfWindow.length - 1];
         if (last && h.rfDrops < last[1]) r.rfWindow = []; // the agent restarted: counts start again
         if (!last || now - last[0] >= RF_POINT_GAP_MS || r.rfWindow.length === 0) r.rfWindow.push([now, h.rfDrops]);
@@ -141,15 +155,19 @@ export class FleetState {
         return { kind: "reader", agentId: a.agentId, slug };
       }
       case "metrics":
+        bump(a, Date.parse(m.payload.at));
         a.metrics = m.payload;
+        this.#pendingMetrics.add(a.agentId);
         a.lastSeen = now;
         return { kind: "metrics", agentId: a.agentId };
       case "events": {
         const e = m.payload;
+        bump(a, Date.parse(e.at));
         a.lastSeen = now;
         // A sealed envelope is of no use here (its key is the fleet's, not the dashboard's): not kept.
         const { personalData: _sealed, ...kept } = e as typeof e & { personalData?: unknown };
         this.#pendingEvents.push({ agentId: a.agentId, eventId: e.eventId, at: e.at, type: e.type, reader: e.reader, body: JSON.stringify(kept) });
+        if (this.#pendingEvents.length > MAX_PENDING_EVENTS) this.droppedEvents += this.#pendingEvents.splice(0, this.#pendingEvents.length - MAX_PENDING_EVENTS).length;
         return { kind: "event", agentId: a.agentId };
       }
     }
@@ -160,19 +178,34 @@ export class FleetState {
     const agents: AgentRow[] = [];
     for (const id of this.#pendingAgents) {
       const a = this.agents.get(id);
-      if (a) agents.push({ agentId: id, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, metrics: a.metrics ? JSON.stringify(a.metrics) : null });
+      if (a) agents.push({ agentId: id, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, metrics: a.metrics && this.#pendingMetrics.has(id) ? JSON.stringify(a.metrics) : null, msgAt: a.msgAt });
     }
     const readers: ReaderRow[] = [];
     for (const key of this.#pendingReaders) {
       const [id, slug] = key.split("\u0000") as [string, string];
       const r = this.agents.get(id)?.readers.get(slug);
-      if (r) readers.push({ agentId: id, slug, health: JSON.stringify(r.health), updatedAt: r.updatedAt });
+      if (r) readers.push({ agentId: id, slug, health: JSON.stringify(r.health), updatedAt: r.updatedAt, msgAt: r.msgAt });
     }
     const events = this.#pendingEvents;
     this.#pendingAgents = new Set();
     this.#pendingReaders = new Set();
+    this.#pendingMetrics = new Set();
     this.#pendingEvents = [];
     return { agents, readers, events, samples: [] };
+  }
+
+  /**
+   * Puts back what a failed write took: agents and readers are written again from their
+   * current state, events ahead of newer ones (at most MAX_PENDING_EVENTS wait).
+   */
+  requeue(batch: { agents: AgentRow[]; readers: ReaderRow[]; events: EventRow[] }): void {
+    for (const a of batch.agents) {
+      this.#pendingAgents.add(a.agentId);
+      if (a.metrics !== null) this.#pendingMetrics.add(a.agentId);
+    }
+    for (const r of batch.readers) this.#pendingReaders.add(`${r.agentId}\u0000${r.slug}`);
+    this.#pendingEvents = [...batch.events, ...this.#pendingEvents];
+    if (this.#pendingEvents.length > MAX_PENDING_EVENTS) this.droppedEvents += this.#pendingEvents.splice(0, this.#pendingEvents.length - MAX_PENDING_EVENTS).length;
   }
 
   /**
@@ -261,6 +294,11 @@ export class FleetState {
     rows = rows.slice(offset, offset + Math.min(500, Math.max(1, query.limit ?? 100)));
     return { total, rows };
   }
+}
+
+/** Raises a row's message time to `t` (never lowers it: a late or retained message does not move it back). */
+function bump(x: { msgAt: number }, t: number): void {
+  if (Number.isFinite(t) && t > x.msgAt) x.msgAt = t;
 }
 
 function matches(a: AgentState, q: string): boolean {

@@ -78,6 +78,8 @@ export function fleetExposition(state: FleetState, ingest: IngestCounters, now: 
   for (const [k, v] of Object.entries(ingest.received).sort()) out.push(`mrtd_dashboard_messages_total{kind="${k}"} ${v}`);
   head("mrtd_dashboard_rejected_total", "counter", "Messages the dashboard refused, by reason");
   for (const [k, v] of Object.entries(ingest.rejected).sort()) out.push(`mrtd_dashboard_rejected_total{reason="${k}"} ${v}`);
+  head("mrtd_dashboard_store_dropped_events_total", "counter", "Events the dashboard dropped because its store fell too far behind");
+  out.push(`mrtd_dashboard_store_dropped_events_total ${state.droppedEvents}`);
   return out.join("\n") + "\n";
 }
 

@@ -121,14 +121,14 @@ export function startServer(d: ServerDeps): DashboardServer {
           return json({ user: r.session.user, role: r.session.role, csrf: r.session.csrf }, 200, { "set-cookie": d.sessions.setCookie(r.token) });
         }
 
-        const session = d.sessions.of(req);
+        const session = await d.sessions.of(req);
         if (!path.startsWith("/api/")) return json({ error: "not found" }, 404);
         if (!session) return json({ error: "log in first" }, 401);
         if (req.method !== "GET" && !csrfOk(req, session)) return json({ error: "missing or wrong CSRF token" }, 403);
 
         if (req.method === "GET" && path === "/api/session") return json({ user: session.user, role: session.role, csrf: session.csrf });
         if (req.method === "POST" && path === "/api/logout") {
-          d.sessions.logout(session.token);
+          await d.sessions.logout(session.token);
           return json({ ok: true }, 200, { "set-cookie": d.sessions.clearCookie() });
         }
         if (req.method === "GET" && path === "/api/live") return live(req);

@@ -2,10 +2,11 @@
  * Where the dashboard keeps the fleet: current agent and reader state (so a restart shows the
  * fleet at once, before retained messages arrive again), recent events, reader history
  * (samples, rolled up per day), and the audit log of commands. FleetStore is the interface; the
- * bun:sqlite implementation is below. Methods are async so a shared PostgreSQL store (several
- * dashboard instances) can implement the same interface.
+ * bun:sqlite implementation (one instance) is below, the PostgreSQL one (several instances
+ * sharing state) in store-postgres.ts; both pass test/dashboard/fixtures/store-contract.ts.
  */
 import { Database } from "bun:sqlite";
+import type { SessionBackend } from "./auth.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -18,8 +19,16 @@ export interface AgentRow {
   lastSeen: number;
   /** ms since epoch the agent went offline, null when online. */
   offlineSince: number | null;
-  /** The last metrics payload (JSON), null before one arrived. */
+  /**
+   * The last metrics payload (JSON). In a write: null when unchanged since the last write (the
+   * stored one stays). Loaded: null before one arrived.
+   */
   metrics: string | null;
+  /**
+   * The newest message time (ms, the agent's own timestamps) this row reflects: a shared store
+   * keeps the row with the newest, whichever instance writes last. 0 when unknown.
+   */
+  msgAt?: number;
 }
 export interface ReaderRow {
   agentId: string;
@@ -27,6 +36,8 @@ export interface ReaderRow {
   /** The last ReaderHealth payload (JSON). */
   health: string;
   updatedAt: number;
+  /** The health payload's own time (ms), as AgentRow.msgAt. */
+  msgAt?: number;
 }
 export interface EventRow {
   agentId: string;
@@ -87,6 +98,14 @@ export interface FleetStore {
   /** Rolls samples older than the raw retention up into days, then deletes what is past retention. */
   prune(nowMs: number, r: Retention): Promise<{ samplesRolledUp: number; deleted: number }>;
   close(): Promise<void>;
+  /** Login sessions, when the store is shared (else each instance keeps its own in memory). */
+  readonly sessions?: SessionBackend;
+  /**
+   * Takes or renews a named lease for `owner`, when the store is shared: one instance of several
+   * sends the alert webhook. `value` is what the last holder left with it (setLeaseValue).
+   */
+  lease?(name: string, owner: string, ttlS: number): Promise<{ held: boolean; value: string | null }>;
+  setLeaseValue?(name: string, owner: string, value: string): Promise<void>;
 }
 
 const SCHEMA = `
@@ -113,7 +132,7 @@ export class SqliteFleetStore implements FleetStore {
     this.#db.exec(SCHEMA);
     const db = this.#db;
     this.#q = {
-      agent: db.prepare("INSERT INTO agents VALUES ($agentId, $online, $version, $startedAt, $lastSeen, $offlineSince, $metrics) ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen, offline_since = excluded.offline_since, metrics = excluded.metrics"),
+      agent: db.prepare("INSERT INTO agents VALUES ($agentId, $online, $version, $startedAt, $lastSeen, $offlineSince, $metrics) ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen, offline_since = excluded.offline_since, metrics = coalesce(excluded.metrics, metrics)"),
       reader: db.prepare("INSERT INTO readers VALUES ($agentId, $slug, $health, $updatedAt) ON CONFLICT (agent_id, slug) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at"),
       event: db.prepare("INSERT OR IGNORE INTO events (agent_id, event_id, at, type, reader, body) VALUES ($agentId, $eventId, $at, $type, $reader, $body)"),
       sample: db.prepare("INSERT INTO samples VALUES ($agentId, $slug, $at, $rate, $windowReads, $rfDrops, $recoveries, $p95)"),

@@ -107,10 +107,14 @@ describe("dashboard in chromium", () => {
     expect(text).toContain("CARD_LOST");
     expect(text).toContain("Advice:");
     expect(text).toContain("place the document back on the reader");
-    // History is sampled every second here: once two samples exist, the reloaded page draws a line.
+    // History is sampled every second here (at each whole second): once two samples exist and the
+    // newest was taken after the change to 67%, the reloaded page draws a line ending there.
     const historyUrl = `/api/agents/kiosk-1/readers/${readerSlug(ACS)}/history`;
     for (let i = 0; i < 100; i++) {
-      const n = await page.evaluate(async (u) => ((await (await fetch(u)).json()) as { samples: unknown[] }).samples.length, historyUrl);
+      const n = await page.evaluate(async (u) => {
+        const s = ((await (await fetch(u)).json()) as { samples: Array<{ rate: number | null }> }).samples;
+        return (s[s.length - 1]?.rate ?? 1) < 0.7 ? s.length : 0;
+      }, historyUrl);
       if (n >= 2) break;
       await Bun.sleep(100);
     }

@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DASHBOARD_DEFAULTS, parseDashboardConfig, type DashboardConfig } from "../../agent/dashboard/config.ts";
 import { acceptPayload } from "../../agent/dashboard/contract.ts";
-import { FleetState } from "../../agent/dashboard/fleet-state.ts";
+import { FleetState, MAX_PENDING_EVENTS } from "../../agent/dashboard/fleet-state.ts";
 import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
 import { SqliteFleetStore } from "../../agent/dashboard/store.ts";
-import { fleetStoreContract } from "./fixtures/store-contract.ts";
+import { fleetStoreContract, hostileInputContract } from "./fixtures/store-contract.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
@@ -35,6 +35,28 @@ function feedBirth(state: FleetState, agentId: string, now: number, version = "0
 }
 
 describe("FleetState", () => {
+  test("write-behind is bounded: a failed batch is put back (agents and readers once each), waiting events are capped", () => {
+    const s = new FleetState(ALERTS);
+    const now = Date.now();
+    feedBirth(s, "a1", now);
+    feedHealth(s, "a1", "R", [true], now);
+    const event = (i: number) => acceptPayload({ kind: "events", agentId: "a1" }, enc({ eventId: `e${i}`, agentId: "a1", at: new Date(now).toISOString(), type: "card", reader: "R", change: "inserted" }));
+    for (let i = 0; i < 10; i++) s.apply(event(i), now, false);
+    const failed = s.takePending();
+    // More changes arrive while the write fails; the batch goes back.
+    feedHealth(s, "a1", "R", [true, false], now + 1);
+    for (let i = 10; i < MAX_PENDING_EVENTS + 5; i++) s.apply(event(i), now, false);
+    s.requeue(failed);
+    const next = s.takePending();
+    expect(next.agents.map((a) => a.agentId)).toEqual(["a1"]);
+    expect(next.readers).toHaveLength(1);
+    expect(JSON.parse(next.readers[0]!.health).successRate.windowReads).toBe(2); // the current state, not the failed batch's
+    expect(next.events).toHaveLength(MAX_PENDING_EVENTS);
+    expect(s.droppedEvents).toBe(5); // the oldest go first
+    expect(next.events[0]!.eventId).toBe("e5");
+    expect(next.readers[0]!.msgAt).toBe(now + 1); // the health payload's own time
+  });
+
   test("overview: search, status filter, worst-reader sort, paging over 10,000 agents", () => {
     const s = new FleetState(ALERTS);
     const now = Date.now();
@@ -80,6 +102,7 @@ describe("FleetState", () => {
 });
 
 fleetStoreContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
+hostileInputContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
 
 describe("dashboard configuration", () => {
   const hash = Bun.password.hashSync("pw", { algorithm: "argon2id" });
@@ -114,6 +137,7 @@ describe("Prometheus exposition", () => {
     expect(text).toContain('mrtd_fleet_apdu_duration_seconds_count{command="read_binary"} 2');
     expect(text).toContain('mrtd_fleet_read_failures_total{class="RF_TIMEOUT"} 4');
     expect(text).toContain("mrtd_fleet_outbox_dropped_total 6");
+    expect(text).toContain("mrtd_dashboard_store_dropped_events_total 0");
     expect(text).toMatch(/mrtd_fleet_reader_success_rate\{agent="a1",reader="reader-x-[0-9a-f]{8}"\} 0.5/);
     const promtool = Bun.which("promtool");
     if (!promtool) return; // deploy/dev-setup.sh installs Debian's prometheus; without it the text checks above stand
