@@ -28,6 +28,8 @@ export interface AgentState {
   offlineSince: number | null;
   readers: Map<string, ReaderState>;
   metrics: MetricsPayload | null;
+  /** The agent's long-term HPKE public key (base64) from its last birth; in memory only (the retained birth brings it back). */
+  publicKey: string | null;
 }
 
 export interface Alert {
@@ -74,7 +76,7 @@ export class FleetState {
       } catch {
         metrics = null;
       }
-      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics });
+      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics, publicKey: null });
     }
     for (const r of readers) {
       const a = this.agents.get(r.agentId);
@@ -90,7 +92,7 @@ export class FleetState {
   #agent(agentId: string, now: number): AgentState {
     let a = this.agents.get(agentId);
     if (!a) {
-      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null };
+      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null, publicKey: null };
       this.agents.set(agentId, a);
     }
     return a;
@@ -113,6 +115,7 @@ export class FleetState {
         if (s.state === "online") {
           a.online = true;
           a.version = s.version;
+          a.publicKey = s.hpke?.publicKey ?? null;
           a.offlineSince = null;
           a.lastSeen = retained ? Math.max(a.lastSeen, Date.parse(s.connectedAt) || 0) : now;
         } else {

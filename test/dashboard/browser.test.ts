@@ -146,10 +146,12 @@ describe("dashboard in chromium", () => {
     await page.goto(`${dash.url}/#/agent/kiosk-2`);
     await page.getByTestId("readers").waitFor();
     expect(await page.getByTestId("ping").count()).toBe(0);
+    expect(await page.getByTestId("actions").count()).toBe(0);
+    expect(await page.getByTestId("read").count()).toBe(0);
     // What a viewer who crafts the request gets: refused, with the session's own CSRF token.
     const status = await page.evaluate(async () => {
       const s = (await (await fetch("/api/session")).json()) as { csrf: string };
-      const r = await fetch("/api/agents/kiosk-2/ping", { method: "POST", headers: { "x-csrf-token": s.csrf, "content-type": "application/json" }, body: "{}" });
+      const r = await fetch("/api/agents/kiosk-2/command", { method: "POST", headers: { "x-csrf-token": s.csrf, "content-type": "application/json" }, body: JSON.stringify({ command: "ping" }) });
       return r.status;
     });
     expect(status).toBe(403);

@@ -156,8 +156,8 @@ describe("dashboard process", () => {
     expect(cookie).toContain("SameSite=Strict");
     expect(cookie).not.toContain("Secure"); // plain HTTP on loopback; Secure with http.tls_cert
     const viewer = await apiLogin(dash.url, USERS.viewer);
-    expect((await viewer.post("/api/agents/sim-a/ping", {}, false)).status).toBe(403); // no CSRF token
-    const refused = await viewer.post("/api/agents/sim-a/ping");
+    expect((await viewer.post("/api/agents/sim-a/command", { command: "ping" }, false)).status).toBe(403); // no CSRF token
+    const refused = await viewer.post("/api/agents/sim-a/command", { command: "ping" });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toBe("operators only");
     const audit = (await (await viewer.get("/api/audit")).json()) as { audit: Array<{ user: string; action: string; agentId: string; outcome: string }> };
