@@ -308,6 +308,27 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     expect(http.length).toBeGreaterThan(20);
   }, 300_000);
 
+  test("the page remembers the first agent key it saw: another one stops the actions until the operator accepts it", async () => {
+    const page = await context.newPage();
+    const birthKey = (sniffer.on(`mrtd/v1/${AGENT}/status`).map((m) => m.json as { hpke?: { publicKey: string } }).at(-1)!.hpke!).publicKey;
+    const pin = `mrtd-agent-key:${AGENT}`;
+    await page.goto(`${dash.url}/#/agent/${AGENT}`);
+    await page.getByTestId("agent-key-fingerprint").waitFor();
+    expect(await page.evaluate((k) => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem(k), pin)).toBe(birthKey);
+    // As if the agent had published another key before: the one it publishes now is not trusted yet.
+    await page.evaluate(([k, v]) => (globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }).localStorage.setItem(k!, v!), [pin, b64(new Uint8Array(32).fill(9))]);
+    await page.reload();
+    await page.getByTestId("trust-key").waitFor();
+    expect(await page.getByTestId("ping").isDisabled()).toBe(true);
+    expect(await page.getByTestId("read").isDisabled()).toBe(true);
+    expect(await page.getByTestId("command-error").textContent()).toContain("another public key");
+    await page.screenshot({ path: join(ARTIFACTS, "key-changed.png"), fullPage: true });
+    await page.getByTestId("trust-key").click();
+    expect(await page.getByTestId("ping").isEnabled()).toBe(true);
+    expect(await page.evaluate((k) => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem(k), pin)).toBe(birthKey);
+    await page.close();
+  }, 30_000);
+
   test("a viewer has no actions on the real agent's page, and the server refuses its command", async () => {
     const page = await context.newPage();
     await page.goto(dash.url);

@@ -73,7 +73,8 @@ export function actionsPanel(agentId: string): ActionsPanel {
     h("p", { class: "muted" }, "The access key is sealed in this browser to the agent's key; the result is sealed to a key this page makes for each command and opened here. The server and the broker relay sealed data only."),
     status, progress, error, result);
 
-  let agentKey: string | null = null;
+  /** The key shown: undefined until the first update, null when the agent published none. */
+  let agentKey: string | null | undefined;
   let keyOk = false;
   let running: PreparedCommand | undefined;
   let readerNames: string[] = [];
@@ -105,7 +106,7 @@ export function actionsPanel(agentId: string): ActionsPanel {
     error.textContent = `${agentId} now publishes another public key than the one this browser saw first: either its key was replaced, or someone else speaks for it. Nothing is sent until you trust the new key.`;
   }
   trustBtn.addEventListener("click", () => {
-    if (agentKey === null) return;
+    if (!agentKey) return;
     try {
       localStorage.setItem(PIN_PREFIX + agentId, agentKey);
     } catch {
