@@ -12,7 +12,7 @@ import { csrfOk, sameOrigin, Sessions, type Session } from "./auth.ts";
 import type { AgentState, Change, FleetState, OverviewQuery, Sort } from "./fleet-state.ts";
 import type { FleetStore } from "./store.ts";
 import { fleetExposition, type IngestCounters } from "./prometheus.ts";
-import { checkCommand, CommandRefused, type CommandRelay, type RelayEnd } from "./commands.ts";
+import { checkCommand, CommandRefused, DASHBOARD_COMMANDS, type CommandRelay, type RelayEnd } from "./commands.ts";
 
 const WEB = join(import.meta.dir, "web");
 const SECURITY_HEADERS: Record<string, string> = {
@@ -171,9 +171,10 @@ export function startServer(d: ServerDeps): DashboardServer {
    */
   async function command(req: Request, session: Session, a: AgentState): Promise<Response> {
     const raw = (await req.json().catch(() => undefined)) as unknown;
-    const action = typeof (raw as { command?: unknown } | undefined)?.command === "string" ? String((raw as { command: string }).command).slice(0, 16) : "command";
-    const reader = typeof (raw as { reader?: unknown } | undefined)?.reader === "string" ? String((raw as { reader: string }).reader).slice(0, 128) : null;
-    const audit = (outcome: string, at = Date.now(), r: string | null = reader) => d.store.audit({ at, user: session.user, role: session.role, action, agentId: a.agentId, reader: r, outcome });
+    // The audit names a command only by its known name, and a reader only once the command passed its checks.
+    const named = (raw as { command?: unknown } | undefined)?.command;
+    const action = typeof named === "string" && (DASHBOARD_COMMANDS as readonly string[]).includes(named) ? named : "command";
+    const audit = (outcome: string, at = Date.now(), reader: string | null = null) => d.store.audit({ at, user: session.user, role: session.role, action, agentId: a.agentId, reader, outcome });
     if (session.role !== "operator") {
       await audit("refused: viewer");
       return json({ error: "operators only" }, 403);
@@ -184,7 +185,7 @@ export function startServer(d: ServerDeps): DashboardServer {
       c = checkCommand(a.agentId, raw);
     } catch (e) {
       if (!(e instanceof CommandRefused)) throw e;
-      await audit(`refused: ${e.code}`, Date.now(), null);
+      await audit(`refused: ${e.code}`);
       return json({ error: e.message, code: e.code }, e.status);
     }
     if (!a.online) return json({ error: `${a.agentId} is offline`, code: "AGENT_OFFLINE" }, 409);
@@ -212,11 +213,23 @@ export function startServer(d: ServerDeps): DashboardServer {
     } catch (e) {
       running.delete(c.id);
       const msg = e instanceof CommandRefused ? e.message : `the broker refused the command: ${(e as Error).message.slice(0, 200)}`;
-      await audit(`error: ${msg.slice(0, 120)}`, at);
+      await audit(`error: ${msg.slice(0, 120)}`, at, c.reader);
       return json({ error: msg, code: e instanceof CommandRefused ? e.code : "BROKER" }, e instanceof CommandRefused ? e.status : 502);
     }
     emit("sent", JSON.stringify({ id: c.id, agentId: a.agentId, timeoutS: c.timeoutS }));
+    // A read may wait minutes for a card without a word from the agent: a comment every 15 s keeps
+    // the stream inside the server's idle timeout (60 s).
+    const keepAlive = setInterval(() => {
+      if (ctl && !closed) {
+        try {
+          ctl.enqueue(enc.encode(": keep-alive\n\n"));
+        } catch {
+          closed = true;
+        }
+      }
+    }, 15_000);
     void sent.ended.then(async (end: RelayEnd) => {
+      clearInterval(keepAlive);
       running.delete(c.id);
       emit("end", JSON.stringify(end.kind === "timeout" ? { kind: "timeout", timeoutS: c.timeoutS } : end));
       closed = true;

@@ -6,7 +6,8 @@
  *
  * An operator pings the agent, runs diagnose and a remote read with the ICAO specimen MRZ key
  * and sees the decrypted document (MRZ fields, face) in the page; a wrong key shows
- * ACCESS_DENIED; an access key in clear is refused by the server; a viewer has no actions and
+ * ACCESS_DENIED, a read without a card TIMEOUT; an access key in clear is refused by the
+ * server; a changed agent key stops the actions until accepted; a viewer has no actions and
  * is refused. Every request and response body between browser and server, the live SSE
  * stream, every message on the broker under mrtd/v1/# (seen by another operator), the audit
  * log and the dashboard's log are searched for the access key, the MRZ and the face: none
@@ -185,7 +186,7 @@ function leaks(bytes: Uint8Array): string[] {
 }
 
 describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium)", () => {
-  test("ping, diagnose and a remote read: the document shows in the page; wrong key ACCESS_DENIED; nothing in clear anywhere", async () => {
+  test("ping, diagnose and a remote read: the document shows in the page; a wrong key ACCESS_DENIED, no card TIMEOUT; nothing in clear anywhere", async () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -252,6 +253,17 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     expect(await page.getByTestId("read-result").count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, "access-denied.png"), fullPage: true });
 
+    // No card: the agent waits, then answers TIMEOUT; the stream stays open meanwhile (keep-alive comments every 15 s).
+    await card!.stop();
+    card = undefined;
+    await page.getByTestId("read-doc").fill(SPECIMEN_KEY.documentNumber);
+    await page.getByTestId("read-dob").fill(SPECIMEN_KEY.dateOfBirth);
+    await page.getByTestId("read-expiry").fill(SPECIMEN_KEY.dateOfExpiry);
+    await page.getByTestId("read-wait").fill("17");
+    await page.getByTestId("read").click();
+    await page.getByTestId("error-code").filter({ hasText: "TIMEOUT" }).waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId("command-error").textContent()).toContain("no card was presented on the reader within the wait");
+
     // An access key in clear never gets past the server (this request, made by the test, is the
     // only traffic below that holds one: it is left out of the scan; its answer is scanned).
     await Promise.all(pendingBodies);
@@ -280,15 +292,17 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
       "diagnose Virtual PCD 00 00 ok",
       "read Virtual PCD 00 00 ok",
       "read Virtual PCD 00 00 error: ACCESS_DENIED",
+      "read Virtual PCD 00 00 error: TIMEOUT",
       "read - refused: PLAINTEXT_ACCESS_KEY",
     ]);
 
     // Nothing between browser and server, on the live stream, on the broker, in the audit or the dashboard's log holds the key, the MRZ or the face in clear.
     const commandStreams = http.filter((x) => x.what.startsWith("response 200") && x.what.endsWith("/command"));
-    expect(commandStreams.length).toBe(4); // ping, diagnose, read, read with the wrong key; the refused one is a 400
+    expect(commandStreams.length).toBe(5); // ping, diagnose, read, read with the wrong key, read without a card; the refused one is a 400
     const streamText = new TextDecoder().decode(commandStreams[2]!.bytes);
     expect(streamText).toContain("event: reply");
     expect(streamText).toContain('"sealed":{"alg":"HPKE-v1');
+    expect(new TextDecoder().decode(commandStreams[4]!.bytes)).toContain(": keep-alive");
     expect(http.some((x) => x.what.startsWith("request body") && new TextDecoder().decode(x.bytes).includes('"sealedAccessKey"'))).toBe(true);
     const found: string[] = [];
     const crafted = http.slice(pageTraffic).filter((x) => x.what.startsWith("request body"));

@@ -14,6 +14,8 @@ import { AccessKeyProblem } from "../../agent/service/access-key.ts";
 import { checkCommand, CommandRefused } from "../../agent/dashboard/commands.ts";
 import { buildAssets } from "../../agent/dashboard/server.ts";
 import { keyFingerprint, prepareCommand, RemoteOpenError } from "../../agent/dashboard/web/remote.ts";
+import { ERROR_HELP } from "../../agent/dashboard/web/error-help.ts";
+import { COMMAND_ERROR_CODES } from "../../agent/service/command-types.ts";
 import { SPECIMEN_KEY } from "../support/e2e.ts";
 
 const AGENT = "kiosk-7";
@@ -77,6 +79,10 @@ describe("page sealing with the agent's code", () => {
     cmd.forget();
     expect(() => cmd.openResult({ kind: "result", ok: true, sealed })).toThrow(/gone/);
     expect(other.openResult({ kind: "result", ok: true, sealed: forOther })).toEqual({ pong: true });
+  });
+
+  test("the page explains every code a reply can carry", () => {
+    expect(COMMAND_ERROR_CODES.filter((c) => !Object.hasOwn(ERROR_HELP, c))).toEqual([]);
   });
 
   test("fingerprint: 16 bytes of SHA-256 in hex pairs", () => {

@@ -111,9 +111,10 @@ export const api = {
    * Sends a command the page built (remote.ts) and calls `onEvent` for each event of the
    * server's stream until it ends. Throws HttpError when the server refuses it.
    */
-  async command(id: string, body: unknown, onEvent: (e: CommandEvent) => void): Promise<void> {
+  async command(id: string, body: unknown, signal: AbortSignal, onEvent: (e: CommandEvent) => void): Promise<void> {
     const r = await fetch(`/api/agents/${encodeURIComponent(id)}/command`, {
       method: "POST",
+      signal,
       headers: { "content-type": "application/json", "x-csrf-token": session?.csrf ?? "" },
       body: JSON.stringify(body),
       credentials: "same-origin",

@@ -8,8 +8,8 @@
  * sent) and is wiped by forget(). The server relays the command and the sealed replies; it never
  * holds anything that opens them.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
 import { hex, wipe } from "../../bytes.ts";
+import { sha256 } from "../../crypto/hash.ts";
 import { parseAccessKey } from "../../service/access-key.ts";
 import { b64, EnvelopeError, generateKeyPair, looksSealed, open, parsePublicKey } from "../../service/envelope.ts";
 import { sealAccessKey } from "../../service/sealed-access-key.ts";

@@ -12,29 +12,7 @@
 import { api, HttpError, type AgentDetail, type CommandEvent } from "../api.ts";
 import { h } from "../dom.ts";
 import { keyFingerprint, prepareCommand, type PreparedCommand, type RemoteCommandRequest } from "../remote.ts";
-
-/** What each reply error code means for the operator, and what to do. */
-export const ERROR_HELP: Record<string, string> = {
-  BUSY: "the agent is busy with another card command (or too many commands run here); try again when it ends",
-  NO_READER: "no connected reader at the agent matches the chosen reader",
-  TIMEOUT: "no card was presented on the reader within the wait",
-  ACCESS_DENIED: "the card refused the access key: check the document number, the dates of birth and expiry (or the CAN)",
-  EXPIRED: "the sealed access key expired before the agent opened it (this browser's clock and the agent's differ, or the command waited too long): send it again",
-  BAD_FIELD: "the agent refused a field of the command",
-  MISSING_FIELD: "the agent found a field missing",
-  BAD_CHECK_DIGIT: "a check digit of the MRZ key is wrong",
-  PLAINTEXT_ACCESS_KEY: "an access key in clear is refused; the page seals it",
-  NOT_SUPPORTED: "this agent does not support that command",
-  DUPLICATE: "the agent already answered this command id and no longer holds the reply",
-  CARD_ERROR: "the card answered with an error or data that does not parse",
-  TRANSPORT: "the card or reader link failed (card moved away, reader error)",
-  TOO_LARGE: "the command was too large for the agent",
-  UNKNOWN_COMMAND: "the agent does not know this command",
-  BAD_JSON: "the agent could not parse the command",
-  INTERNAL: "the agent failed unexpectedly; see its log",
-  AGENT_OFFLINE: "the agent is offline",
-  BROKER: "the dashboard could not publish the command to the broker",
-};
+import { ERROR_HELP } from "../error-help.ts";
 
 const PIN_PREFIX = "mrtd-agent-key:";
 
@@ -78,6 +56,8 @@ export function actionsPanel(agentId: string): ActionsPanel {
   let keyOk = false;
   let running: PreparedCommand | undefined;
   let readerNames: string[] = [];
+  /** Aborted when the page leaves the agent: the stream stops (the command still ends at the agent, and in the audit log). */
+  const aborted = new AbortController();
 
   function setEnabled(): void {
     const on = keyOk && running === undefined;
@@ -170,7 +150,7 @@ export function actionsPanel(agentId: string): ActionsPanel {
     const t0 = performance.now();
     let final: Record<string, unknown> | undefined;
     try {
-      await api.command(agentId, cmd.body, (e: CommandEvent) => {
+      await api.command(agentId, cmd.body, aborted.signal, (e: CommandEvent) => {
         if (e.event === "sent") {
           status.textContent = `Sent ${req.name} ${cmd.id}; waiting for the agent (up to ${String(e.data.timeoutS)} s)`;
           step(`sent to ${agentId}`);
@@ -178,14 +158,15 @@ export function actionsPanel(agentId: string): ActionsPanel {
           if (e.data.kind === "progress") step(progressText(e.data));
           else if (e.data.kind === "result") final = e.data;
         } else if (e.event === "end") {
-          if (e.data.kind === "timeout") fail("TIMEOUT", `no final reply from ${agentId} within ${String(e.data.timeoutS)} s (the agent is busy, offline, or does not answer this command)`);
-          else if (e.data.kind === "stopped") fail("STOPPED", "the dashboard stopped before the agent answered");
+          if (e.data.kind === "timeout") fail("NO_REPLY", `nothing from ${agentId} within ${String(e.data.timeoutS)} s`);
+          else if (e.data.kind === "stopped") fail("STOPPED", "");
         }
       });
       const ms = Math.round(performance.now() - t0);
       if (final) showFinal(req, cmd, final, ms);
-      else if (!error.textContent) fail("NO_REPLY", "the stream ended without a final reply");
+      else if (!error.textContent && !aborted.signal.aborted) fail("NO_REPLY", "the stream ended without a final reply");
     } catch (e) {
+      if (aborted.signal.aborted) return;
       if (e instanceof HttpError) {
         const code = /^([A-Z_]+): /.exec(e.message)?.[1];
         fail(code ?? `HTTP ${e.status}`, e.message.replace(/^[A-Z_]+: /, ""));
@@ -199,7 +180,7 @@ export function actionsPanel(agentId: string): ActionsPanel {
 
   function fail(code: string, message: string): void {
     status.textContent = "Failed";
-    const help = ERROR_HELP[code];
+    const help = Object.hasOwn(ERROR_HELP, code) ? ERROR_HELP[code] : undefined;
     error.replaceChildren(h("b", { "data-testid": "error-code" }, code), `: ${help ? `${help}. ` : ""}`, message);
   }
 
@@ -236,6 +217,7 @@ export function actionsPanel(agentId: string): ActionsPanel {
     el,
     update,
     dispose() {
+      aborted.abort();
       running?.forget();
       result.replaceChildren();
     },
