@@ -5,8 +5,8 @@
  * dashboard process, and Debian's chromium driven by Playwright.
  *
  * An operator pings the agent, runs diagnose and a remote read with the ICAO specimen MRZ key
- * and sees the decrypted document (MRZ fields, face) in the page; a wrong key shows
- * ACCESS_DENIED, a read without a card TIMEOUT; an access key in clear is refused by the
+ * and sees the decrypted document (MRZ fields, face) in the page, then the same with a CAN
+ * (PACE, the specimen ID card); a wrong key shows ACCESS_DENIED, a read without a card TIMEOUT; an access key in clear is refused by the
  * server; a changed agent key stops the actions until accepted; a viewer has no actions and
  * is refused. Every request and response body between browser and server, the live SSE
  * stream, every message on the broker under mrtd/v1/# (seen by another operator), the audit
@@ -36,8 +36,14 @@ const AGENT = "board-e2e";
 const DASHBOARD_ID = "operator-dashboard";
 const SNIFFER = "operator-test";
 const ARTIFACTS = resolve(import.meta.dir, "../artifacts/dashboard-actions");
-/** The access key and what the MRZ of the specimen holds (ICAO 9303 specimen, test/virtual-passport). */
-const SECRETS = [SPECIMEN_KEY.documentNumber, SPECIMEN_KEY.dateOfBirth, SPECIMEN_KEY.dateOfExpiry, "ERIKSSON", "MARIA", "ZE184226B", "P<UTO", "L898902C36UTO"];
+/**
+ * What must never cross in clear: the access keys (the specimen passport's MRZ key, the ID card's
+ * CAN), both documents' MRZ lines and names, and their faces. Filled in beforeAll from the
+ * virtual passport's profiles. Digit-only secrets count only when no digit or point touches
+ * them (a timing of 12.740812 ms is not a birth date).
+ */
+const SECRETS: string[] = [];
+const FACES: Uint8Array[] = [];
 const WRONG_DOC = "X12345675";
 
 const tmp = mkdtempSync(join(tmpdir(), "mrtd-dashboard-actions-"));
@@ -48,7 +54,7 @@ let agent: AgentProcess;
 let dash: DashboardProcess;
 let card: StartedPassport | undefined;
 let context: BrowserContext;
-let face: Uint8Array;
+let canCard: { can: string; documentNumber: string };
 
 /** Everything that crossed between the browser and the server, as text and bytes. */
 const http: Array<{ what: string; bytes: Uint8Array }> = [];
@@ -59,7 +65,11 @@ let liveStop: AbortController | undefined;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error("chromium is not installed: run deploy/dev-setup.sh");
   mkdirSync(ARTIFACTS, { recursive: true });
-  face = (await loadProfile("td3")).portrait.jpeg;
+  const td3 = await loadProfile("td3");
+  const id = await loadProfile("can-only");
+  canCard = { can: id.can!, documentNumber: id.mrzKey.documentNumber };
+  SECRETS.push(...Object.values(td3.mrzKey), ...td3.mrzLines, "ERIKSSON", "MARIA", id.can!, ...Object.values(id.mrzKey), ...id.mrzLines);
+  FACES.push(td3.portrait.jpeg, id.portrait.jpeg);
   pcscd = await ensurePcscd();
   // operator-dashboard gets its certificate like any name; its ACL block is the shipped file's.
   broker = await startMosquitto({ config: "tls-acl", agents: [AGENT, DASHBOARD_ID] });
@@ -172,21 +182,23 @@ function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
   return -1;
 }
 
-/** The secrets as they could appear: text, and the face raw or in base64 at any alignment. */
+/** The secrets as they could appear: text, and the faces raw or in base64 at any alignment. */
 function leaks(bytes: Uint8Array): string[] {
   const text = new TextDecoder().decode(bytes);
-  const found = SECRETS.filter((s) => text.includes(s));
-  const chunk = face.subarray(1000, 1600);
-  if (indexOfBytes(bytes, chunk) >= 0) found.push("face bytes");
-  for (let k = 0; k < 3; k++) {
-    const enc = b64(chunk.subarray(k, k + 300)).slice(4, -4);
-    if (text.includes(enc)) found.push(`face in base64 (offset ${k})`);
+  const found = SECRETS.filter((x) => (/^[0-9]+$/.test(x) ? new RegExp(`(?<![0-9.])${x}(?![0-9.])`).test(text) : text.includes(x)));
+  for (const [i, face] of FACES.entries()) {
+    const chunk = face.subarray(1000, 1600);
+    if (indexOfBytes(bytes, chunk) >= 0) found.push(`face ${i} bytes`);
+    for (let k = 0; k < 3; k++) {
+      const enc = b64(chunk.subarray(k, k + 300)).slice(4, -4);
+      if (text.includes(enc)) found.push(`face ${i} in base64 (offset ${k})`);
+    }
   }
   return found;
 }
 
 describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium)", () => {
-  test("ping, diagnose and a remote read: the document shows in the page; a wrong key ACCESS_DENIED, no card TIMEOUT; nothing in clear anywhere", async () => {
+  test("ping, diagnose and a remote read: the document shows in the page; a wrong key ACCESS_DENIED, no card TIMEOUT, a CAN; nothing in clear anywhere", async () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -264,6 +276,18 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     await page.getByTestId("error-code").filter({ hasText: "TIMEOUT" }).waitFor({ timeout: 60_000 });
     expect(await page.getByTestId("command-error").textContent()).toContain("no card was presented on the reader within the wait");
 
+    // A CAN: the specimen ID card that accepts only its CAN is read with PACE.
+    card = await insertPassport({ profile: "can-only" });
+    await page.getByTestId("read-can").fill(canCard.can);
+    await page.getByTestId("read-wait").fill("20");
+    await page.getByTestId("read").click();
+    expect(await page.getByTestId("read-can").inputValue()).toBe("");
+    await page.getByTestId("read-result").waitFor({ timeout: 90_000 });
+    expect(await field("documentNumber")).toBe(canCard.documentNumber);
+    expect(await page.getByTestId("command-progress").textContent()).toContain("DG2:");
+    await page.getByTestId("face").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "remote-read-can.png"), fullPage: true });
+
     // An access key in clear never gets past the server (this request, made by the test, is the
     // only traffic below that holds one: it is left out of the scan; its answer is scanned).
     await Promise.all(pendingBodies);
@@ -293,12 +317,13 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
       "read Virtual PCD 00 00 ok",
       "read Virtual PCD 00 00 error: ACCESS_DENIED",
       "read Virtual PCD 00 00 error: TIMEOUT",
+      "read Virtual PCD 00 00 ok",
       "read - refused: PLAINTEXT_ACCESS_KEY",
     ]);
 
     // Nothing between browser and server, on the live stream, on the broker, in the audit or the dashboard's log holds the key, the MRZ or the face in clear.
     const commandStreams = http.filter((x) => x.what.startsWith("response 200") && x.what.endsWith("/command"));
-    expect(commandStreams.length).toBe(5); // ping, diagnose, read, read with the wrong key, read without a card; the refused one is a 400
+    expect(commandStreams.length).toBe(6); // ping, diagnose, read, read with the wrong key, read without a card, read with a CAN; the refused one is a 400
     const streamText = new TextDecoder().decode(commandStreams[2]!.bytes);
     expect(streamText).toContain("event: reply");
     expect(streamText).toContain('"sealed":{"alg":"HPKE-v1');
@@ -308,6 +333,8 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     const crafted = http.slice(pageTraffic).filter((x) => x.what.startsWith("request body"));
     expect(crafted.length).toBe(1);
     expect(leaks(crafted[0]!.bytes).length).toBeGreaterThan(0); // the scan finds a key in clear where there is one
+    expect(leaks(FACES[0]!.slice(7))).toContain("face 0 bytes"); // and a face, raw or in base64 at any offset
+    for (const cut of [0, 1, 2]) expect(leaks(new TextEncoder().encode(JSON.stringify({ image: b64(FACES[1]!.slice(cut)) }))).some((l) => l.startsWith("face 1 in base64"))).toBe(true);
     for (const x of http) if (!crafted.includes(x)) for (const l of leaks(x.bytes)) found.push(`${x.what}: ${l}`);
     for (const l of leaks(new TextEncoder().encode(JSON.stringify(clear.body)))) found.push(`refusal: ${l}`);
     for (const l of leaks(new TextEncoder().encode(liveFrames))) found.push(`live stream: ${l}`);
