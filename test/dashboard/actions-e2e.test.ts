@@ -253,6 +253,7 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     expect(natural.src).toBe("data:image/jpeg;base64,");
     expect(await page.getByTestId("command-status").textContent()).toContain("sealed by board-e2e's key and opened in this browser");
     await page.screenshot({ path: join(ARTIFACTS, "remote-read.png"), fullPage: true });
+    await page.getByTestId("actions").screenshot({ path: join(ARTIFACTS, "remote-read-actions.png") }); // docs/dashboard-remote-read.png
 
     // A wrong access key: the card refuses it, shown as ACCESS_DENIED with what to check.
     await page.getByTestId("read-doc").fill(WRONG_DOC);
