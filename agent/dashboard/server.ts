@@ -189,6 +189,7 @@ export function startServer(d: ServerDeps): DashboardServer {
       return json({ error: e.message, code: e.code }, e.status);
     }
     if (!a.online) return json({ error: `${a.agentId} is offline`, code: "AGENT_OFFLINE" }, 409);
+    if (running.has(c.id)) return json({ error: "a command with this id is running", code: "DUPLICATE" }, 409);
     const mine = [...running.values()].filter((u) => u === session.csrf).length;
     if (mine >= MAX_COMMANDS_PER_SESSION || running.size >= MAX_COMMANDS) return json({ error: "too many commands running; wait for one to end", code: "BUSY" }, 429);
     const at = Date.now();

@@ -255,6 +255,19 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     await page.screenshot({ path: join(ARTIFACTS, "remote-read.png"), fullPage: true });
     await page.getByTestId("actions").screenshot({ path: join(ARTIFACTS, "remote-read-actions.png") }); // docs/dashboard-remote-read.png
 
+    // An impossible date: the agent's own rules refuse it in the page, and nothing is sent.
+    const posts = () => http.filter((x) => x.what.startsWith("request POST") && x.what.endsWith("/command")).length;
+    const before = posts();
+    await page.getByTestId("read-doc").fill(SPECIMEN_KEY.documentNumber);
+    await page.getByTestId("read-dob").fill("741399");
+    await page.getByTestId("read-expiry").fill(SPECIMEN_KEY.dateOfExpiry);
+    await page.getByTestId("read").click();
+    await page.getByTestId("error-code").waitFor();
+    expect(await page.getByTestId("error-code").textContent()).toBe("BAD_FIELD");
+    expect(await page.getByTestId("command-error").textContent()).toContain("nothing was sent");
+    expect(await page.getByTestId("command-error").textContent()).not.toContain("741399");
+    expect(posts()).toBe(before);
+
     // A wrong access key: the card refuses it, shown as ACCESS_DENIED with what to check.
     await page.getByTestId("read-doc").fill(WRONG_DOC);
     await page.getByTestId("read-dob").fill(SPECIMEN_KEY.dateOfBirth);

@@ -140,7 +140,9 @@ export function actionsPanel(agentId: string): ActionsPanel {
     try {
       cmd = prepareCommand(agentId, agentKey, req);
     } catch (e) {
-      error.textContent = (e as Error).message;
+      // The agent's own check of the key, here before anything is sent (the message names the field, never its value).
+      const code = (e as { code?: unknown }).code;
+      fail(typeof code === "string" ? code : "BAD_FIELD", `${(e as Error).message}; nothing was sent`);
       return;
     }
     running = cmd;
@@ -179,7 +181,7 @@ export function actionsPanel(agentId: string): ActionsPanel {
   }
 
   function fail(code: string, message: string): void {
-    status.textContent = "Failed";
+    status.textContent = `Failed (${code})`;
     const help = Object.hasOwn(ERROR_HELP, code) ? ERROR_HELP[code] : undefined;
     error.replaceChildren(h("b", { "data-testid": "error-code" }, code), `: ${help ? `${help}. ` : ""}`, message);
   }
