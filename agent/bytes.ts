@@ -1,4 +1,4 @@
-/** Small byte helpers shared by every layer. Uint8Array in and out. */
+/** Small byte helpers shared by every layer. Uint8Array in and out; no Node or Bun API (the dashboard page bundles them). */
 
 export function hex(bytes: Uint8Array): string {
   let s = "";
@@ -55,7 +55,30 @@ export function wipe(...arrays: Uint8Array[]): void {
  */
 export async function forEachSlice(length: number, sliceBytes: number, each: (start: number, end: number) => void): Promise<void> {
   for (let start = 0; start < length; start += sliceBytes) {
-    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (start > 0) await new Promise<void>((resolve) => nextMacrotask(resolve));
     each(start, Math.min(length, start + sliceBytes));
   }
+}
+
+/** setImmediate where the runtime has it (Bun), else a zero timeout (a browser). */
+const nextMacrotask: (f: () => void) => void = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
+
+/** Standard base64 with padding (RFC 4648 §4). */
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** Decodes standard base64 (the caller checks the alphabet and padding first); throws RangeError on bad input. */
+export function fromBase64(text: string): Uint8Array {
+  let s: string;
+  try {
+    s = atob(text);
+  } catch {
+    throw new RangeError("fromBase64: not base64");
+  }
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
 }

@@ -80,7 +80,8 @@ async function main(): Promise<void> {
 fleet: ${count} simulated agents${real ? " and the real agent board-virtual" : ""}, Mosquitto ${broker.url}
 fleet: dashboard ${dash.url}
 fleet: log in as ${USERS.operator.name} / ${USERS.operator.password} (operator) or ${USERS.viewer.name} / ${USERS.viewer.password} (viewer)
-fleet: Prometheus metrics at ${dash.url}/metrics
+fleet: Prometheus metrics at ${dash.url}/metrics${real ? `
+fleet: remote read from the page: ${dash.url}/#/agent/board-virtual with the ICAO specimen's MRZ key (README, Dashboard)` : ""}
 fleet: Ctrl-C stops everything`);
 }
 

@@ -15,7 +15,7 @@ import { createLogger } from "../service/logger.ts";
 import { AgentService } from "../service/service.ts";
 import { formatOptions, parseOptions, type OptionSpec } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
-import { loadTestAccessKey } from "../service/access-key.ts";
+import { loadTestAccessKey } from "../service/test-access-key.ts";
 import { asTyped } from "./invocation.ts";
 
 export const RUN_OPTIONS: Record<string, OptionSpec> = {

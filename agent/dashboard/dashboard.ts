@@ -14,6 +14,7 @@ import { FleetState, type Alert } from "./fleet-state.ts";
 import { subscribeFleet, type FleetSubscriber } from "./fleet-subscriber.ts";
 import { buildAssets, startServer, type DashboardServer } from "./server.ts";
 import { Sessions } from "./auth.ts";
+import { CommandRelay } from "./commands.ts";
 import { SqliteFleetStore, type FleetStore } from "./store.ts";
 import { PostgresFleetStore } from "./store-postgres.ts";
 
@@ -59,7 +60,14 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
   };
 
   sub = await subscribeFleet(config.mqtt, onMessage, (s) => log(s.error ? "warn" : "info", s.connected ? "broker connected" : "broker disconnected", s.error ? { error: s.error } : {}));
-  server = startServer({ config, state, store, sessions: new Sessions(config.users, config.http.tlsCert !== undefined, store.sessions), ingest, assets });
+  // Replies to the page's commands come back on <prefix>/<agent>/reply/<client id>, which an operator identity may read.
+  let commands: CommandRelay | undefined;
+  try {
+    commands = new CommandRelay(sub, config.mqtt.prefix, config.mqtt.clientId);
+  } catch (e) {
+    log("warn", "commands from the page are off", { reason: (e as Error).message });
+  }
+  server = startServer({ config, state, store, sessions: new Sessions(config.users, config.http.tlsCert !== undefined, store.sessions), ingest, assets, ...(commands ? { commands } : {}) });
 
   // One write at a time: while the store is slow or away, changes gather in the state's
   // pending sets (one entry per agent and reader, events bounded) instead of in a queue.
@@ -119,6 +127,7 @@ export async function startDashboard(config: DashboardConfig, log: Log = jsonLog
       clearInterval(flushTimer);
       clearTimeout(sampleTimer);
       if (webhookTimer) clearInterval(webhookTimer);
+      commands?.stop();
       await server?.stop();
       await sub?.close();
       await writing;

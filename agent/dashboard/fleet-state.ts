@@ -32,6 +32,8 @@ export interface AgentState {
   metrics: MetricsPayload | null;
   /** Newest message time (ms, agent clock) applied: a shared store keeps the newest row (store.ts AgentRow.msgAt). */
   msgAt: number;
+  /** The agent's long-term HPKE public key (base64) from its last birth; in memory only (the retained birth brings it back). */
+  publicKey: string | null;
 }
 
 export interface Alert {
@@ -84,7 +86,7 @@ export class FleetState {
       } catch {
         metrics = null;
       }
-      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics, msgAt: a.msgAt ?? 0 });
+      this.agents.set(a.agentId, { agentId: a.agentId, online: a.online, version: a.version, startedAt: a.startedAt, lastSeen: a.lastSeen, offlineSince: a.offlineSince, readers: new Map(), metrics, msgAt: a.msgAt ?? 0, publicKey: null });
     }
     for (const r of readers) {
       const a = this.agents.get(r.agentId);
@@ -100,7 +102,7 @@ export class FleetState {
   #agent(agentId: string, now: number): AgentState {
     let a = this.agents.get(agentId);
     if (!a) {
-      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null, msgAt: 0 };
+      a = { agentId, online: false, version: null, startedAt: null, lastSeen: now, offlineSince: null, readers: new Map(), metrics: null, msgAt: 0, publicKey: null };
       this.agents.set(agentId, a);
     }
     return a;
@@ -124,6 +126,7 @@ export class FleetState {
           bump(a, Date.parse(s.connectedAt));
           a.online = true;
           a.version = s.version;
+          a.publicKey = s.hpke?.publicKey ?? null;
           a.offlineSince = null;
           a.lastSeen = retained ? Math.max(a.lastSeen, Date.parse(s.connectedAt) || 0) : now;
         } else {

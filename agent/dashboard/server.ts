@@ -12,6 +12,7 @@ import { csrfOk, sameOrigin, Sessions, type Session } from "./auth.ts";
 import type { AgentState, Change, FleetState, OverviewQuery, Sort } from "./fleet-state.ts";
 import type { FleetStore } from "./store.ts";
 import { fleetExposition, type IngestCounters } from "./prometheus.ts";
+import { checkCommand, CommandRefused, DASHBOARD_COMMANDS, type CommandRelay, type RelayEnd } from "./commands.ts";
 
 const WEB = join(import.meta.dir, "web");
 const SECURITY_HEADERS: Record<string, string> = {
@@ -46,8 +47,8 @@ export interface ServerDeps {
   sessions: Sessions;
   ingest: IngestCounters & { connected: () => boolean };
   assets: Assets;
-  /** Command actions, when the dashboard offers them (operators only). */
-  commands?: { ping(agentId: string): Promise<unknown> };
+  /** Sends operators' commands and relays their replies (commands.ts); absent: commands answer 501. */
+  commands?: CommandRelay;
 }
 
 export interface DashboardServer {
@@ -57,8 +58,14 @@ export interface DashboardServer {
   stop(): Promise<void>;
 }
 
+/** Commands running at once, per session and in all. */
+const MAX_COMMANDS_PER_SESSION = 2;
+const MAX_COMMANDS = 32;
+
 export function startServer(d: ServerDeps): DashboardServer {
   const clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** Running commands: command id -> the CSRF token of the session that sent it (one per session). */
+  const running = new Map<string, string>();
   const enc = new TextEncoder();
   let changed = new Set<string>();
   // Changes go out at most every 250 ms, as the set of agents that changed (clients refetch what they show).
@@ -135,7 +142,7 @@ export function startServer(d: ServerDeps): DashboardServer {
         if (req.method === "GET" && path === "/api/overview") return json(overview(url.searchParams));
         if (req.method === "GET" && path === "/api/alerts") return json({ alerts: d.state.alerts(Date.now()) });
         if (req.method === "GET" && path === "/api/audit") return json({ audit: await d.store.auditLog(200) });
-        const m = /^\/api\/agents\/([A-Za-z0-9._-]{1,64})(?:\/(ping|readers\/([a-z0-9._-]{1,64})\/history))?$/.exec(path);
+        const m = /^\/api\/agents\/([A-Za-z0-9._-]{1,64})(?:\/(command|readers\/([a-z0-9._-]{1,64})\/history))?$/.exec(path);
         if (m) {
           const agentId = m[1]!;
           const a = d.state.agents.get(agentId);
@@ -145,7 +152,7 @@ export function startServer(d: ServerDeps): DashboardServer {
             const since = Date.now() - 48 * 3_600_000;
             return json({ samples: await d.store.samples(agentId, m[3], since), daily: await d.store.daily(agentId, m[3]) });
           }
-          if (m[2] === "ping" && req.method === "POST") return command(session, agentId, "ping", () => d.commands!.ping(agentId));
+          if (m[2] === "command" && req.method === "POST") return command(req, session, a);
         }
         return json({ error: "not found" }, 404);
       } catch (e) {
@@ -155,20 +162,97 @@ export function startServer(d: ServerDeps): DashboardServer {
     },
   });
 
-  async function command(session: Session, agentId: string, action: string, run: () => Promise<unknown>): Promise<Response> {
+  /**
+   * POST /api/agents/<id>/command: the command the page built (access key sealed in the page).
+   * Checked (commands.ts), published, and answered as a server-sent event stream: `sent`, then
+   * one `reply` per reply as the agent sent it (sealed results stay sealed), then `end` with how
+   * it ended (final, timeout). The audit log gets who, which agent and reader, the command and
+   * its outcome; never the command's body.
+   */
+  async function command(req: Request, session: Session, a: AgentState): Promise<Response> {
+    const raw = (await req.json().catch(() => undefined)) as unknown;
+    // The audit names a command only by its known name, and a reader only once the command passed its checks.
+    const named = (raw as { command?: unknown } | undefined)?.command;
+    const action = typeof named === "string" && (DASHBOARD_COMMANDS as readonly string[]).includes(named) ? named : "command";
+    const audit = (outcome: string, at = Date.now(), reader: string | null = null) => d.store.audit({ at, user: session.user, role: session.role, action, agentId: a.agentId, reader, outcome });
     if (session.role !== "operator") {
-      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: "refused: viewer" });
+      await audit("refused: viewer");
       return json({ error: "operators only" }, 403);
     }
     if (!d.commands) return json({ error: "commands are not available in this dashboard" }, 501);
+    let c;
     try {
-      const result = await run();
-      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: "ok" });
-      return json({ ok: true, result });
+      c = checkCommand(a.agentId, raw);
     } catch (e) {
-      await d.store.audit({ at: Date.now(), user: session.user, role: session.role, action, agentId, reader: null, outcome: `error: ${(e as Error).message.slice(0, 200)}` });
-      return json({ ok: false, error: (e as Error).message }, 502);
+      if (!(e instanceof CommandRefused)) throw e;
+      await audit(`refused: ${e.code}`);
+      return json({ error: e.message, code: e.code }, e.status);
     }
+    if (!a.online) return json({ error: `${a.agentId} is offline`, code: "AGENT_OFFLINE" }, 409);
+    if (running.has(c.id)) return json({ error: "a command with this id is running", code: "DUPLICATE" }, 409);
+    const mine = [...running.values()].filter((u) => u === session.csrf).length;
+    if (mine >= MAX_COMMANDS_PER_SESSION || running.size >= MAX_COMMANDS) return json({ error: "too many commands running; wait for one to end", code: "BUSY" }, 429);
+    const at = Date.now();
+    let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const queued: Uint8Array[] = [];
+    let closed = false;
+    const emit = (event: string, data: string) => {
+      const frame = enc.encode(`event: ${event}\ndata: ${data}\n\n`);
+      if (closed) return;
+      if (ctl) {
+        try {
+          ctl.enqueue(frame);
+        } catch {
+          closed = true;
+        }
+      } else queued.push(frame);
+    };
+    let sent;
+    running.set(c.id, session.csrf);
+    try {
+      sent = await d.commands.send(a.agentId, c, (text) => emit("reply", text.replace(/[\r\n]+/g, " ")));
+    } catch (e) {
+      running.delete(c.id);
+      const msg = e instanceof CommandRefused ? e.message : `the broker refused the command: ${(e as Error).message.slice(0, 200)}`;
+      await audit(`error: ${msg.slice(0, 120)}`, at, c.reader);
+      return json({ error: msg, code: e instanceof CommandRefused ? e.code : "BROKER" }, e instanceof CommandRefused ? e.status : 502);
+    }
+    emit("sent", JSON.stringify({ id: c.id, agentId: a.agentId, timeoutS: c.timeoutS }));
+    // A read may wait minutes for a card without a word from the agent: a comment every 15 s keeps
+    // the stream inside the server's idle timeout (60 s).
+    const keepAlive = setInterval(() => {
+      if (ctl && !closed) {
+        try {
+          ctl.enqueue(enc.encode(": keep-alive\n\n"));
+        } catch {
+          closed = true;
+        }
+      }
+    }, 15_000);
+    void sent.ended.then(async (end: RelayEnd) => {
+      clearInterval(keepAlive);
+      running.delete(c.id);
+      emit("end", JSON.stringify(end.kind === "timeout" ? { kind: "timeout", timeoutS: c.timeoutS } : end));
+      closed = true;
+      try {
+        ctl?.close();
+      } catch {
+        // the page went away
+      }
+      await audit(end.kind === "final" ? (end.ok ? "ok" : `error: ${end.code}`) : end.kind, at, c.reader).catch(() => undefined);
+    });
+    const stream = new ReadableStream<Uint8Array>({
+      start(cc) {
+        ctl = cc;
+        for (const f of queued.splice(0)) cc.enqueue(f);
+        if (closed) cc.close();
+      },
+      cancel() {
+        // The page left: the command runs on at the agent; its outcome still goes to the audit log.
+        closed = true;
+      },
+    });
+    return new Response(stream, { headers: { ...SECURITY_HEADERS, "content-type": "text/event-stream" } });
   }
 
   function live(req: Request): Response {
@@ -249,6 +333,7 @@ export function startServer(d: ServerDeps): DashboardServer {
         return { code, count: failureCounts[code] ?? null, layer: f?.layer ?? null, explanation: f?.explanation ?? null, likelyCauses: f?.likelyCauses ?? [], action: f?.action ?? null };
       }),
       canCommand: d.commands !== undefined,
+      hpkePublicKey: a.publicKey,
     };
   }
 

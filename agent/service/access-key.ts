@@ -3,10 +3,9 @@
  * the BAC "MRZ information" triple (ICAO 9303-11 §4.3: document number, date of birth, date of
  * expiry) or a 6-digit CAN (9303-11 §4.4, for PACE), or an MRZ text whose check digits
  * (9303-3 §4.9) are verified. Validation messages name the field and the problem, never the
- * value: the access key is the document's secret.
+ * value: the access key is the document's secret. Pure (no Node or Bun API): the dashboard's page
+ * bundles it to check a key before sealing it. The test bench key file is test-access-key.ts.
  */
-import { readFileSync } from "node:fs";
-import { ConfigError } from "../errors.ts";
 import { AccessKeyProblem, accessKeyFromFields, accessKeyFromMrz } from "../icao/mrz-key.ts";
 
 export { AccessKeyProblem, type AccessKeyProblemCode } from "../icao/mrz-key.ts";
@@ -43,35 +42,4 @@ export function parseAccessKey(value: unknown, path = "accessKey"): AccessKey {
       ? accessKeyFromMrz(v.mrz, `${path}.mrz`)
       : accessKeyFromFields(v, { documentNumber: `${path}.documentNumber`, dateOfBirth: `${path}.dateOfBirth`, dateOfExpiry: `${path}.dateOfExpiry` });
   return { kind: "mrz", ...key };
-}
-
-/**
- * Loads the test bench access key (`readers.test_key_file`): a TOML file with either
- * `document_number`, `date_of_birth`, `date_of_expiry`, or `can`, or `mrz`. Errors name the
- * file and key, never the value.
- */
-export function loadTestAccessKey(file: string): AccessKey {
-  let doc: Record<string, unknown>;
-  try {
-    doc = Bun.TOML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`${file}: ${code ? `cannot read the test key file (${code})` : "not valid TOML"}`, { file });
-  }
-  const map: Record<string, string> = { document_number: "documentNumber", date_of_birth: "dateOfBirth", date_of_expiry: "dateOfExpiry", can: "can", mrz: "mrz" };
-  const value: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(doc)) {
-    const name = Object.hasOwn(map, k) ? map[k] : undefined; // not `constructor`, `toString`, ...
-    if (!name) throw new ConfigError(`${file}: ${k}: unknown key (expected document_number, date_of_birth, date_of_expiry, can or mrz)`, { file, key: k });
-    value[name] = v;
-  }
-  try {
-    return parseAccessKey(value, "key");
-  } catch (e) {
-    if (!(e instanceof AccessKeyProblem)) throw e;
-    const toSnake = (name: string) => name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-    const snake = toSnake(e.field.replace(/^key\.?/, ""));
-    const message = e.message.replace(/^key\.?/, "").replace(/^(documentNumber|dateOfBirth|dateOfExpiry)\b/, toSnake);
-    throw new ConfigError(`${file}: ${message}`, { file, key: snake || undefined });
-  }
 }

@@ -22,7 +22,7 @@ import { accessSync, closeSync, constants, openSync, readFileSync, readSync, sta
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { loadTrust } from "../verification/trust.ts";
-import { loadTestAccessKey } from "./access-key.ts";
+import { loadTestAccessKey } from "./test-access-key.ts";
 import { KeyFileError, readPrivateKeyFile } from "./key-file.ts";
 import type { AgentConfig } from "./config.ts";
 

@@ -22,8 +22,11 @@
  *     "ct": ["<base64>", ...] }
  * kind, agent and id are in clear (they are not secret) so an opener knows what to expect; it
  * checks them against what it expected, and the key schedule checks them again.
+ *
+ * No Node or Bun API: the dashboard's page bundles this module to seal access keys and open
+ * replies in the browser.
  */
-import { concat, forEachSlice, wipe } from "../bytes.ts";
+import { concat, forEachSlice, fromBase64, toBase64, wipe } from "../bytes.ts";
 import { checkPublicKey, generateKeyPair, HpkeError, publicKeyOf, setupRecipient, setupSender, type KeyPair } from "../crypto/hpke.ts";
 
 export const SEALED_ALG = "HPKE-v1 X25519-SHA256-ChaCha20Poly1305";
@@ -198,7 +201,7 @@ function checkContext(c: SealContext): void {
 /** A public key as it arrives from outside (base64 text): 32 bytes, not a low-order point. */
 export function parsePublicKey(text: unknown, name: string): Uint8Array {
   if (typeof text !== "string" || !/^[A-Za-z0-9+/]{43}=$/.test(text)) throw new EnvelopeError(`${name} must be a base64 X25519 public key (32 bytes, 44 characters)`);
-  const bytes = new Uint8Array(Buffer.from(text, "base64"));
+  const bytes = fromBase64(text);
   try {
     checkPublicKey(bytes);
   } catch {
@@ -208,7 +211,7 @@ export function parsePublicKey(text: unknown, name: string): Uint8Array {
 }
 
 export function b64(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("base64");
+  return toBase64(bytes);
 }
 
 /** Strict base64 decode (standard alphabet, padding required); throws EnvelopeError naming the field. */
@@ -216,7 +219,7 @@ export function unb64(field: string, value: unknown, length?: number): Uint8Arra
   if (typeof value !== "string" || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
     throw new EnvelopeError(`envelope: ${field} is not base64`);
   }
-  const out = new Uint8Array(Buffer.from(value, "base64"));
+  const out = fromBase64(value);
   if (length !== undefined && out.length !== length) throw new EnvelopeError(`envelope: ${field} must be ${length} bytes, got ${out.length}`);
   return out;
 }

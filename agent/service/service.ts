@@ -28,7 +28,7 @@
 import { ConfigError, TransportError } from "../errors.ts";
 import type { TrustStore } from "../pki/trust-store.ts";
 import { loadTrust } from "../verification/trust.ts";
-import { loadTestAccessKey } from "./access-key.ts";
+import { loadTestAccessKey } from "./test-access-key.ts";
 import { CardLock } from "./card-lock.ts";
 import { CardReads } from "./card-reads.ts";
 import { CommandDispatcher } from "./command-dispatcher.ts";

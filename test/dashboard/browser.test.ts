@@ -107,6 +107,10 @@ describe("dashboard in chromium", () => {
     expect(text).toContain("CARD_LOST");
     expect(text).toContain("Advice:");
     expect(text).toContain("place the document back on the reader");
+    // A simulated agent publishes no HPKE key in its birth: the actions say so and send nothing.
+    await page.getByTestId("agent-key").filter({ hasText: "published no HPKE public key" }).waitFor();
+    expect(await page.getByTestId("ping").isDisabled()).toBe(true);
+    expect(await page.getByTestId("read").isDisabled()).toBe(true);
     // History is sampled every second here (at each whole second): once two samples exist and the
     // newest was taken after the change to 67%, the reloaded page draws a line ending there.
     const historyUrl = `/api/agents/kiosk-1/readers/${readerSlug(ACS)}/history`;
@@ -150,10 +154,12 @@ describe("dashboard in chromium", () => {
     await page.goto(`${dash.url}/#/agent/kiosk-2`);
     await page.getByTestId("readers").waitFor();
     expect(await page.getByTestId("ping").count()).toBe(0);
+    expect(await page.getByTestId("actions").count()).toBe(0);
+    expect(await page.getByTestId("read").count()).toBe(0);
     // What a viewer who crafts the request gets: refused, with the session's own CSRF token.
     const status = await page.evaluate(async () => {
       const s = (await (await fetch("/api/session")).json()) as { csrf: string };
-      const r = await fetch("/api/agents/kiosk-2/ping", { method: "POST", headers: { "x-csrf-token": s.csrf, "content-type": "application/json" }, body: "{}" });
+      const r = await fetch("/api/agents/kiosk-2/command", { method: "POST", headers: { "x-csrf-token": s.csrf, "content-type": "application/json" }, body: JSON.stringify({ command: "ping" }) });
       return r.status;
     });
     expect(status).toBe(403);

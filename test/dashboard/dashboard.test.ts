@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readerSlug } from "../../agent/service/topics.ts";
+import { b64, generateKeyPair } from "../../agent/service/envelope.ts";
 import { freePort, startMosquitto, type Mosquitto } from "../support/mosquitto.ts";
 import { apiLogin, DashboardProcess, USERS } from "./fixtures/dashboard-process.ts";
 import { SimAgent } from "./fixtures/sim-agent.ts";
@@ -156,14 +157,36 @@ describe("dashboard process", () => {
     expect(cookie).toContain("SameSite=Strict");
     expect(cookie).not.toContain("Secure"); // plain HTTP on loopback; Secure with http.tls_cert
     const viewer = await apiLogin(dash.url, USERS.viewer);
-    expect((await viewer.post("/api/agents/sim-a/ping", {}, false)).status).toBe(403); // no CSRF token
-    const refused = await viewer.post("/api/agents/sim-a/ping");
+    expect((await viewer.post("/api/agents/sim-a/command", { command: "ping" }, false)).status).toBe(403); // no CSRF token
+    const refused = await viewer.post("/api/agents/sim-a/command", { command: "ping" });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toBe("operators only");
     const audit = (await (await viewer.get("/api/audit")).json()) as { audit: Array<{ user: string; action: string; agentId: string; outcome: string }> };
     expect(audit.audit[0]).toMatchObject({ user: USERS.viewer.name, action: "ping", agentId: "sim-a", outcome: "refused: viewer" });
     const page = await fetch(`${dash.url}/`);
     expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+  });
+
+  test("operator commands: an access key in clear or a malformed command is refused and audited without its body; an unknown agent is 404", async () => {
+    const op = await apiLogin(dash.url, USERS.operator);
+    const plain = await op.post("/api/agents/sim-a/command", { command: "read", id: `read-${crypto.randomUUID()}`, accessKey: { documentNumber: "L898902C3", dateOfBirth: "740812", dateOfExpiry: "120415" } });
+    expect(plain.status).toBe(400);
+    const body = await plain.text();
+    expect((JSON.parse(body) as { code: string }).code).toBe("PLAINTEXT_ACCESS_KEY");
+    expect(body).not.toContain("L898902C3");
+    const bad = await op.post("/api/agents/sim-a/command", { command: "diagnose", id: `diagnose-${crypto.randomUUID()}`, replyPublicKey: b64(generateKeyPair().publicKey), count: 0 });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toContain("count must be an integer 1..1000");
+    expect((await op.post("/api/agents/nobody/command", { command: "ping" })).status).toBe(404);
+    expect((await op.post("/api/agents/sim-a/command", { command: "ping" }, false)).status).toBe(403); // no CSRF token
+    const auditText = await (await op.get("/api/audit")).text();
+    const audit = (JSON.parse(auditText) as { audit: Array<{ user: string; action: string; agentId: string; outcome: string }> }).audit;
+    expect(audit.slice(0, 2)).toMatchObject([
+      { user: USERS.operator.name, action: "diagnose", agentId: "sim-a", outcome: "refused: BAD_FIELD" },
+      { user: USERS.operator.name, action: "read", agentId: "sim-a", outcome: "refused: PLAINTEXT_ACCESS_KEY" },
+    ]);
+    expect(auditText).not.toContain("L898902C3");
+    expect(JSON.stringify(dash.lines)).not.toContain("L898902C3");
   });
 
   test("with http.tls_cert the page is served over HTTPS and the session cookie is Secure", async () => {
@@ -234,6 +257,10 @@ describe("dashboard process", () => {
     }, "sim-b offline");
     expect(o.rows[0]!.agentId).toBe("sim-b");
     expect(o.counts).toMatchObject({ online: 2, offline: 1 });
+    // Commands to an offline agent are refused before the broker.
+    const ping = await ops.post("/api/agents/sim-b/command", { command: "ping", id: `ping-${crypto.randomUUID()}`, replyPublicKey: b64(generateKeyPair().publicKey) });
+    expect(ping.status).toBe(409);
+    expect(((await ping.json()) as { code: string }).code).toBe("AGENT_OFFLINE");
   });
 
   test("SIGTERM stops cleanly after writing the state; a restarted dashboard shows the events it stored (events are not retained)", async () => {

@@ -18,7 +18,8 @@ let link: MqttLink;
 let operator: Observer;
 
 beforeAll(async () => {
-  broker = await startMosquitto({ config: "tls-acl", agents: ["agent-a", "agent-b"] });
+  // operator-dashboard: a certificate like any name; its ACL block is the shipped file's.
+  broker = await startMosquitto({ config: "tls-acl", agents: ["agent-a", "agent-b", "operator-dashboard"] });
   const c = broker.certs!;
   const dir = makeTempDir("acl");
   const file = join(dir, "agent-a.toml");
@@ -64,6 +65,19 @@ describe("TLS client certificates + pattern ACL (deploy/mosquitto)", () => {
     });
     await operator.waitFor((m) => m.some((x) => x.topic === "mrtd/v1/agent-a/reply/operator-test"), 5000, "ping reply");
     expect(operator.on("mrtd/v1/agent-a/reply/operator-test")[0]!.json).toMatchObject({ id: "op-1", ok: true });
+  });
+
+  test("the dashboard's identity (operator-dashboard, shipped ACL) sends a command and reads its reply", async () => {
+    const dash = await observe(broker, "operator-dashboard");
+    const granted = await dash.client.subscribeAsync("mrtd/v1/+/reply/operator-dashboard", { qos: 1 });
+    expect(granted[0]!.qos).toBe(1);
+    await dash.client.publishAsync("mrtd/v1/agent-a/cmd/ping", JSON.stringify({ id: "dash-1" }), {
+      qos: 1,
+      properties: { responseTopic: "mrtd/v1/agent-a/reply/operator-dashboard", correlationData: Buffer.from("d1") },
+    });
+    await dash.waitFor((m) => m.some((x) => x.topic === "mrtd/v1/agent-a/reply/operator-dashboard"), 5000, "ping reply to the dashboard");
+    expect(dash.on("mrtd/v1/agent-a/reply/operator-dashboard")[0]!.json).toMatchObject({ id: "dash-1", ok: true });
+    await dash.close();
   });
 
   test("another agent cannot read this agent's commands or replies", async () => {

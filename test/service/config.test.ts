@@ -3,7 +3,7 @@ import { writeFileSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError } from "../../agent/errors.ts";
 import { DEFAULTS, Secret, loadConfig, parseConfig, readerSelected, redactedConfig } from "../../agent/service/config.ts";
-import { loadTestAccessKey } from "../../agent/service/access-key.ts";
+import { loadTestAccessKey } from "../../agent/service/test-access-key.ts";
 import { makeTempDir, removeTempDirs } from "../support/temp-dir.ts";
 
 afterAll(removeTempDirs);

@@ -54,6 +54,14 @@ export interface AgentDetail extends AgentRow {
   events: Array<Record<string, unknown>>;
   failureClasses: Array<{ code: string; count: number | null; layer: string | null; explanation: string | null; likelyCauses: string[]; action: string | null }>;
   canCommand: boolean;
+  /** The agent's HPKE public key (base64) from its birth; null when it published none. */
+  hpkePublicKey: string | null;
+}
+
+/** One server-sent event of a command's stream: sent, reply (the agent's reply as it sent it), end. */
+export interface CommandEvent {
+  event: "sent" | "reply" | "end";
+  data: Record<string, unknown>;
 }
 
 let session: SessionInfo | undefined;
@@ -99,5 +107,42 @@ export const api = {
   alerts: () => call<{ alerts: Alert[] }>("GET", "/api/alerts"),
   history: (id: string, slug: string) =>
     call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
-  ping: (id: string) => call<{ ok: boolean; result?: unknown; error?: string }>("POST", `/api/agents/${encodeURIComponent(id)}/ping`, {}),
+  /**
+   * Sends a command the page built (remote.ts) and calls `onEvent` for each event of the
+   * server's stream until it ends. Throws HttpError when the server refuses it.
+   */
+  async command(id: string, body: unknown, signal: AbortSignal, onEvent: (e: CommandEvent) => void): Promise<void> {
+    const r = await fetch(`/api/agents/${encodeURIComponent(id)}/command`, {
+      method: "POST",
+      signal,
+      headers: { "content-type": "application/json", "x-csrf-token": session?.csrf ?? "" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (!r.ok || !r.body) {
+      const data = (await r.json().catch(() => ({}))) as { error?: string; code?: string };
+      throw new HttpError(r.status, `${data.code ? `${data.code}: ` : ""}${data.error ?? `HTTP ${r.status}`}`);
+    }
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i: number;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const event = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if ((event === "sent" || event === "reply" || event === "end") && data !== undefined) {
+          try {
+            onEvent({ event, data: JSON.parse(data) as Record<string, unknown> });
+          } catch (e) {
+            if (!(e instanceof SyntaxError)) throw e;
+          }
+        }
+      }
+    }
+  },
 };

@@ -1,18 +1,21 @@
 /**
  * One agent: status, its readers' health, alerts, the failure classes seen with the taxonomy's
  * explanation, causes and advice, and recent events (sizes, timings and verdicts only: events
- * carry no personal data). Operators get a ping button; viewers do not (and the server refuses
- * them anyway).
+ * carry no personal data). Operators get the actions panel (actions.ts: ping, diagnose, remote
+ * read, sealed in the browser); viewers do not (and the server refuses them anyway). The panel
+ * sits outside the part that live updates redraw, so typing and a running command survive them.
  */
 import { api, type AgentDetail } from "../api.ts";
 import { ago, h, ms, pct } from "../dom.ts";
 import type { View } from "../app.ts";
 import { trendChart } from "./trend-chart.ts";
+import { actionsPanel, type ActionsPanel } from "./actions.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
   const body = h("div");
-  const actionResult = h("p", { "data-testid": "action-result" });
-  root.append(h("p", {}, h("a", { href: "#/" }, "‹ fleet")), h("h2", {}, agentId), body);
+  const actionsHolder = h("div");
+  let actions: ActionsPanel | undefined;
+  root.append(h("p", {}, h("a", { href: "#/" }, "‹ fleet")), h("h2", {}, agentId), actionsHolder, body);
   async function load(): Promise<void> {
     try {
       render(await api.agent(agentId));
@@ -39,14 +42,17 @@ export function agentView(root: HTMLElement, agentId: string): View {
   function render(a: AgentDetail): void {
     void loadTrends(a).catch(() => undefined);
     const s = api.current();
-    const actions = a.canCommand && s?.role === "operator"
-      ? h("div", { class: "card" }, h("button", { "data-testid": "ping", onclick: () => void api.ping(agentId).then((r) => (actionResult.textContent = r.ok ? `pong: ${JSON.stringify(r.result)}` : `failed: ${r.error}`), (e: Error) => (actionResult.textContent = `failed: ${e.message}`)) }, "Ping"), actionResult)
-      : null;
+    if (a.canCommand && s?.role === "operator") {
+      if (!actions) {
+        actions = actionsPanel(agentId);
+        actionsHolder.replaceChildren(actions.el);
+      }
+      actions.update(a);
+    }
     body.replaceChildren(...present(
       h("div", { class: "card" },
         h("span", { class: a.online ? "online" : "offline", "data-testid": "agent-status" }, a.online ? "online" : "offline"),
         ` · version ${a.version ?? "–"} · started ${a.startedAt ?? "–"} · last seen ${ago(a.lastSeen)}`),
-      actions,
       a.alertList.length > 0 ? h("div", { class: "alerts" }, h("ul", {}, ...a.alertList.map((x) => h("li", {}, x.reader ? `${x.reader}: ` : "", x.message)))) : null,
       h("h3", {}, "Readers"),
       h("table", { "data-testid": "readers" },
@@ -92,7 +98,9 @@ export function agentView(root: HTMLElement, agentId: string): View {
     onChange(agents, more) {
       if (more || agents.includes(agentId)) void load();
     },
-    dispose() {},
+    dispose() {
+      actions?.dispose();
+    },
   };
 }
 
