@@ -178,7 +178,7 @@ describe("two dashboard instances sharing PostgreSQL", () => {
 
   test("an audit entry written through one instance is in the other's audit log", async () => {
     const viewerOnTwo = await apiLogin(dash[1]!.url, USERS.viewer);
-    expect((await viewerOnTwo.post(`/api/agents/${AGENTS[2]}/ping`)).status).toBe(403);
+    expect((await viewerOnTwo.post(`/api/agents/${AGENTS[2]}/command`, { command: "ping" })).status).toBe(403);
     const onOne = await apiLogin(dash[0]!.url, USERS.operator);
     const audit = (await (await onOne.get("/api/audit")).json()) as { audit: Array<{ user: string; action: string; agentId: string; outcome: string }> };
     expect(audit.audit[0]).toMatchObject({ user: USERS.viewer.name, action: "ping", agentId: AGENTS[2], outcome: "refused: viewer" });
