@@ -125,6 +125,14 @@ describe("dashboard in chromium", () => {
     await page.reload();
     await page.locator("[data-testid=trends] polyline").first().waitFor({ state: "attached", timeout: 5000 }); // a flat line has no height: "visible" would not do
     expect(await page.getByTestId("trends").textContent()).toContain("success rate: 67% now");
+    // The APDU latency histogram of kiosk-1's metrics (published after its first 4 reads of 3
+    // APDUs each: 4, 6 and 9 ms): 4 in the 5 ms bucket, 8 in the 10 ms one, none elsewhere.
+    const bar = (le: string) => page.locator(`[data-testid=histogram-bars] rect[data-le="${le}"]`).getAttribute("data-count");
+    expect([await bar("0.005"), await bar("0.01"), await bar("0.0025"), await bar("+Inf")]).toEqual(["4", "8", "0", "0"]);
+    expect(await page.getByTestId("histogram-quantiles").textContent()).toStartWith("p50 ≤ 10 ms · p95 ≤ 10 ms · p99 ≤ 10 ms · 12 APDUs");
+    await page.getByTestId("histogram-command").selectOption("read_binary");
+    expect(await page.getByTestId("histogram-command").inputValue()).toBe("read_binary");
+    expect(await bar("0.01")).toBe("8");
     await page.screenshot({ path: join(shots, "agent.png"), fullPage: true });
     await page.close();
   }, 20_000);

@@ -1,4 +1,6 @@
 /** The dashboard's JSON API as the page uses it: same-origin fetches, the CSRF token on POSTs. */
+import type { LatencyHistogram } from "../charts.ts";
+
 export interface SessionInfo {
   user: string;
   role: "viewer" | "operator";
@@ -56,6 +58,8 @@ export interface AgentDetail extends AgentRow {
   canCommand: boolean;
   /** The agent's HPKE public key (base64) from its birth; null when it published none. */
   hpkePublicKey: string | null;
+  /** The APDU latency distribution of the agent's newest metrics (charts.ts), null before any. */
+  apduLatency: LatencyHistogram | null;
 }
 
 /** One server-sent event of a command's stream: sent, reply (the agent's reply as it sent it), end. */

@@ -9,12 +9,15 @@ import { api, type AgentDetail } from "../api.ts";
 import { ago, h, ms, pct } from "../dom.ts";
 import type { View } from "../app.ts";
 import { trendChart } from "./trend-chart.ts";
+import { latencyHistogram } from "./histogram-chart.ts";
 import { actionsPanel, type ActionsPanel } from "./actions.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
   const body = h("div");
   const actionsHolder = h("div");
   let actions: ActionsPanel | undefined;
+  let histCommand = "all";
+  let last: AgentDetail | undefined;
   root.append(h("p", {}, h("a", { href: "#/" }, "‹ fleet")), h("h2", {}, agentId), actionsHolder, body);
   async function load(): Promise<void> {
     try {
@@ -40,6 +43,7 @@ export function agentView(root: HTMLElement, agentId: string): View {
     trends.replaceChildren(...blocks);
   }
   function render(a: AgentDetail): void {
+    last = a;
     void loadTrends(a).catch(() => undefined);
     const s = api.current();
     if (a.canCommand && s?.role === "operator") {
@@ -70,6 +74,10 @@ export function agentView(root: HTMLElement, agentId: string): View {
             h("td", {}, ms(r.p95)),
             h("td", {}, r.lastFailureClass ?? "–"),
             h("td", {}, r.at))))),
+      latencyHistogram(a.apduLatency, histCommand, (c) => {
+        histCommand = c;
+        if (last) render(last);
+      }),
       h("h3", {}, "Trends (last 48 h)"),
       trends,
       h("h3", {}, "Failure classes"),
