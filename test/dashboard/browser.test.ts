@@ -137,6 +137,36 @@ describe("dashboard in chromium", () => {
     await page.close();
   }, 20_000);
 
+  test("an agent page shows each reader's read outcomes per sample interval", async () => {
+    const page = await context.newPage();
+    await page.goto(`${dash.url}/#/agent/kiosk-3`);
+    await page.getByTestId("readers").waitFor();
+    await sims[2]!.readEvents(ACS, [true, true, true, "RF_TIMEOUT", "CARD_LOST"]);
+    await sims[2]!.readEvents("Virtual PCD 00 00", [true]);
+    // Samples every second here: wait until the history holds all five reads of the ACS reader.
+    const historyUrl = `/api/agents/kiosk-3/readers/${readerSlug(ACS)}/history`;
+    let counted = [0, 0];
+    for (let i = 0; i < 100 && counted[0]! + counted[1]! < 5; i++) {
+      counted = await page.evaluate(async (u) => {
+        const s = ((await (await fetch(u)).json()) as { samples: Array<{ readsOk: number; readsFailed: number }> }).samples;
+        return [s.reduce((n, x) => n + x.readsOk, 0), s.reduce((n, x) => n + x.readsFailed, 0)];
+      }, historyUrl);
+      await Bun.sleep(100);
+    }
+    expect(counted).toEqual([3, 2]);
+    await page.reload();
+    const chart = page.locator(`[data-testid=trends] [data-reader="${readerSlug(ACS)}"] [data-testid=outcomes-chart]`);
+    await chart.waitFor({ state: "attached", timeout: 5000 });
+    await page.waitForFunction(() => ((globalThis as unknown as BrowserGlobals).document.querySelector("[data-testid=trends]")?.textContent ?? "").includes("3 ok, 2 failed"), undefined, { timeout: 5000 });
+    const bars = await chart.locator("g[data-ok]").evaluateAll((gs) => gs.map((g) => [Number(g.getAttribute("data-ok")), Number(g.getAttribute("data-failed"))]));
+    expect(bars.reduce((n, b) => n + b[0]!, 0)).toBe(3);
+    expect(bars.reduce((n, b) => n + b[1]!, 0)).toBe(2);
+    expect(await chart.locator("rect").count()).toBeGreaterThan(0);
+    expect(await page.locator(`[data-testid=trends] [data-reader="${readerSlug("Virtual PCD 00 00")}"] [data-testid=outcomes-chart]`).textContent()).toContain("1 ok, 0 failed");
+    await page.screenshot({ path: join(shots, "agent-outcomes.png"), fullPage: true });
+    await page.close();
+  }, 20_000);
+
   test("a reader named with HTML is shown as text and runs nothing", async () => {
     const page = await context.newPage();
     await page.goto(`${dash.url}/#/agent/kiosk-evil`);

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { apduLatencyHistogram } from "../../agent/dashboard/charts.ts";
+import { readOutcomes } from "../../agent/dashboard/web/chart-data.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import type { MetricsPayload } from "../../agent/service/payloads.ts";
 
@@ -75,5 +76,40 @@ describe("APDU latency histogram", () => {
     expect(h.all.counts).toEqual([5, 2, 0, 1]);
     expect(h.all.counts.every((c) => c >= 0)).toBe(true);
     expect(h.all.p99).toBe("+Inf");
+  });
+});
+
+describe("read outcomes per sample interval", () => {
+  const t = Date.UTC(2026, 11, 4, 12);
+  const m = 60_000;
+  test("one bar per sample, its interval back to the previous sample; totals and the tallest bar", () => {
+    const d = readOutcomes([
+      { at: t - 30 * m, readsOk: 2, readsFailed: 1 },
+      { at: t - 45 * m, readsOk: 0, readsFailed: 0 },
+      { at: t - 15 * m, readsOk: 5, readsFailed: 0 },
+    ], t);
+    expect(d.bars.map((b) => [(t - b.from) / m, (t - b.at) / m, b.ok, b.failed])).toEqual([[60, 45, 0, 0], [45, 30, 2, 1], [30, 15, 5, 0]]);
+    expect([d.ok, d.failed, d.max]).toEqual([7, 1, 5]);
+    expect(d.from).toBe(t - 60 * m);
+    expect(d.to).toBe(t);
+  });
+
+  test("older than the window is left out; a gap (agent offline) does not widen the bar after it; no negative counts", () => {
+    const d = readOutcomes([
+      { at: t - 49 * 60 * m, readsOk: 9, readsFailed: 9 },
+      { at: t - 300 * m, readsOk: 1, readsFailed: 0 },
+      { at: t - 285 * m, readsOk: 1, readsFailed: 0 },
+      { at: t - 15 * m, readsOk: -4, readsFailed: 2 },
+    ], t);
+    expect(d.bars).toHaveLength(3);
+    expect((d.bars[2]!.at - d.bars[2]!.from) / m).toBe(15);
+    expect([d.bars[2]!.ok, d.bars[2]!.failed]).toEqual([0, 2]);
+    expect([d.ok, d.failed]).toEqual([2, 2]);
+  });
+
+  test("no samples: an empty chart over the window", () => {
+    const d = readOutcomes([], t);
+    expect(d.bars).toEqual([]);
+    expect([d.from, d.to, d.max]).toEqual([t - 48 * 60 * m, t, 1]);
   });
 });

@@ -110,7 +110,7 @@ export const api = {
   agent: (id: string) => call<AgentDetail>("GET", `/api/agents/${encodeURIComponent(id)}`),
   alerts: () => call<{ alerts: Alert[] }>("GET", "/api/alerts"),
   history: (id: string, slug: string) =>
-    call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
+    call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number; readsOk: number; readsFailed: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
   /**
    * Sends a command the page built (remote.ts) and calls `onEvent` for each event of the
    * server's stream until it ends. Throws HttpError when the server refuses it.

@@ -10,6 +10,7 @@ import { ago, h, ms, pct } from "../dom.ts";
 import type { View } from "../app.ts";
 import { trendChart } from "./trend-chart.ts";
 import { latencyHistogram } from "./histogram-chart.ts";
+import { outcomesChart } from "./outcomes-chart.ts";
 import { actionsPanel, type ActionsPanel } from "./actions.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
@@ -37,7 +38,7 @@ export function agentView(root: HTMLElement, agentId: string): View {
         const hist = await api.history(agentId, r.slug);
         const rate = hist.samples.filter((s) => s.rate !== null).map((s): [number, number] => [s.at, s.rate!]);
         const p95 = hist.samples.filter((s) => s.p95 !== null).map((s): [number, number] => [s.at, s.p95!]);
-        return h("div", { class: "card" }, h("b", {}, r.reader), h("br"), trendChart("success rate", rate, { max: 1, format: (v) => pct(v) }), trendChart("APDU p95", p95, { format: (v) => ms(v) }));
+        return h("div", { class: "card", "data-reader": r.slug }, h("b", {}, r.reader), h("br"), trendChart("success rate", rate, { max: 1, format: (v) => pct(v) }), trendChart("APDU p95", p95, { format: (v) => ms(v) }), outcomesChart(hist.samples));
       }),
     );
     trends.replaceChildren(...blocks);
@@ -74,6 +75,7 @@ export function agentView(root: HTMLElement, agentId: string): View {
             h("td", {}, ms(r.p95)),
             h("td", {}, r.lastFailureClass ?? "–"),
             h("td", {}, r.at))))),
+      h("h3", {}, "APDU latency (the agent's newest metrics)"),
       latencyHistogram(a.apduLatency, histCommand, (c) => {
         histCommand = c;
         if (last) render(last);

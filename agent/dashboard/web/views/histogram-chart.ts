@@ -31,7 +31,7 @@ export function latencyHistogram(data: LatencyHistogram | null, selected: string
   picker.value = s.command;
   picker.addEventListener("change", () => onSelect(picker.value));
   return h("div", { class: "card", "data-testid": "latency-histogram" },
-    h("div", { class: "toolbar" }, h("b", {}, "APDU latency"), picker, h("span", { class: "muted" }, `metrics of ${data.at}`)),
+    h("div", { class: "toolbar" }, picker, h("span", { class: "muted" }, `metrics of ${data.at}`)),
     h("p", { "data-testid": "histogram-quantiles" }, `p50 ${leText(s.p50)} · p95 ${leText(s.p95)} · p99 ${leText(s.p99)} · ${s.count} APDUs${s.count > 0 ? `, mean ${fmtMs(s.sum / s.count)}` : ""}`),
     bars(data.bounds, s),
     h("details", {}, h("summary", {}, "bucket counts"),
