@@ -10,7 +10,8 @@
  *   the latest message cannot undo the other's write;
  * - events arrive at one instance each (shared subscription); the page reads them from here;
  * - history samples are keyed by (agent, reader, sample time): instances sample on the same
- *   interval grid, so the second writer's row is a duplicate and is dropped;
+ *   interval grid, so the second writer's row is a duplicate and is dropped, except for its
+ *   read counts (each instance counts the read events of its share of the stream): they add up;
  * - retention moves samples into daily rows with one DELETE ... RETURNING, so two instances
  *   pruning at once cannot count a sample twice;
  * - a batch writes its rows in key order, so two writers never wait on each other in a cycle.

@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { apduLatencyHistogram } from "../../agent/dashboard/charts.ts";
 import { readOutcomes } from "../../agent/dashboard/web/chart-data.ts";
+import { diagnoseNote, lastDiagnosis, onDiagnosis, rememberDiagnosis } from "../../agent/dashboard/web/diagnose-memory.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import type { MetricsPayload } from "../../agent/service/payloads.ts";
 
@@ -111,5 +112,34 @@ describe("read outcomes per sample interval", () => {
     const d = readOutcomes([], t);
     expect(d.bars).toEqual([]);
     expect([d.from, d.to, d.max]).toEqual([t - 48 * 60 * m, t, 1]);
+  });
+});
+
+describe("last diagnose result per reader (kept in the page)", () => {
+  const result = (name: string, verdict: string) => ({
+    reader: { name, missing: [] },
+    verdict,
+    stability: { exchanges: 10, ok: 9, failed: 1, presenceFlaps: 2, relinks: 0, latencyMs: { min: 3, p50: 5, p95: 9.5, p99: 12, max: 15 } },
+    advice: ["keep the document flat"],
+  });
+  test("the newest result per agent and reader, shaped into one line; listeners hear of it", () => {
+    const heard: string[] = [];
+    const off = onDiagnosis((id) => heard.push(id));
+    expect(lastDiagnosis("kiosk-1", "ACS")).toBeUndefined();
+    rememberDiagnosis("kiosk-1", result("ACS", "good"), 1000);
+    rememberDiagnosis("kiosk-1", result("ACS", "marginal"), 2000);
+    rememberDiagnosis("kiosk-2", result("ACS", "unusable"), 3000);
+    expect(lastDiagnosis("kiosk-1", "ACS")).toEqual({ at: 2000, reader: "ACS", verdict: "marginal", summary: "9/10 exchanges ok, 2 presence flap(s), p95 9.5 ms", advice: ["keep the document flat"] });
+    expect(lastDiagnosis("kiosk-2", "ACS")!.verdict).toBe("unusable");
+    expect(heard).toEqual(["kiosk-1", "kiosk-1", "kiosk-2"]);
+    off();
+    rememberDiagnosis("kiosk-1", result("ACS", "good"));
+    expect(heard).toHaveLength(3);
+  });
+
+  test("a result without a reader name is not kept; odd fields do not throw", () => {
+    expect(diagnoseNote({ verdict: "good" }, 1)).toBeUndefined();
+    expect(rememberDiagnosis("kiosk-9", { reader: { name: 5 } })).toBeUndefined();
+    expect(diagnoseNote({ reader: { name: "R" }, stability: { ok: "x", latencyMs: null }, advice: "no" }, 1)).toEqual({ at: 1, reader: "R", verdict: "?", summary: "?/? exchanges ok", advice: [] });
   });
 });

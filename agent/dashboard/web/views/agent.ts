@@ -11,6 +11,7 @@ import type { View } from "../app.ts";
 import { trendChart } from "./trend-chart.ts";
 import { latencyHistogram } from "./histogram-chart.ts";
 import { outcomesChart } from "./outcomes-chart.ts";
+import { lastDiagnosis, onDiagnosis } from "../diagnose-memory.ts";
 import { actionsPanel, type ActionsPanel } from "./actions.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
@@ -19,6 +20,9 @@ export function agentView(root: HTMLElement, agentId: string): View {
   let actions: ActionsPanel | undefined;
   let histCommand = "all";
   let last: AgentDetail | undefined;
+  const offDiagnosis = onDiagnosis((id) => {
+    if (id === agentId && last) render(last);
+  });
   root.append(h("p", {}, h("a", { href: "#/" }, "‹ fleet")), h("h2", {}, agentId), actionsHolder, body);
   async function load(): Promise<void> {
     try {
@@ -61,7 +65,7 @@ export function agentView(root: HTMLElement, agentId: string): View {
       a.alertList.length > 0 ? h("div", { class: "alerts" }, h("ul", {}, ...a.alertList.map((x) => h("li", {}, x.reader ? `${x.reader}: ` : "", x.message)))) : null,
       h("h3", {}, "Readers"),
       h("table", { "data-testid": "readers" },
-        h("thead", {}, h("tr", {}, ...["Reader", "Connected", "Card", "Success rate", "RF drops", "RF drops/h", "Recoveries", "APDU mean", "APDU p95", "Last failure", "Updated"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ...["Reader", "Connected", "Card", "Success rate", "RF drops", "RF drops/h", "Recoveries", "APDU mean", "APDU p95", "Last failure", "Updated", "Last diagnose (run from this page)"].map((c) => h("th", {}, c)))),
         h("tbody", {}, ...a.readers.map((r) =>
           h("tr", { "data-reader": r.slug },
             h("td", { "data-testid": "reader-name" }, r.reader),
@@ -74,7 +78,8 @@ export function agentView(root: HTMLElement, agentId: string): View {
             h("td", {}, ms(r.mean)),
             h("td", {}, ms(r.p95)),
             h("td", {}, r.lastFailureClass ?? "–"),
-            h("td", {}, r.at))))),
+            h("td", {}, r.at),
+            diagnoseCell(agentId, r.reader))))),
       h("h3", {}, "APDU latency (the agent's newest metrics)"),
       latencyHistogram(a.apduLatency, histCommand, (c) => {
         histCommand = c;
@@ -109,9 +114,18 @@ export function agentView(root: HTMLElement, agentId: string): View {
       if (more || agents.includes(agentId)) void load();
     },
     dispose() {
+      offDiagnosis();
       actions?.dispose();
     },
   };
+}
+
+/** The reader's last diagnose result opened in this page (agents send it only to the requester). */
+function diagnoseCell(agentId: string, reader: string): HTMLElement {
+  const n = lastDiagnosis(agentId, reader);
+  if (!n) return h("td", { class: "muted", "data-testid": "reader-diagnose" }, "–");
+  return h("td", { "data-testid": "reader-diagnose", title: n.advice.join("\n") },
+    h("b", { class: n.verdict === "good" ? "" : "bad" }, n.verdict.toUpperCase()), ` ${ago(n.at)}: ${n.summary}`);
 }
 
 function present(...nodes: Array<Node | null>): Node[] {
