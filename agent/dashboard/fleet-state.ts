@@ -61,6 +61,10 @@ const RF_POINT_GAP_MS = 5 * 60_000;
 /** Events waiting for the store at most (a store that is down must not grow memory without bound). */
 export const MAX_PENDING_EVENTS = 20_000;
 const HOUR_MS = 3_600_000;
+/** Readers with read counts waiting for a sample, at most (two per agent of a 10,000-agent fleet, five times over). */
+const MAX_READ_KEYS = 100_000;
+/** Read event ids remembered to count a redelivered one once. */
+const MAX_COUNTED_IDS = 20_000;
 
 export class FleetState {
   readonly agents = new Map<string, AgentState>();
@@ -72,6 +76,10 @@ export class FleetState {
   #pendingEvents: EventRow[] = [];
   /** Events dropped because the store fell too far behind. */
   droppedEvents = 0;
+  /** Read events per reader ("agent\0slug") received since that reader's last sample. */
+  #reads = new Map<string, { ok: number; failed: number }>();
+  /** Recently counted read events ("agent\0eventId"): a redelivered event (QoS 1) is counted once. */
+  #counted = new Set<string>();
 
   constructor(alerts: DashboardConfig["alerts"]) {
     this.#alerts = alerts;
@@ -168,6 +176,7 @@ export class FleetState {
         bump(a, Date.parse(e.at));
         a.lastSeen = now;
         // A sealed envelope is of no use here (its key is the fleet's, not the dashboard's): not kept.
+        if (e.type === "read") this.#countRead(a.agentId, e.eventId, readerSlug(e.reader), e.outcome === "success");
         const { personalData: _sealed, ...kept } = e as typeof e & { personalData?: unknown };
         this.#pendingEvents.push({ agentId: a.agentId, eventId: e.eventId, at: e.at, type: e.type, reader: e.reader, body: JSON.stringify(kept) });
         if (this.#pendingEvents.length > MAX_PENDING_EVENTS) this.droppedEvents += this.#pendingEvents.splice(0, this.#pendingEvents.length - MAX_PENDING_EVENTS).length;
@@ -222,10 +231,34 @@ export class FleetState {
       if (!a.online) continue;
       for (const r of a.readers.values()) {
         const h = r.health;
-        out.push({ agentId: a.agentId, slug: r.slug, at: now, rate: h.successRate.rate, windowReads: h.successRate.windowReads, rfDrops: h.rfDrops, recoveries: h.recoveries, p95: h.apduLatencyMs.p95 });
+        const key = `${a.agentId}\u0000${r.slug}`;
+        const reads = this.#reads.get(key);
+        this.#reads.delete(key);
+        out.push({ agentId: a.agentId, slug: r.slug, at: now, rate: h.successRate.rate, windowReads: h.successRate.windowReads, rfDrops: h.rfDrops, recoveries: h.recoveries, p95: h.apduLatencyMs.p95, readsOk: reads?.ok ?? 0, readsFailed: reads?.failed ?? 0 });
       }
     }
     return out;
+  }
+
+  /**
+   * Counts a read event toward its reader's next sample (an offline agent's or an unknown
+   * reader's wait for the sample that includes them). Bounded: a misbehaving agent naming
+   * endless readers cannot grow it past MAX_READ_KEYS.
+   */
+  #countRead(agentId: string, eventId: string, slug: string, ok: boolean): void {
+    const id = `${agentId}\u0000${eventId}`;
+    if (this.#counted.has(id)) return;
+    this.#counted.add(id);
+    if (this.#counted.size > MAX_COUNTED_IDS) this.#counted.delete(this.#counted.values().next().value!);
+    const key = `${agentId}\u0000${slug}`;
+    let c = this.#reads.get(key);
+    if (!c) {
+      if (this.#reads.size >= MAX_READ_KEYS) return;
+      c = { ok: 0, failed: 0 };
+      this.#reads.set(key, c);
+    }
+    if (ok) c.ok++;
+    else c.failed++;
   }
 
   /** RF drops per hour over the reader's last hour, undefined until 5 minutes are covered. */

@@ -13,6 +13,7 @@ import type { AgentState, Change, FleetState, OverviewQuery, Sort } from "./flee
 import type { FleetStore } from "./store.ts";
 import { fleetExposition, type IngestCounters } from "./prometheus.ts";
 import { checkCommand, CommandRefused, DASHBOARD_COMMANDS, type CommandRelay, type RelayEnd } from "./commands.ts";
+import { apduLatencyHistogram } from "./charts.ts";
 
 const WEB = join(import.meta.dir, "web");
 const SECURITY_HEADERS: Record<string, string> = {
@@ -334,6 +335,7 @@ export function startServer(d: ServerDeps): DashboardServer {
       }),
       canCommand: d.commands !== undefined,
       hpkePublicKey: a.publicKey,
+      apduLatency: apduLatencyHistogram(a.metrics),
     };
   }
 

@@ -10,7 +10,8 @@
  *   the latest message cannot undo the other's write;
  * - events arrive at one instance each (shared subscription); the page reads them from here;
  * - history samples are keyed by (agent, reader, sample time): instances sample on the same
- *   interval grid, so the second writer's row is a duplicate and is dropped;
+ *   interval grid, so the second writer's row is a duplicate and is dropped, except for its
+ *   read counts (each instance counts the read events of its share of the stream): they add up;
  * - retention moves samples into daily rows with one DELETE ... RETURNING, so two instances
  *   pruning at once cannot count a sample twice;
  * - a batch writes its rows in key order, so two writers never wait on each other in a cycle.
@@ -23,14 +24,14 @@ import type { Session, SessionBackend } from "./auth.ts";
 import type { AgentRow, AuditRow, DailyRow, EventRow, FleetStore, ReaderRow, Retention, SampleRow } from "./store.ts";
 
 /** The schema version this code writes; an older database is migrated, a newer one refused. */
-export const PG_SCHEMA_VERSION = 1;
+export const PG_SCHEMA_VERSION = 2;
 /** pg_advisory_xact_lock key for schema creation and migration ("mrtd" in ASCII). */
 const MIGRATION_LOCK = 0x6d727464;
 /** Rows and characters per statement: a large batch (10,000 agents' metrics) goes in parts, each encoded on its own. */
 const CHUNK_ROWS = 2000;
 const CHUNK_CHARS = 1024 * 1024;
 
-const MIGRATIONS: Record<number, string[]> = {
+export const MIGRATIONS: Record<number, string[]> = {
   1: [
     `CREATE TABLE agents (agent_id text PRIMARY KEY, online boolean NOT NULL, version text, started_at text, last_seen bigint NOT NULL, offline_since bigint, metrics text, msg_at bigint NOT NULL DEFAULT 0)`,
     `CREATE TABLE readers (agent_id text NOT NULL, slug text NOT NULL, health text NOT NULL, updated_at bigint NOT NULL, msg_at bigint NOT NULL DEFAULT 0, PRIMARY KEY (agent_id, slug))`,
@@ -45,6 +46,8 @@ const MIGRATIONS: Record<number, string[]> = {
     `CREATE TABLE sessions (id text PRIMARY KEY, "user" text NOT NULL, role text NOT NULL, csrf text NOT NULL, expires bigint NOT NULL)`,
     `CREATE TABLE leases (name text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL, value text)`,
   ],
+  // Read outcomes per sample interval (SampleRow.readsOk/readsFailed); rows from before count 0.
+  2: [`ALTER TABLE samples ADD COLUMN reads_ok float8 NOT NULL DEFAULT 0, ADD COLUMN reads_failed float8 NOT NULL DEFAULT 0`],
 };
 
 export interface PostgresStoreOptions {
@@ -90,7 +93,14 @@ export class PostgresFleetStore implements FleetStore {
     const agents = [...new Map(batch.agents.map((a) => [a.agentId, a])).values()].sort((a, b) => cmp(a.agentId, b.agentId));
     const readers = [...new Map(batch.readers.map((r) => [`${r.agentId}\u0000${r.slug}`, r])).values()].sort((a, b) => cmp(a.agentId, b.agentId) || cmp(a.slug, b.slug));
     const events = batch.events;
-    const samples = batch.samples;
+    // One row per key here too (DO UPDATE may not touch a row twice): the reads of duplicates add up.
+    const sampleMap = new Map<string, SampleRow>();
+    for (const x of batch.samples) {
+      const k = `${x.agentId}\u0000${x.slug}\u0000${x.at}`;
+      const prev = sampleMap.get(k);
+      sampleMap.set(k, prev ? { ...prev, readsOk: prev.readsOk + x.readsOk, readsFailed: prev.readsFailed + x.readsFailed } : x);
+    }
+    const samples = [...sampleMap.values()];
     if (agents.length + readers.length + events.length + samples.length === 0) return;
     const { texts, ints, floats, bools } = arrays(this.#sql);
     await this.#sql.begin(async (tx) => {
@@ -114,10 +124,13 @@ export class PostgresFleetStore implements FleetStore {
           ON CONFLICT (agent_id, event_id) DO NOTHING`;
       }
       for (const c of chunks(samples, (s) => s.agentId.length + s.slug.length + 64)) {
-        await tx`INSERT INTO samples (agent_id, slug, at, rate, window_reads, rf_drops, recoveries, p95)
+        // The other instances' samples of the same instant add their shares of the read events.
+        await tx`INSERT INTO samples (agent_id, slug, at, rate, window_reads, rf_drops, recoveries, p95, reads_ok, reads_failed)
           SELECT * FROM unnest(${texts(c.map((s) => s.agentId))}::text[], ${texts(c.map((s) => s.slug))}::text[], ${ints(c.map((s) => s.at))}::int8[], ${floats(c.map((s) => s.rate))}::float8[],
-            ${floats(c.map((s) => s.windowReads))}::float8[], ${floats(c.map((s) => s.rfDrops))}::float8[], ${floats(c.map((s) => s.recoveries))}::float8[], ${floats(c.map((s) => s.p95))}::float8[])
-          ON CONFLICT (agent_id, slug, at) DO NOTHING`;
+            ${floats(c.map((s) => s.windowReads))}::float8[], ${floats(c.map((s) => s.rfDrops))}::float8[], ${floats(c.map((s) => s.recoveries))}::float8[], ${floats(c.map((s) => s.p95))}::float8[],
+            ${floats(c.map((s) => s.readsOk))}::float8[], ${floats(c.map((s) => s.readsFailed))}::float8[])
+          ON CONFLICT (agent_id, slug, at) DO UPDATE SET reads_ok = samples.reads_ok + excluded.reads_ok, reads_failed = samples.reads_failed + excluded.reads_failed
+          WHERE excluded.reads_ok + excluded.reads_failed > 0`;
       }
     });
   }
@@ -142,9 +155,9 @@ export class PostgresFleetStore implements FleetStore {
   }
 
   async samples(agentId: string, slug: string, sinceMs: number): Promise<SampleRow[]> {
-    const rows: Array<{ agent_id: string; slug: string; at: number; rate: number | null; window_reads: number; rf_drops: number; recoveries: number; p95: number | null }> = await this.#sql`
-      SELECT agent_id, slug, at::float8 AS at, rate, window_reads, rf_drops, recoveries, p95 FROM samples WHERE agent_id = ${agentId} AND slug = ${slug} AND at >= ${Math.trunc(sinceMs)} ORDER BY at`;
-    return rows.map((r) => ({ agentId: r.agent_id, slug: r.slug, at: r.at, rate: r.rate, windowReads: r.window_reads, rfDrops: r.rf_drops, recoveries: r.recoveries, p95: r.p95 }));
+    const rows: Array<{ agent_id: string; slug: string; at: number; rate: number | null; window_reads: number; rf_drops: number; recoveries: number; p95: number | null; reads_ok: number; reads_failed: number }> = await this.#sql`
+      SELECT agent_id, slug, at::float8 AS at, rate, window_reads, rf_drops, recoveries, p95, reads_ok, reads_failed FROM samples WHERE agent_id = ${agentId} AND slug = ${slug} AND at >= ${Math.trunc(sinceMs)} ORDER BY at`;
+    return rows.map((r) => ({ agentId: r.agent_id, slug: r.slug, at: r.at, rate: r.rate, windowReads: r.window_reads, rfDrops: r.rf_drops, recoveries: r.recoveries, p95: r.p95, readsOk: r.reads_ok, readsFailed: r.reads_failed }));
   }
 
   async daily(agentId: string, slug: string): Promise<DailyRow[]> {

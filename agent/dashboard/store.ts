@@ -58,6 +58,13 @@ export interface SampleRow {
   rfDrops: number;
   recoveries: number;
   p95: number | null;
+  /**
+   * Read events (successful, failed) of this reader the dashboard received since its previous
+   * sample. With several instances on one database each counts its share of the event stream
+   * and the store adds them up (store-postgres.ts).
+   */
+  readsOk: number;
+  readsFailed: number;
 }
 export interface DailyRow {
   agentId: string;
@@ -115,7 +122,7 @@ CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, online INTEGER NOT
 CREATE TABLE IF NOT EXISTS readers (agent_id TEXT NOT NULL, slug TEXT NOT NULL, health TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (agent_id, slug));
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, event_id TEXT NOT NULL, at TEXT NOT NULL, type TEXT NOT NULL, reader TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (agent_id, event_id));
 CREATE INDEX IF NOT EXISTS events_agent ON events (agent_id, seq);
-CREATE TABLE IF NOT EXISTS samples (agent_id TEXT NOT NULL, slug TEXT NOT NULL, at INTEGER NOT NULL, rate REAL, window_reads INTEGER NOT NULL, rf_drops INTEGER NOT NULL, recoveries INTEGER NOT NULL, p95 REAL);
+CREATE TABLE IF NOT EXISTS samples (agent_id TEXT NOT NULL, slug TEXT NOT NULL, at INTEGER NOT NULL, rate REAL, window_reads INTEGER NOT NULL, rf_drops INTEGER NOT NULL, recoveries INTEGER NOT NULL, p95 REAL, reads_ok INTEGER NOT NULL DEFAULT 0, reads_failed INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS samples_reader ON samples (agent_id, slug, at);
 CREATE INDEX IF NOT EXISTS samples_at ON samples (at);
 CREATE TABLE IF NOT EXISTS daily (agent_id TEXT NOT NULL, slug TEXT NOT NULL, day TEXT NOT NULL, samples INTEGER NOT NULL, rate_sum REAL NOT NULL, rate_n INTEGER NOT NULL, max_rf_drops INTEGER NOT NULL, max_recoveries INTEGER NOT NULL, max_p95 REAL, PRIMARY KEY (agent_id, slug, day));
@@ -130,12 +137,13 @@ export class SqliteFleetStore implements FleetStore {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path, { create: true, strict: true });
     this.#db.exec(SCHEMA);
+    migrateSqlite(this.#db);
     const db = this.#db;
     this.#q = {
       agent: db.prepare("INSERT INTO agents VALUES ($agentId, $online, $version, $startedAt, $lastSeen, $offlineSince, $metrics) ON CONFLICT (agent_id) DO UPDATE SET online = excluded.online, version = excluded.version, started_at = excluded.started_at, last_seen = excluded.last_seen, offline_since = excluded.offline_since, metrics = coalesce(excluded.metrics, metrics)"),
       reader: db.prepare("INSERT INTO readers VALUES ($agentId, $slug, $health, $updatedAt) ON CONFLICT (agent_id, slug) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at"),
       event: db.prepare("INSERT OR IGNORE INTO events (agent_id, event_id, at, type, reader, body) VALUES ($agentId, $eventId, $at, $type, $reader, $body)"),
-      sample: db.prepare("INSERT INTO samples VALUES ($agentId, $slug, $at, $rate, $windowReads, $rfDrops, $recoveries, $p95)"),
+      sample: db.prepare("INSERT INTO samples (agent_id, slug, at, rate, window_reads, rf_drops, recoveries, p95, reads_ok, reads_failed) VALUES ($agentId, $slug, $at, $rate, $windowReads, $rfDrops, $recoveries, $p95, $readsOk, $readsFailed)"),
       audit: db.prepare("INSERT INTO audit (at, user, role, action, agent_id, reader, outcome) VALUES ($at, $user, $role, $action, $agentId, $reader, $outcome)"),
     };
   }
@@ -173,11 +181,11 @@ export class SqliteFleetStore implements FleetStore {
 
   async samples(agentId: string, slug: string, sinceMs: number): Promise<SampleRow[]> {
     return this.#db
-      .query<{ agent_id: string; slug: string; at: number; rate: number | null; window_reads: number; rf_drops: number; recoveries: number; p95: number | null }, [string, string, number]>(
+      .query<{ agent_id: string; slug: string; at: number; rate: number | null; window_reads: number; rf_drops: number; recoveries: number; p95: number | null; reads_ok: number; reads_failed: number }, [string, string, number]>(
         "SELECT * FROM samples WHERE agent_id = ? AND slug = ? AND at >= ? ORDER BY at",
       )
       .all(agentId, slug, sinceMs)
-      .map((r) => ({ agentId: r.agent_id, slug: r.slug, at: r.at, rate: r.rate, windowReads: r.window_reads, rfDrops: r.rf_drops, recoveries: r.recoveries, p95: r.p95 }));
+      .map((r) => ({ agentId: r.agent_id, slug: r.slug, at: r.at, rate: r.rate, windowReads: r.window_reads, rfDrops: r.rf_drops, recoveries: r.recoveries, p95: r.p95, readsOk: r.reads_ok, readsFailed: r.reads_failed }));
   }
 
   async daily(agentId: string, slug: string): Promise<DailyRow[]> {
@@ -228,4 +236,16 @@ export class SqliteFleetStore implements FleetStore {
   async close(): Promise<void> {
     this.#db.close();
   }
+}
+
+/**
+ * Brings a database an earlier version made up to this schema (CREATE TABLE IF NOT EXISTS
+ * leaves existing tables as they were): samples gained reads_ok and reads_failed.
+ */
+function migrateSqlite(db: Database): void {
+  const cols = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('samples')").all().map((c) => c.name));
+  db.transaction(() => {
+    if (!cols.has("reads_ok")) db.exec("ALTER TABLE samples ADD COLUMN reads_ok INTEGER NOT NULL DEFAULT 0");
+    if (!cols.has("reads_failed")) db.exec("ALTER TABLE samples ADD COLUMN reads_failed INTEGER NOT NULL DEFAULT 0");
+  })();
 }

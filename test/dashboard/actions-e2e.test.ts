@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { b64 } from "../../agent/service/envelope.ts";
+import { readerSlug } from "../../agent/service/topics.ts";
 import { keyFingerprint } from "../../agent/dashboard/web/remote.ts";
 import { insertPassport, SPECIMEN_KEY, type StartedPassport } from "../support/e2e.ts";
 import { ensurePcscd, type PcscdHandle } from "../support/pcscd.ts";
@@ -225,6 +226,12 @@ describe("operator actions from the page (real agent, pcscd, Mosquitto, chromium
     await page.getByTestId("diagnose-verdict").waitFor({ timeout: 60_000 });
     expect(["GOOD", "MARGINAL"]).toContain((await page.getByTestId("diagnose-verdict").textContent())!);
     expect(await page.getByTestId("command-progress").textContent()).toContain("stability loop");
+    // The result stays next to its reader on the agent page (kept in this page only: agents send it to the requester alone).
+    const verdict = (await page.getByTestId("diagnose-verdict").textContent())!;
+    const diagSel = `[data-testid=readers] tr[data-reader="${readerSlug("Virtual PCD 00 00")}"] [data-testid=reader-diagnose]`;
+    await page.waitForFunction(([sel, want]) => ((globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector(sel!)?.textContent ?? "").startsWith(want!), [diagSel, verdict], { timeout: 5000 });
+    const diagCell = page.locator(diagSel);
+    expect(await diagCell.textContent()).toContain("/3 exchanges ok");
     await page.screenshot({ path: join(ARTIFACTS, "diagnose.png"), fullPage: true });
 
     // Remote read with the specimen MRZ key.

@@ -125,7 +125,45 @@ describe("dashboard in chromium", () => {
     await page.reload();
     await page.locator("[data-testid=trends] polyline").first().waitFor({ state: "attached", timeout: 5000 }); // a flat line has no height: "visible" would not do
     expect(await page.getByTestId("trends").textContent()).toContain("success rate: 67% now");
+    // The APDU latency histogram of kiosk-1's metrics (published after its first 4 reads of 3
+    // APDUs each: 4, 6 and 9 ms): 4 in the 5 ms bucket, 8 in the 10 ms one, none elsewhere.
+    const bar = (le: string) => page.locator(`[data-testid=histogram-bars] rect[data-le="${le}"]`).getAttribute("data-count");
+    expect([await bar("0.005"), await bar("0.01"), await bar("0.0025"), await bar("+Inf")]).toEqual(["4", "8", "0", "0"]);
+    expect(await page.getByTestId("histogram-quantiles").textContent()).toStartWith("p50 ≤ 10 ms · p95 ≤ 10 ms · p99 ≤ 10 ms · 12 APDUs");
+    await page.getByTestId("histogram-command").selectOption("read_binary");
+    expect(await page.getByTestId("histogram-command").inputValue()).toBe("read_binary");
+    expect(await bar("0.01")).toBe("8");
     await page.screenshot({ path: join(shots, "agent.png"), fullPage: true });
+    await page.close();
+  }, 20_000);
+
+  test("an agent page shows each reader's read outcomes per sample interval", async () => {
+    const page = await context.newPage();
+    await page.goto(`${dash.url}/#/agent/kiosk-3`);
+    await page.getByTestId("readers").waitFor();
+    await sims[2]!.readEvents(ACS, [true, true, true, "RF_TIMEOUT", "CARD_LOST"]);
+    await sims[2]!.readEvents("Virtual PCD 00 00", [true]);
+    // Samples every second here: wait until the history holds all five reads of the ACS reader.
+    const historyUrl = `/api/agents/kiosk-3/readers/${readerSlug(ACS)}/history`;
+    let counted = [0, 0];
+    for (let i = 0; i < 100 && counted[0]! + counted[1]! < 5; i++) {
+      counted = await page.evaluate(async (u) => {
+        const s = ((await (await fetch(u)).json()) as { samples: Array<{ readsOk: number; readsFailed: number }> }).samples;
+        return [s.reduce((n, x) => n + x.readsOk, 0), s.reduce((n, x) => n + x.readsFailed, 0)];
+      }, historyUrl);
+      await Bun.sleep(100);
+    }
+    expect(counted).toEqual([3, 2]);
+    await page.reload();
+    const chart = page.locator(`[data-testid=trends] [data-reader="${readerSlug(ACS)}"] [data-testid=outcomes-chart]`);
+    await chart.waitFor({ state: "attached", timeout: 5000 });
+    await page.waitForFunction(() => ((globalThis as unknown as BrowserGlobals).document.querySelector("[data-testid=trends]")?.textContent ?? "").includes("3 ok, 2 failed"), undefined, { timeout: 5000 });
+    const bars = await chart.locator("g[data-ok]").evaluateAll((gs) => gs.map((g) => [Number(g.getAttribute("data-ok")), Number(g.getAttribute("data-failed"))]));
+    expect(bars.reduce((n, b) => n + b[0]!, 0)).toBe(3);
+    expect(bars.reduce((n, b) => n + b[1]!, 0)).toBe(2);
+    expect(await chart.locator("rect").count()).toBeGreaterThan(0);
+    expect(await page.locator(`[data-testid=trends] [data-reader="${readerSlug("Virtual PCD 00 00")}"] [data-testid=outcomes-chart]`).textContent()).toContain("1 ok, 0 failed");
+    await page.screenshot({ path: join(shots, "agent-outcomes.png"), fullPage: true });
     await page.close();
   }, 20_000);
 

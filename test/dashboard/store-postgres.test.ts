@@ -7,15 +7,16 @@
  * and the schema is created once however many instances start together.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Session } from "../../agent/dashboard/auth.ts";
 import { parseDashboardConfig } from "../../agent/dashboard/config.ts";
-import { PG_SCHEMA_VERSION, PostgresFleetStore } from "../../agent/dashboard/store-postgres.ts";
+import { MIGRATIONS, PG_SCHEMA_VERSION, PostgresFleetStore } from "../../agent/dashboard/store-postgres.ts";
 import type { AgentRow, SampleRow } from "../../agent/dashboard/store.ts";
 import { startPostgres, writePasswordFile, type PostgresCluster } from "../support/postgres.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
-import { fleetStoreContract, HOSTILE, hostileInputContract } from "./fixtures/store-contract.ts";
+import { fleetStoreContract, HOSTILE, hostileInputContract, readOutcomesContract } from "./fixtures/store-contract.ts";
 
 let pg: PostgresCluster;
 beforeAll(async () => {
@@ -29,6 +30,7 @@ const open = async (name: string) => PostgresFleetStore.open({ url: await pg.dat
 
 fleetStoreContract("PostgresFleetStore", open);
 hostileInputContract("PostgresFleetStore", open);
+readOutcomesContract("PostgresFleetStore", open);
 
 const agent = (agentId: string, msgAt: number, online: boolean, version = "1"): AgentRow => ({ agentId, online, version, startedAt: null, lastSeen: msgAt, offlineSince: online ? null : msgAt, metrics: null, msgAt });
 
@@ -42,6 +44,23 @@ describe("PostgresFleetStore shared by several instances", () => {
     await expect(PostgresFleetStore.open({ url, password: pg.password })).rejects.toThrow(`schema version ${PG_SCHEMA_VERSION + 1}, newer than this dashboard's ${PG_SCHEMA_VERSION}`);
     await admin`UPDATE mrtd_dashboard_schema SET version = ${PG_SCHEMA_VERSION}`;
     for (const s of stores) await s.close();
+  });
+
+  test("a version 1 database is migrated: samples gain read outcomes, its rows count 0 reads", async () => {
+    // Made by the dashboard's role, as an earlier version would have: the migration runs as it, the tables' owner.
+    const old = new SQL(await pg.database("v1"), { password: pg.password, database: "v1", max: 1 });
+    await old.begin(async (tx) => {
+      await tx`CREATE TABLE mrtd_dashboard_schema (version int NOT NULL)`;
+      await tx`INSERT INTO mrtd_dashboard_schema (version) VALUES (1)`;
+      for (const stmt of MIGRATIONS[1]!) await tx.unsafe(stmt);
+      await tx`INSERT INTO samples (agent_id, slug, at, rate, window_reads, rf_drops, recoveries, p95) VALUES ('ag', 'r', 1000, 0.5, 4, 0, 0, 12.5)`;
+    });
+    const s = await open("v1");
+    expect(await old`SELECT version FROM mrtd_dashboard_schema`).toEqual([{ version: PG_SCHEMA_VERSION }]);
+    await old.close();
+    await s.write({ agents: [], readers: [], events: [], samples: [{ agentId: "ag", slug: "r", at: 2000, rate: 1, windowReads: 5, rfDrops: 0, recoveries: 0, p95: 10, readsOk: 3, readsFailed: 1 }] });
+    expect((await s.samples("ag", "r", 0)).map((x) => [x.at, x.rate, x.readsOk, x.readsFailed])).toEqual([[1000, 0.5, 0, 0], [2000, 1, 3, 1]]);
+    await s.close();
   });
 
   test("a wrong password or an unreachable server fails to open with the reason, never the password", async () => {
@@ -106,9 +125,14 @@ describe("PostgresFleetStore shared by several instances", () => {
     const b = await open("history");
     const now = Date.UTC(2026, 11, 4, 12);
     const samples: SampleRow[] = [];
-    for (let h = 100; h >= 60; h--) for (const slug of ["r1", "r2"]) samples.push({ agentId: "ag", slug, at: now - h * 3_600_000, rate: 0.5, windowReads: 10, rfDrops: h, recoveries: 1, p95: h });
-    await Promise.all([a.write({ agents: [], readers: [], events: [], samples }), b.write({ agents: [], readers: [], events: [], samples })]);
-    expect(await a.samples("ag", "r1", 0)).toHaveLength(41);
+    for (let h = 100; h >= 60; h--) for (const slug of ["r1", "r2"]) samples.push({ agentId: "ag", slug, at: now - h * 3_600_000, rate: 0.5, windowReads: 10, rfDrops: h, recoveries: 1, p95: h, readsOk: 2, readsFailed: h === 60 ? 1 : 0 });
+    // Each instance counted its share of the read events: the stored sample holds their sum.
+    const bShare = samples.map((x) => ({ ...x, readsOk: 3, readsFailed: 0 }));
+    await Promise.all([a.write({ agents: [], readers: [], events: [], samples }), b.write({ agents: [], readers: [], events: [], samples: bShare })]);
+    const stored = await a.samples("ag", "r1", 0);
+    expect(stored).toHaveLength(41);
+    expect(stored.every((x) => x.readsOk === 5)).toBe(true);
+    expect(stored.map((x) => x.readsFailed).reduce((m, n) => m + n, 0)).toBe(1);
     const ret = { rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 };
     const [ra, rb] = await Promise.all([a.prune(now, ret), b.prune(now, ret)]);
     expect(ra.deleted + rb.deleted).toBe(82);

@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DASHBOARD_DEFAULTS, parseDashboardConfig, type DashboardConfig } from "../../agent/dashboard/config.ts";
@@ -13,7 +14,7 @@ import { acceptPayload } from "../../agent/dashboard/contract.ts";
 import { FleetState, MAX_PENDING_EVENTS } from "../../agent/dashboard/fleet-state.ts";
 import { fleetExposition } from "../../agent/dashboard/prometheus.ts";
 import { SqliteFleetStore } from "../../agent/dashboard/store.ts";
-import { fleetStoreContract, hostileInputContract } from "./fixtures/store-contract.ts";
+import { fleetStoreContract, hostileInputContract, readOutcomesContract } from "./fixtures/store-contract.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import { APDU_BUCKETS_S, MetricsRegistry } from "../../agent/service/metrics.ts";
 import { parseFleetTopic, readerSlug } from "../../agent/service/topics.ts";
@@ -103,6 +104,24 @@ describe("FleetState", () => {
 
 fleetStoreContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
 hostileInputContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
+readOutcomesContract("SqliteFleetStore", (name) => new SqliteFleetStore(join(dir, `${name}.sqlite`)));
+
+describe("SqliteFleetStore schema migration", () => {
+  test("a database from before read outcomes gains their columns; its samples count 0 reads", async () => {
+    const path = join(dir, "old.sqlite");
+    const old = new Database(path, { create: true });
+    old.exec("CREATE TABLE samples (agent_id TEXT NOT NULL, slug TEXT NOT NULL, at INTEGER NOT NULL, rate REAL, window_reads INTEGER NOT NULL, rf_drops INTEGER NOT NULL, recoveries INTEGER NOT NULL, p95 REAL)");
+    old.exec("INSERT INTO samples VALUES ('a1', 'r', 1000, 0.5, 4, 0, 0, 12.5)");
+    old.close();
+    const store = new SqliteFleetStore(path);
+    await store.write({ agents: [], readers: [], events: [], samples: [{ agentId: "a1", slug: "r", at: 2000, rate: 1, windowReads: 5, rfDrops: 0, recoveries: 0, p95: 10, readsOk: 3, readsFailed: 1 }] });
+    expect((await store.samples("a1", "r", 0)).map((x) => [x.at, x.rate, x.readsOk, x.readsFailed])).toEqual([[1000, 0.5, 0, 0], [2000, 1, 3, 1]]);
+    await store.close();
+    const reopened = new SqliteFleetStore(path); // migrating twice changes nothing
+    expect(await reopened.samples("a1", "r", 0)).toHaveLength(2);
+    await reopened.close();
+  });
+});
 
 describe("dashboard configuration", () => {
   const hash = Bun.password.hashSync("pw", { algorithm: "argon2id" });

@@ -1,4 +1,6 @@
 /** The dashboard's JSON API as the page uses it: same-origin fetches, the CSRF token on POSTs. */
+import type { LatencyHistogram } from "../charts.ts";
+
 export interface SessionInfo {
   user: string;
   role: "viewer" | "operator";
@@ -56,6 +58,8 @@ export interface AgentDetail extends AgentRow {
   canCommand: boolean;
   /** The agent's HPKE public key (base64) from its birth; null when it published none. */
   hpkePublicKey: string | null;
+  /** The APDU latency distribution of the agent's newest metrics (charts.ts), null before any. */
+  apduLatency: LatencyHistogram | null;
 }
 
 /** One server-sent event of a command's stream: sent, reply (the agent's reply as it sent it), end. */
@@ -106,7 +110,7 @@ export const api = {
   agent: (id: string) => call<AgentDetail>("GET", `/api/agents/${encodeURIComponent(id)}`),
   alerts: () => call<{ alerts: Alert[] }>("GET", "/api/alerts"),
   history: (id: string, slug: string) =>
-    call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
+    call<{ samples: Array<{ at: number; rate: number | null; p95: number | null; rfDrops: number; readsOk: number; readsFailed: number }>; daily: Array<{ day: string; meanRate: number | null; maxP95: number | null }> }>("GET", `/api/agents/${encodeURIComponent(id)}/readers/${encodeURIComponent(slug)}/history`),
   /**
    * Sends a command the page built (remote.ts) and calls `onEvent` for each event of the
    * server's stream until it ends. Throws HttpError when the server refuses it.

@@ -13,6 +13,7 @@ import { api, HttpError, type AgentDetail, type CommandEvent } from "../api.ts";
 import { h } from "../dom.ts";
 import { keyFingerprint, prepareCommand, type PreparedCommand, type RemoteCommandRequest } from "../remote.ts";
 import { ERROR_HELP } from "../error-help.ts";
+import { rememberDiagnosis } from "../diagnose-memory.ts";
 
 const PIN_PREFIX = "mrtd-agent-key:";
 
@@ -201,7 +202,10 @@ export function actionsPanel(agentId: string): ActionsPanel {
     }
     status.textContent = `Done in ${ms} ms; the result was sealed by ${agentId}'s key and opened in this browser`;
     if (req.name === "ping") result.replaceChildren(h("p", { "data-testid": "pong" }, `pong from ${String(r.agentId ?? agentId)} in ${ms} ms`));
-    else if (req.name === "diagnose") result.replaceChildren(diagnosisView(r));
+    else if (req.name === "diagnose") {
+      result.replaceChildren(diagnosisView(r));
+      rememberDiagnosis(agentId, r); // shown next to the reader on the agent page (this page only)
+    }
     else result.replaceChildren(readView(r));
   }
 

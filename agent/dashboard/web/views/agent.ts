@@ -9,12 +9,20 @@ import { api, type AgentDetail } from "../api.ts";
 import { ago, h, ms, pct } from "../dom.ts";
 import type { View } from "../app.ts";
 import { trendChart } from "./trend-chart.ts";
+import { latencyHistogram } from "./histogram-chart.ts";
+import { outcomesChart } from "./outcomes-chart.ts";
+import { lastDiagnosis, onDiagnosis } from "../diagnose-memory.ts";
 import { actionsPanel, type ActionsPanel } from "./actions.ts";
 
 export function agentView(root: HTMLElement, agentId: string): View {
   const body = h("div");
   const actionsHolder = h("div");
   let actions: ActionsPanel | undefined;
+  let histCommand = "all";
+  let last: AgentDetail | undefined;
+  const offDiagnosis = onDiagnosis((id) => {
+    if (id === agentId && last) render(last);
+  });
   root.append(h("p", {}, h("a", { href: "#/" }, "‹ fleet")), h("h2", {}, agentId), actionsHolder, body);
   async function load(): Promise<void> {
     try {
@@ -34,12 +42,13 @@ export function agentView(root: HTMLElement, agentId: string): View {
         const hist = await api.history(agentId, r.slug);
         const rate = hist.samples.filter((s) => s.rate !== null).map((s): [number, number] => [s.at, s.rate!]);
         const p95 = hist.samples.filter((s) => s.p95 !== null).map((s): [number, number] => [s.at, s.p95!]);
-        return h("div", { class: "card" }, h("b", {}, r.reader), h("br"), trendChart("success rate", rate, { max: 1, format: (v) => pct(v) }), trendChart("APDU p95", p95, { format: (v) => ms(v) }));
+        return h("div", { class: "card", "data-reader": r.slug }, h("b", {}, r.reader), h("br"), trendChart("success rate", rate, { max: 1, format: (v) => pct(v) }), trendChart("APDU p95", p95, { format: (v) => ms(v) }), outcomesChart(hist.samples));
       }),
     );
     trends.replaceChildren(...blocks);
   }
   function render(a: AgentDetail): void {
+    last = a;
     void loadTrends(a).catch(() => undefined);
     const s = api.current();
     if (a.canCommand && s?.role === "operator") {
@@ -56,7 +65,7 @@ export function agentView(root: HTMLElement, agentId: string): View {
       a.alertList.length > 0 ? h("div", { class: "alerts" }, h("ul", {}, ...a.alertList.map((x) => h("li", {}, x.reader ? `${x.reader}: ` : "", x.message)))) : null,
       h("h3", {}, "Readers"),
       h("table", { "data-testid": "readers" },
-        h("thead", {}, h("tr", {}, ...["Reader", "Connected", "Card", "Success rate", "RF drops", "RF drops/h", "Recoveries", "APDU mean", "APDU p95", "Last failure", "Updated"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ...["Reader", "Connected", "Card", "Success rate", "RF drops", "RF drops/h", "Recoveries", "APDU mean", "APDU p95", "Last failure", "Updated", "Last diagnose (run from this page)"].map((c) => h("th", {}, c)))),
         h("tbody", {}, ...a.readers.map((r) =>
           h("tr", { "data-reader": r.slug },
             h("td", { "data-testid": "reader-name" }, r.reader),
@@ -69,7 +78,13 @@ export function agentView(root: HTMLElement, agentId: string): View {
             h("td", {}, ms(r.mean)),
             h("td", {}, ms(r.p95)),
             h("td", {}, r.lastFailureClass ?? "–"),
-            h("td", {}, r.at))))),
+            h("td", {}, r.at),
+            diagnoseCell(agentId, r.reader))))),
+      h("h3", {}, "APDU latency (the agent's newest metrics)"),
+      latencyHistogram(a.apduLatency, histCommand, (c) => {
+        histCommand = c;
+        if (last) render(last);
+      }),
       h("h3", {}, "Trends (last 48 h)"),
       trends,
       h("h3", {}, "Failure classes"),
@@ -99,9 +114,18 @@ export function agentView(root: HTMLElement, agentId: string): View {
       if (more || agents.includes(agentId)) void load();
     },
     dispose() {
+      offDiagnosis();
       actions?.dispose();
     },
   };
+}
+
+/** The reader's last diagnose result opened in this page (agents send it only to the requester). */
+function diagnoseCell(agentId: string, reader: string): HTMLElement {
+  const n = lastDiagnosis(agentId, reader);
+  if (!n) return h("td", { class: "muted", "data-testid": "reader-diagnose" }, "–");
+  return h("td", { "data-testid": "reader-diagnose", title: n.advice.join("\n") },
+    h("b", { class: n.verdict === "good" ? "" : "bad" }, n.verdict.toUpperCase()), ` ${ago(n.at)}: ${n.summary}`);
 }
 
 function present(...nodes: Array<Node | null>): Node[] {
