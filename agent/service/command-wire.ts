@@ -23,8 +23,9 @@ import type { CommandErrorBody } from "./command-types.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
 
-export const MQTT_PROTOCOLS = ["5", "3.1.1"] as const;
-export type MqttProtocol = (typeof MQTT_PROTOCOLS)[number];
+import type { MqttProtocol } from "./mqtt-protocol.ts";
+
+export { MQTT_PROTOCOLS, protocolVersion, type MqttProtocol } from "./mqtt-protocol.ts";
 
 /** Longest correlation (MQTT 5 Correlation Data, or the decoded 3.1.1 `correlation`), in bytes. */
 export const MAX_CORRELATION_BYTES = 64;
@@ -34,11 +35,6 @@ export const MAX_CORRELATION_BYTES = 64;
  * cannot wait longer than 2^31-1 ms (24.8 days), and no command runs anywhere near a day.
  */
 export const MAX_COMMAND_EXPIRY_S = 86_400;
-
-/** The MQTT protocol level mqtt.js takes for a protocol name (CONNECT's protocol level byte). */
-export function protocolVersion(p: MqttProtocol): 4 | 5 {
-  return p === "5" ? 5 : 4;
-}
 
 /** The 3.1.1 form's routing object, as it travels in the command payload. */
 export interface PayloadReply {

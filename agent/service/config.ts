@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
-import { MQTT_PROTOCOLS, type MqttProtocol } from "./command-wire.ts";
+import { MQTT_PROTOCOLS, type MqttProtocol } from "./mqtt-protocol.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];

@@ -12,9 +12,6 @@
  * - Several broker URLs are tried in rotation: each connection attempt takes the next URL of
  *   the list (wrapping), after this module's backoff delay. mqtt.js's own `servers` rotation
  *   is not used: it comes with its fixed reconnect period, which is off here.
- * - Messages that arrive between the CONNACK and the end of this module's set-up (a resumed
- *   session delivers its queued commands at once) are held and emitted right after
- *   `connected`, so their replies are not refused as offline.
  * - Last Will: `offline` on the retained status topic; after every connect a retained
  *   `online` birth (version, readers, start time).
  * - mqtt.js reconnects at a fixed period. Fleets of boards that lose the broker together would
@@ -44,9 +41,6 @@ import { protocolVersion, type MqttProtocol } from "./command-wire.ts";
 import { MAX_INCOMING_PACKET_BYTES } from "./command-validation.ts";
 
 export { MAX_INCOMING_PACKET_BYTES };
-
-/** Messages held between a CONNACK and the link being ready; more (a huge resumed queue) are dropped and time out at their requesters. */
-const MAX_EARLY_MESSAGES = 1000;
 
 export interface StatusOnline {
   state: "online";
@@ -165,7 +159,6 @@ export class MqttLink {
   readonly #urls: string[];
   #nextUrl = 0;
   #pending = new Map<MqttClient, Set<(e: Error) => void>>();
-  #early = new Map<MqttClient, IncomingMessage[]>();
 
   constructor(opts: MqttLinkOptions) {
     this.#opts = opts;
@@ -325,9 +318,6 @@ export class MqttLink {
     this.#current = client;
     this.#pending.set(client, new Set());
     let closed = false;
-    // Messages before this client is ready (a resumed session's queue): emitted once it is.
-    const early: IncomingMessage[] = [];
-    this.#early.set(client, early);
 
     client.on("connect", (connack) => {
       // Replies and events are small request/response traffic: no Nagle on our side either
@@ -343,8 +333,7 @@ export class MqttLink {
       if (p.messageExpiryInterval !== undefined) msg.messageExpiryIntervalS = p.messageExpiryInterval;
       if (p.userProperties !== undefined) msg.userProperties = p.userProperties;
       if (p.contentType !== undefined) msg.contentType = p.contentType;
-      if (this.#client === client) this.#emit("message", msg);
-      else if (this.#current === client && early.length < MAX_EARLY_MESSAGES) early.push(msg);
+      this.#emit("message", msg);
     });
     client.on("error", (e) => this.#emit("error", e));
     client.on("close", () => {
@@ -354,7 +343,6 @@ export class MqttLink {
       if (wasReady) this.#client = undefined;
       const pending = this.#pending.get(client);
       this.#pending.delete(client);
-      this.#early.delete(client);
       for (const fail of pending ?? []) fail(new MqttLinkError("CONNECTION_LOST", "connection closed before PUBACK"));
       client.end(true);
       if (wasReady) this.#emit("disconnected", { reason: "connection closed" });
@@ -375,6 +363,8 @@ export class MqttLink {
         if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
       }
       if (this.#current !== client) return;
+      // Set before the birth's await: a resumed session delivers its queued commands right
+      // after the CONNACK, and their replies must not find the link offline.
       this.#client = client;
       const birth: StatusOnline = {
         state: "online",
@@ -389,9 +379,6 @@ export class MqttLink {
       const attempt = this.#attempt;
       this.#attempt = 0;
       this.#emit("connected", { attempt, url, sessionPresent, subscribed: subscribe });
-      const early = this.#early.get(client) ?? [];
-      this.#early.delete(client);
-      for (const m of early.splice(0)) if (this.#client === client) this.#emit("message", m);
     } catch (e) {
       this.#emit("error", e instanceof Error ? e : new Error(String(e)));
       // Without a birth the fleet would see a stale status: drop this connection and retry.
