@@ -19,6 +19,7 @@
  */
 import { MrtdError } from "../errors.ts";
 import {
+  COMMAND_NAMES,
   CommandError,
   type AgentCommand,
   type CommandErrorBody,
@@ -190,7 +191,10 @@ export class CommandDispatcher {
       if (routing.error.code === "EXPIRED") this.#stats.expired++;
       else this.#count(routing.error.code);
       this.#log("info", "refused a command", { code: routing.error.code, command: topicCommand });
-      await this.#send(to, { kind: "result", ok: false, error: routing.error });
+      const reply: ErrorReply = { kind: "result", ok: false, error: routing.error };
+      if (routing.id !== undefined) reply.id = routing.id;
+      if ((COMMAND_NAMES as readonly string[]).includes(topicCommand)) reply.command = topicCommand as CommandName;
+      await this.#send(to, reply);
       return;
     }
     if (to.deadline !== undefined && this.#now() >= to.deadline) {

@@ -27,6 +27,9 @@ import type { MqttProtocol } from "./mqtt-protocol.ts";
 
 export { MQTT_PROTOCOLS, protocolVersion, type MqttProtocol } from "./mqtt-protocol.ts";
 
+/** What a command id is (command-validation.ts checks the same): 1-128 printable ASCII, no spaces. */
+const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
+
 /** Longest correlation (MQTT 5 Correlation Data, or the decoded 3.1.1 `correlation`), in bytes. */
 export const MAX_CORRELATION_BYTES = 64;
 
@@ -66,8 +69,8 @@ export interface WirePublish {
 export type CommandRouting =
   /** Replies go there; the command goes on to validation. */
   | { kind: "route"; route: ReplyRoute }
-  /** Refused before validation with `error`, answered on `route` (3.1.1: a bad or past expiresAt). */
-  | { kind: "refuse"; route: ReplyRoute; error: CommandErrorBody }
+  /** Refused before validation with `error`, answered on `route` (3.1.1: a bad or past expiresAt); `id`: the command's, when it has a valid one. */
+  | { kind: "refuse"; route: ReplyRoute; error: CommandErrorBody; id?: string }
   /** Nowhere to answer: the caller logs `reason` (never the sender's text) and counts it. */
   | { kind: "drop"; reason: string };
 
@@ -141,12 +144,14 @@ export function readCommandRouting(protocol: MqttProtocol, msg: CommandMessage, 
   const correlation = typeof reply.correlation === "string" ? fromB64(reply.correlation) : undefined;
   if (correlation === undefined || correlation.length < 1 || correlation.length > MAX_CORRELATION_BYTES) return { kind: "drop", reason: `reply.correlation is not base64 of 1-${MAX_CORRELATION_BYTES} bytes` };
   const route: ReplyRoute = { protocol, topic: reply.topic, correlation, deadline: undefined };
+  const rawId = (body as Record<string, unknown>).id;
+  const refuse = (error: CommandErrorBody): CommandRouting => (typeof rawId === "string" && COMMAND_ID.test(rawId) ? { kind: "refuse", route, error, id: rawId } : { kind: "refuse", route, error });
   const extra = Object.keys(reply).find((k) => k !== "topic" && k !== "correlation" && k !== "expiresAt");
-  if (extra !== undefined) return { kind: "refuse", route, error: { code: "BAD_FIELD", message: `reply.${extra.slice(0, 64)} is not a field of reply (topic, correlation, expiresAt)` } };
-  if (reply.expiresAt === undefined) return { kind: "refuse", route, error: { code: "MISSING_FIELD", message: "reply.expiresAt is missing (with MQTT 3.1.1 a command carries its own expiry)" } };
+  if (extra !== undefined) return refuse({ code: "BAD_FIELD", message: `reply.${extra.slice(0, 64)} is not a field of reply (topic, correlation, expiresAt)` });
+  if (reply.expiresAt === undefined) return refuse({ code: "MISSING_FIELD", message: "reply.expiresAt is missing (with MQTT 3.1.1 a command carries its own expiry)" });
   const expiresAt = typeof reply.expiresAt === "string" ? parseUtcTime(reply.expiresAt) : undefined;
-  if (expiresAt === undefined) return { kind: "refuse", route, error: { code: "BAD_FIELD", message: "reply.expiresAt must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)" } };
-  if (expiresAt <= now) return { kind: "refuse", route, error: { code: "EXPIRED", message: "the request expired (reply.expiresAt is past by the agent's clock)" } };
+  if (expiresAt === undefined) return refuse({ code: "BAD_FIELD", message: "reply.expiresAt must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)" });
+  if (expiresAt <= now) return refuse({ code: "EXPIRED", message: "the request expired (reply.expiresAt is past by the agent's clock)" });
   route.deadline = Math.min(expiresAt, now + MAX_COMMAND_EXPIRY_S * 1000);
   return { kind: "route", route };
 }

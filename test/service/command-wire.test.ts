@@ -86,6 +86,10 @@ describe("the agent's routing refuses or drops what it cannot answer safely", ()
     expect(code({ ...good, expiresAt: 1 })).toBe("BAD_FIELD");
     expect(code({ ...good, extra: true })).toBe("BAD_FIELD");
     expect(code(good)).toBe("route");
+    // the refusal names the command's id when it has a valid one
+    expect(readCommandRouting("3.1.1", msg({ ...good, expiresAt: "2000-01-01T00:00:00Z" }), topics, NOW)).toMatchObject({ kind: "refuse", id: "x" });
+    const noId = { payload: new TextEncoder().encode(JSON.stringify({ id: "has space", reply: { ...good, expiresAt: "2000-01-01T00:00:00Z" } })), receivedAt: NOW };
+    expect((readCommandRouting("3.1.1", noId, topics, NOW) as { id?: string }).id).toBeUndefined();
   });
 
   test("MQTT 5 drops: no response topic, not this agent's reply topic, correlation data over 64 bytes", () => {

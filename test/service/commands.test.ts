@@ -524,7 +524,7 @@ for (const protocol of MQTT_PROTOCOLS) describe(`MQTT ${protocol}`, () => {
     if (!v5) {
       test("3.1.1: reply.expiresAt past by the agent's clock -> EXPIRED; missing -> MISSING_FIELD; not RFC 3339 UTC -> BAD_FIELD; an unknown reply field -> BAD_FIELD", async () => {
         const past = await send("ping", JSON.stringify({ id: "x-past" }), { expiresAt: new Date(Date.now() - 1000).toISOString() });
-        expect(past!.final).toMatchObject({ kind: "result", ok: false, error: { code: "EXPIRED" } });
+        expect(past!.final).toMatchObject({ id: "x-past", command: "ping", kind: "result", ok: false, error: { code: "EXPIRED" } });
         const cases: Array<[Record<string, unknown>, string]> = [
           [{ topic: REPLY, correlation: "bWlzc2luZw==" }, "MISSING_FIELD"],
           [{ topic: REPLY, correlation: "bG9jYWw=", expiresAt: "2099-01-01T00:00:00+02:00" }, "BAD_FIELD"],
