@@ -25,7 +25,8 @@ export type ParseResult =
   | { ok: true; command: AgentCommand }
   | { ok: false; id?: string; command?: string; error: CommandErrorBody };
 
-const ID = /^[\x21-\x7e]{1,128}$/;
+/** A command id: 1-128 printable ASCII characters, no spaces. */
+export const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 const FILE = /^(COM|SOD|DG([1-9]|1[0-6]))$/;
 /** `reply` is the 3.1.1 form's routing (command-wire.ts reads it; ignored under MQTT 5). */
 const FIELDS: Record<CommandName, readonly string[]> = {
@@ -58,7 +59,7 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string, opts: P
     return { ok: false, error: { code: "BAD_JSON", message: "command payload is not valid UTF-8 JSON" } };
   }
   const rawId = typeof body === "object" && body !== null ? (body as Record<string, unknown>).id : undefined;
-  const id = typeof rawId === "string" && ID.test(rawId) ? rawId : undefined;
+  const id = typeof rawId === "string" && COMMAND_ID.test(rawId) ? rawId : undefined;
   let name: string | undefined = topicCommand;
   try {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new CommandError("BAD_JSON", "command payload must be a JSON object");

@@ -20,15 +20,11 @@
  * counts for at most MAX_COMMAND_EXPIRY_S (so no timer exceeds 2^31-1 ms).
  */
 import type { CommandErrorBody } from "./command-types.ts";
-import type { AgentTopics } from "./topics.ts";
-import { agentTopics } from "./topics.ts";
-
+import { COMMAND_ID } from "./command-validation.ts";
 import type { MqttProtocol } from "./mqtt-protocol.ts";
+import { agentTopics, type AgentTopics } from "./topics.ts";
 
 export { MQTT_PROTOCOLS, protocolVersion, type MqttProtocol } from "./mqtt-protocol.ts";
-
-/** What a command id is (command-validation.ts checks the same): 1-128 printable ASCII, no spaces. */
-const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** Longest correlation (MQTT 5 Correlation Data, or the decoded 3.1.1 `correlation`), in bytes. */
 export const MAX_CORRELATION_BYTES = 64;
