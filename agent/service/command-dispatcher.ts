@@ -32,17 +32,17 @@ import {
   type ProgressReply,
   type ReadCommand,
 } from "./command-types.ts";
-import { parseCommand, type ParseOptions } from "./command-validation.ts";
+import { MAX_INCOMING_PACKET_BYTES, parseCommand, type ParseOptions } from "./command-validation.ts";
+import { readCommandRouting, stampReply, type MqttProtocol, type ReplyRoute } from "./command-wire.ts";
 import type { SealedEnvelope } from "./envelope.ts";
 import { IdempotencyCache } from "./idempotency-cache.ts";
+import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
+import type { AgentTopics } from "./topics.ts";
 
+/** The longest expiry a command is honoured with (24 h), in either wire form (command-wire.ts). */
 export { MAX_COMMAND_EXPIRY_S } from "./command-wire.ts";
 /** How long stop() waits for running commands to answer after aborting them (ms). */
 export const STOP_GRACE_MS = 5000;
-import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
-import { readCommandRouting, stampReply, type MqttProtocol, type ReplyRoute } from "./command-wire.ts";
-import { MAX_INCOMING_PACKET_BYTES } from "./command-validation.ts";
-import type { AgentTopics } from "./topics.ts";
 
 export interface HandlerContext {
   /** Sends a progress reply (best effort; never throws). */
