@@ -37,7 +37,7 @@ import { Secret } from "./config.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
 import { backoffDelayMs } from "./backoff.ts";
-import { protocolVersion, type MqttProtocol } from "./command-wire.ts";
+import { protocolVersion, type MqttProtocol } from "./mqtt-protocol.ts";
 import { MAX_INCOMING_PACKET_BYTES } from "./command-validation.ts";
 
 export { MAX_INCOMING_PACKET_BYTES };
