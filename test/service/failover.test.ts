@@ -103,7 +103,9 @@ for (const protocol of MQTT_PROTOCOLS) {
       await op.client.subscribeAsync(`mrtd/v1/${id}/reply/#`, { qos: 1 });
       const expired = await ping(id, "sess-expired", 1);
       const live = await ping(id, "sess-live", 60);
-      await Bun.sleep(1600); // the first one's expiry passes while it waits in the session
+      // Mosquitto counts expiry in whole seconds and forwards a message in its last second without
+      // the property (as if it had none): wait past that second too.
+      await Bun.sleep(2600); // the first one's expiry passes while it waits in the session
       a.link.start();
       await a.link.waitConnected(5000);
       expect(a.connects[1]).toMatchObject({ sessionPresent: true, subscribed: false });
@@ -116,7 +118,7 @@ for (const protocol of MQTT_PROTOCOLS) {
       } else {
         // MQTT 5: the broker discards a message whose expiry passed (MQTT 5.0 §3.3.2.3.3).
         await Bun.sleep(300);
-        expect(replyTo(expired)).toBeUndefined();
+        expect(replyTo(expired)?.json).toBeUndefined();
       }
       expect(a.dispatcher.stats().accepted).toBe(1);
       await a.dispatcher.stop();
