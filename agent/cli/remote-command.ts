@@ -1,7 +1,8 @@
 /**
  * `mrtd-agent remote`: the operator's side of the command channel.
  *
- *   remote read|diagnose|ping --agent <id>   send a command over MQTT 5 and print the answer
+ *   remote read|diagnose|ping --agent <id>   send a command over MQTT (5, or 3.1.1 with
+ *                                            --mqtt-protocol) and print the answer
  *   remote open <file>                       open the sealed parts of a saved reply or event
  *   remote keygen <file>                     make an operator HPKE key pair
  *
@@ -11,6 +12,7 @@
  * reply's result comes back sealed to the operator's key from the agent's key; it is opened
  * only with the pinned agent key, so a reply forged by anyone else is refused. Progress goes to
  * stderr; the report on stdout is the one a local `mrtd-agent read` prints, with its exit codes.
+ * Commands are built and replies matched by the agent's own wire module (command-wire.ts).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
@@ -20,6 +22,8 @@ import { b64, EnvelopeError, looksSealed, open, parsePublicKey, type SealContext
 import { createPrivateKeyFile, KeyFileError, loadOrCreatePrivateKeyFile, readPrivateKeyFile, type KeyFilePair } from "../service/key-file.ts";
 import { sealAccessKey } from "../service/sealed-access-key.ts";
 import { MAX_TOPIC_BYTES } from "../service/topics.ts";
+import { topicPrefixProblem } from "../service/config.ts";
+import { buildCommandPublish, MQTT_PROTOCOLS, protocolVersion, replyCorrelation, type MqttProtocol, type WirePublish } from "../service/command-wire.ts";
 import { formatOptions, parseOptions, type OptionSpec, type ParsedOptions } from "./args.ts";
 import { EXIT } from "./exit-codes.ts";
 import { defaultKnownAgentsFile, defaultOperatorKeyFile, KnownAgents } from "./known-agents.ts";
@@ -30,11 +34,12 @@ const LEVEL = /^[A-Za-z0-9._-]{1,64}$/;
 const CONNECTION_OPTIONS: Record<string, OptionSpec> = {
   agent: { type: "string", arg: "<id>", help: "the agent to command (its agent.id)" },
   broker: { type: "string", arg: "<url>", help: "broker URL, mqtts://host:8883 (or [mqtt] url in --config)" },
+  "mqtt-protocol": { type: "string", arg: "<5|3.1.1>", help: "MQTT protocol, as the agents' mqtt.protocol (default 5; with 3.1.1 the reply topic, correlation and expiry travel in the command's payload)" },
   ca: { type: "string", arg: "<file>", help: "CA bundle (PEM) of the broker's certificate" },
   cert: { type: "string", arg: "<file>", help: "the operator's client certificate (PEM); its CN is the MQTT client id and requester id" },
   key: { type: "string", arg: "<file>", help: "the private key (PEM) of --cert" },
   "operator-key": { type: "string", arg: "<file>", help: "the operator's HPKE private key (mrtd-agent remote keygen); default ~/.config/mrtd-agent/operator.key, made on first use" },
-  config: { type: "string", arg: "<file>", help: "operator config (TOML: [mqtt] url, prefix, ca, client_cert, client_key, client_id; [operator] key_file, known_agents, requester); flags win" },
+  config: { type: "string", arg: "<file>", help: "operator config (TOML: [mqtt] url, protocol, prefix, ca, client_cert, client_key, client_id; [operator] key_file, known_agents, requester); flags win" },
   prefix: { type: "string", arg: "<topic prefix>", help: `topic prefix (default ${DEFAULT_PREFIX})` },
   "client-id": { type: "string", arg: "<id>", help: "MQTT client id (default: the CN of --cert)" },
   requester: { type: "string", arg: "<id>", help: "requester id: replies go to <prefix>/<agent>/reply/<requester> (default: the client id; 1-64 of A-Z a-z 0-9 . _ -)" },
@@ -277,6 +282,9 @@ async function commandRun(name: CommandName, argv: string[]): Promise<number> {
   if (agentId === undefined) throw new UsageError("missing --agent <id>: the agent to command", "agent");
   if (!LEVEL.test(agentId)) throw new UsageError("--agent must be 1-64 of A-Z a-z 0-9 . _ -", "agent");
   const prefix = str(o, "prefix") ?? DEFAULT_PREFIX;
+  const prefixProblem = topicPrefixProblem(prefix);
+  if (prefixProblem) throw new UsageError(`--prefix ${prefixProblem}`, "prefix");
+  protocolOf(o); // checked before the network
   // Everything about the request is checked before the network: a bad access key is exit 2.
   const accessKey = name === "read" ? accessKeyFrom(o) : undefined;
   const files = name === "read" ? filesFrom(o) : undefined;
@@ -348,7 +356,7 @@ async function commandRun(name: CommandName, argv: string[]): Promise<number> {
         return false;
       }
     });
-    await conn.publish(`${base}/cmd/${name}`, JSON.stringify(body), { responseTopic: replyTopic, correlationData: Buffer.from(corr), messageExpiryInterval: Math.ceil(timeoutS) });
+    await conn.publish(buildCommandPublish(conn.protocol, { prefix, agentId, command: name, requester, body, correlation: corr, expirySeconds: timeoutS }));
     progress(name === "read" ? `sent read ${id} to ${agentId}; the agent waits up to ${wait} s for a card` : `sent ${name} ${id} to ${agentId}`);
     const reply = await final;
     if (!reply) return fail(json, "NO_REPLY", `no final reply from ${agentId} within ${timeoutS} s`);
@@ -356,6 +364,7 @@ async function commandRun(name: CommandName, argv: string[]): Promise<number> {
     if (str2 !== undefined) {
       const saved = { ...reply.json };
       delete saved.result;
+      delete saved.correlation; // 3.1.1: the payload's routing, not part of the reply
       writeFileSync(str2, JSON.stringify(saved, null, 2) + "\n", { mode: 0o600 });
     }
     const ms = Math.round(performance.now() - t0);
@@ -518,7 +527,7 @@ function note(text: string): void {
 // operator config file
 
 const CONFIG_KEYS: Record<string, Record<string, string>> = {
-  mqtt: { url: "broker", prefix: "prefix", ca: "ca", client_cert: "cert", client_key: "key", client_id: "client-id" },
+  mqtt: { url: "broker", protocol: "mqtt-protocol", prefix: "prefix", ca: "ca", client_cert: "cert", client_key: "key", client_id: "client-id" },
   operator: { key_file: "operator-key", known_agents: "known-agents", requester: "requester" },
 };
 
@@ -552,9 +561,11 @@ function withConfig(o: ParsedOptions): ParsedOptions {
 
 interface Connection {
   clientId: string;
+  protocol: MqttProtocol;
   retained(topic: string, ms: number): Promise<Record<string, unknown> | undefined>;
   subscribe(topic: string): Promise<void>;
-  publish(topic: string, payload: string, props: { responseTopic: string; correlationData: Buffer; messageExpiryInterval: number }): Promise<void>;
+  /** Publishes a command built by command-wire.ts; resolves on PUBACK. */
+  publish(wire: WirePublish): Promise<void>;
   /** Resolves with the final reply (kind result) for `id` on `topic` with `corr`, or undefined after `ms`. `accept` may refuse one (a forgery) and keep waiting. */
   awaitFinal(topic: string, corr: Uint8Array, id: string, ms: number, onProgress: (m: ReplyMessage) => void, accept: (m: ReplyMessage) => boolean): Promise<ReplyMessage | undefined>;
   end(): Promise<void>;
@@ -584,13 +595,14 @@ async function connect(o: ParsedOptions, quiet: boolean): Promise<Connection> {
   const key = read("key");
   if ((cert === undefined) !== (key === undefined)) throw new UsageError("--cert and --key go together", cert === undefined ? "cert" : "key");
   const clientId = str(o, "client-id") ?? (cert !== undefined ? certificateCn(cert) : undefined) ?? `operator-${crypto.randomUUID().slice(0, 8)}`;
+  const protocol = protocolOf(o);
   const { default: mqtt } = await import("mqtt");
   if (!quiet) note(`connecting to ${u.host} as ${clientId} ...`);
   const client = mqtt.connect({
     host: u.hostname.replace(/^\[|\]$/g, ""),
     port: u.port ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883,
     protocol: u.protocol === "mqtts:" ? "mqtts" : "mqtt",
-    protocolVersion: 5,
+    protocolVersion: protocolVersion(protocol),
     clientId,
     clean: true,
     reconnectPeriod: 0,
@@ -649,15 +661,16 @@ async function connect(o: ParsedOptions, quiet: boolean): Promise<Connection> {
   };
   return {
     clientId,
+    protocol,
     subscribe,
     async retained(topic, ms) {
       await subscribe(topic);
       const m = await waitFor(() => messages.find((x) => x.topic === topic), ms);
       return m ? parse(m.payload) : undefined;
     },
-    async publish(topic, payload, props) {
+    async publish(wire) {
       try {
-        await client.publishAsync(topic, payload, { qos: 1, properties: { ...props, contentType: "application/json" } });
+        await client.publishAsync(wire.topic, wire.payload, { qos: wire.qos, ...(wire.properties ? { properties: wire.properties } : {}) });
       } catch (e) {
         throw new BrokerError(`the broker refused the command (${e instanceof Error ? e.message.slice(0, 120) : "error"}): may this certificate send commands?`);
       }
@@ -669,9 +682,10 @@ async function connect(o: ParsedOptions, quiet: boolean): Promise<Connection> {
         for (; seen < messages.length; seen++) {
           const m = messages[seen]!;
           if (m.topic !== topic || m.retain) continue;
-          const c = m.props.correlationData;
-          if (!(c instanceof Uint8Array) || !corrB.equals(Buffer.from(c))) continue;
           const j = parse(m.payload);
+          const cd = m.props.correlationData;
+          const c = replyCorrelation(protocol, { json: j, correlationData: cd instanceof Uint8Array ? cd : undefined });
+          if (c === undefined || !corrB.equals(Buffer.from(c))) continue;
           if (!j || (j.id !== undefined && j.id !== id)) continue;
           const msg = { topic: m.topic, json: j, text: m.payload.toString("utf8") };
           if (j.kind === "progress") onProg(msg);
@@ -687,6 +701,13 @@ async function connect(o: ParsedOptions, quiet: boolean): Promise<Connection> {
       await Promise.race([client.endAsync(false).catch(() => undefined), Bun.sleep(2000)]);
     },
   };
+}
+
+/** --mqtt-protocol (or [mqtt] protocol): "5" (default) or "3.1.1". */
+function protocolOf(o: ParsedOptions): MqttProtocol {
+  const p = str(o, "mqtt-protocol") ?? "5";
+  if (!(MQTT_PROTOCOLS as readonly string[]).includes(p)) throw new UsageError(`--mqtt-protocol must be ${MQTT_PROTOCOLS.join(" or ")}`, "mqtt-protocol");
+  return p as MqttProtocol;
 }
 
 /** A broker-side failure: exit 1 with the message. */

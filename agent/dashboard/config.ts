@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { didYouMean, OPERATOR_ID_PREFIX, topicPrefixProblem } from "../service/config.ts";
+import { MQTT_PROTOCOLS, type MqttProtocol } from "../service/mqtt-protocol.ts";
 
 export type Role = "viewer" | "operator";
 export type StoreKind = "sqlite" | "postgres";
@@ -22,7 +23,11 @@ export interface DashboardUser {
 
 export interface DashboardConfig {
   file: string;
-  mqtt: { url: string; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup: string };
+  /**
+   * protocol: "5" or "3.1.1" (the agents' mqtt.protocol). shareGroup: events are subscribed as
+   * $share/<shareGroup>/...; absent (3.1.1 without share_group): subscribed directly.
+   */
+  mqtt: { url: string; protocol: MqttProtocol; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup?: string };
   http: { host: string; port: number; tlsCert?: string; tlsKey?: string };
   store: {
     /** "sqlite" (one instance, store.path) or "postgres" (several instances sharing store.url). */
@@ -48,7 +53,7 @@ export interface DashboardConfig {
  * (0.5 M rows): a database of a few hundred MB at most, pruned every sample interval.
  */
 export const DASHBOARD_DEFAULTS = {
-  mqtt: { url: "mqtts://localhost:8883", prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
+  mqtt: { url: "mqtts://localhost:8883", protocol: "5" as MqttProtocol, prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
   http: { host: "127.0.0.1", port: 8080 },
   store: { kind: "sqlite", path: "/var/lib/mrtd-agent/dashboard.sqlite", sampleIntervalS: 900, rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 },
   alerts: { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 },
@@ -56,7 +61,7 @@ export const DASHBOARD_DEFAULTS = {
 
 type Spec = { kind: "string" } | { kind: "integer"; min: number; max: number } | { kind: "number"; min: number; max: number };
 const SCHEMA: Record<string, Record<string, Spec>> = {
-  mqtt: { url: { kind: "string" }, prefix: { kind: "string" }, ca: { kind: "string" }, client_cert: { kind: "string" }, client_key: { kind: "string" }, client_id: { kind: "string" }, share_group: { kind: "string" } },
+  mqtt: { url: { kind: "string" }, protocol: { kind: "string" }, prefix: { kind: "string" }, ca: { kind: "string" }, client_cert: { kind: "string" }, client_key: { kind: "string" }, client_id: { kind: "string" }, share_group: { kind: "string" } },
   http: { host: { kind: "string" }, port: { kind: "integer", min: 0, max: 65535 }, tls_cert: { kind: "string" }, tls_key: { kind: "string" } },
   store: {
     kind: { kind: "string" },
@@ -144,9 +149,15 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
   if ((clientCert === undefined) !== (clientKey === undefined)) fail("mqtt.client_cert", "client_cert and client_key must be given together");
   const clientId = get<string>("mqtt", "client_id") ?? `${OPERATOR_ID_PREFIX}dashboard-${hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 30)}-${process.pid}`;
   if (!LEVEL.test(clientId)) fail("mqtt.client_id", "must be 1-64 of A-Z a-z 0-9 . _ -");
-  const shareGroup = get<string>("mqtt", "share_group") ?? D.mqtt.shareGroup;
-  if (!LEVEL.test(shareGroup)) fail("mqtt.share_group", "must be 1-64 of A-Z a-z 0-9 . _ - (one topic level)");
-  const mqtt: DashboardConfig["mqtt"] = { url, prefix, clientId, shareGroup };
+  const protocol = get<string>("mqtt", "protocol") ?? D.mqtt.protocol;
+  if (!(MQTT_PROTOCOLS as readonly string[]).includes(protocol)) fail("mqtt.protocol", `must be ${MQTT_PROTOCOLS.join(" or ")}`);
+  // Shared subscriptions are MQTT 5; some 3.1.1 brokers take $share/ as a plain topic: with
+  // 3.1.1 only an explicit share_group makes one.
+  const givenShareGroup = get<string>("mqtt", "share_group");
+  const shareGroup = givenShareGroup ?? (protocol === "5" ? D.mqtt.shareGroup : undefined);
+  if (shareGroup !== undefined && !LEVEL.test(shareGroup)) fail("mqtt.share_group", "must be 1-64 of A-Z a-z 0-9 . _ - (one topic level)");
+  const mqtt: DashboardConfig["mqtt"] = { url, protocol: protocol as MqttProtocol, prefix, clientId };
+  if (shareGroup !== undefined) mqtt.shareGroup = shareGroup;
   const ca = get<string>("mqtt", "ca");
   if (ca !== undefined) mqtt.ca = ca;
   if (clientCert !== undefined) mqtt.clientCert = clientCert;

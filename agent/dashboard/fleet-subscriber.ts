@@ -1,15 +1,20 @@
 /**
- * The dashboard's MQTT 5 connection (the dashboard's only importer of `mqtt`): an operator
- * identity (client certificate under deploy/mosquitto/acl) subscribed to every agent's status,
- * reader health and metrics, and to events through a shared subscription
- * (`$share/<group>/<prefix>/+/events`), so several dashboard instances split the event stream
- * while each sees all state. A Maximum Packet Size in CONNECT makes the broker drop anything
- * larger than the contract's largest payload before it reaches us.
+ * The dashboard's MQTT connection (the dashboard's only importer of `mqtt`), MQTT 5 or 3.1.1
+ * (config mqtt.protocol, as the agents'): an operator identity (client certificate under
+ * deploy/mosquitto/acl) subscribed to every agent's status, reader health and metrics, and to
+ * events through a shared subscription (`$share/<group>/<prefix>/+/events`), so several
+ * dashboard instances split the event stream while each sees all state. With 3.1.1 and no
+ * share_group, events are subscribed directly (every instance gets every event). With MQTT 5
+ * a Maximum Packet Size in CONNECT makes the broker drop anything larger than the contract's
+ * largest payload before it reaches us (3.1.1 cannot announce one: the broker's own limit applies).
+ * Commands are built with agent/service/command-wire.ts; replies are matched by its
+ * replyCorrelation (the property in MQTT 5, the payload's `correlation` in 3.1.1).
  */
 import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { fleetFilters, parseFleetTopic, type FleetTopic } from "../service/topics.ts";
+import { protocolVersion, replyCorrelation, type MqttProtocol } from "../service/command-wire.ts";
 import type { DashboardConfig } from "./config.ts";
 import { MAX_PAYLOAD_BYTES } from "./contract.ts";
 
@@ -21,9 +26,13 @@ export interface FleetMessage {
 
 export interface FleetSubscriber {
   readonly connected: boolean;
-  /** Publishes a command (MQTT 5 request/response); resolves on PUBACK. */
+  readonly protocol: MqttProtocol;
+  /**
+   * Publishes a command; resolves on PUBACK. Build it with command-wire.ts buildCommandPublish:
+   * with 3.1.1 the routing is in the payload and `opts` (MQTT 5 properties) are not sent.
+   */
   publish(topic: string, payload: string, opts: { responseTopic?: string; correlationData?: Uint8Array; messageExpiryIntervalS?: number }): Promise<void>;
-  /** Subscribes to a reply topic (the dashboard's own). */
+  /** Subscribes to a reply topic (the dashboard's own); `correlationData` is the reply's correlation in either protocol. */
   subscribeReplies(filter: string, onMessage: (topic: string, payload: Uint8Array, correlationData: Uint8Array | undefined) => void): Promise<void>;
   close(): Promise<void>;
 }
@@ -36,12 +45,13 @@ export async function subscribeFleet(
   onState: (s: { connected: boolean; error?: string }) => void,
 ): Promise<FleetSubscriber> {
   const url = new URL(cfg.url);
+  const v5 = cfg.protocol === "5";
   const secure = url.protocol === "mqtts:";
   const options: IClientOptions = {
     protocol: secure ? "mqtts" : "mqtt",
     host: url.hostname.replace(/^\[|\]$/g, ""),
     port: url.port ? Number(url.port) : secure ? 8883 : 1883,
-    protocolVersion: 5,
+    protocolVersion: protocolVersion(cfg.protocol),
     clientId: cfg.clientId,
     clean: true,
     keepalive: 30,
@@ -52,7 +62,7 @@ export async function subscribeFleet(
     // Receive Maximum: on subscribe Mosquitto sends every retained status and health at once; with
     // its default 20 in flight the rest queue, and beyond max_queued_messages (1000) they are
     // dropped (20,000 retained health messages: 1,020 arrived; with this, 15,637).
-    properties: { maximumPacketSize: MAX_PACKET, receiveMaximum: 65535 },
+    ...(v5 ? { properties: { maximumPacketSize: MAX_PACKET, receiveMaximum: 65535 } } : {}),
   };
   if (secure) {
     options.rejectUnauthorized = true;
@@ -68,7 +78,7 @@ export async function subscribeFleet(
     connected = true;
     onState({ connected: true });
     client.subscribe(
-      { [f.status]: { qos: 1 }, [f.health]: { qos: 1 }, [f.metrics]: { qos: 0 }, [`$share/${cfg.shareGroup}/${f.events}`]: { qos: 1 } },
+      { [f.status]: { qos: 1 }, [f.health]: { qos: 1 }, [f.metrics]: { qos: 0 }, [cfg.shareGroup !== undefined ? `$share/${cfg.shareGroup}/${f.events}` : f.events]: { qos: 1 } },
       (err, granted) => {
         const refused = (granted ?? []).filter((g) => g.qos >= 0x80).map((g) => g.topic);
         if (err || refused.length > 0) onState({ connected: true, error: `subscription refused: ${err?.message ?? refused.join(", ")}` });
@@ -86,7 +96,20 @@ export async function subscribeFleet(
       onMessage({ topic: t, payload: new Uint8Array(payload), retain: packet.retain });
       return;
     }
-    for (const h of replyHandlers) if (topicMatches(h.filter, topic)) h.fn(topic, new Uint8Array(payload), packet.properties?.correlationData ? new Uint8Array(packet.properties.correlationData) : undefined);
+    for (const h of replyHandlers) {
+      if (!topicMatches(h.filter, topic)) continue;
+      let json: unknown;
+      if (!v5) {
+        try {
+          json = JSON.parse(payload.toString("utf8"));
+        } catch {
+          json = undefined;
+        }
+      }
+      const cd = packet.properties?.correlationData;
+      const c = replyCorrelation(cfg.protocol, { json, correlationData: cd ? new Uint8Array(cd) : undefined });
+      h.fn(topic, new Uint8Array(payload), c);
+    }
   });
   // Wait for the first connection (or its failure) so the CLI can say what went wrong.
   await new Promise<void>((resolve, reject) => {
@@ -106,13 +129,14 @@ export async function subscribeFleet(
     get connected() {
       return connected;
     },
+    protocol: cfg.protocol,
     publish: (topic, payload, opts) =>
       new Promise((resolve, reject) => {
         const properties: Record<string, unknown> = {};
         if (opts.responseTopic) properties.responseTopic = opts.responseTopic;
         if (opts.correlationData) properties.correlationData = Buffer.from(opts.correlationData);
         if (opts.messageExpiryIntervalS) properties.messageExpiryInterval = opts.messageExpiryIntervalS;
-        client.publish(topic, payload, { qos: 1, properties }, (err, packet) => {
+        client.publish(topic, payload, { qos: 1, ...(v5 ? { properties } : {}) }, (err, packet) => {
           const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
           if (err) reject(err);
           else if (rc !== undefined && rc >= 0x80) reject(new Error(`broker refused the publish (reason code 0x${rc.toString(16)})`));

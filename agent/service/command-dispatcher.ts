@@ -1,12 +1,12 @@
 /**
- * Remote commands by MQTT 5 request/response (OASIS MQTT 5.0 §4.10): the dispatcher routes
- * commands to the handlers the service registers (read and diagnose are plugged in by the
- * service; ping is built in), through validation (command-validation.ts) and the idempotency
- * cache (idempotency-cache.ts).
+ * Remote commands by request/response: the dispatcher routes commands to the handlers the
+ * service registers (read and diagnose are plugged in by the service; ping is built in),
+ * through validation (command-validation.ts) and the idempotency cache (idempotency-cache.ts).
  *
  * Requests arrive on `<prefix>/<agent>/cmd/<command>` with a JSON body
  *   { "id": "...", "command": "read" | "diagnose" | "ping", ...fields }
- * and every reply goes to the request's Response Topic with its Correlation Data:
+ * and every reply goes to the request's reply topic with its correlation, in the wire form of
+ * the configured protocol (command-wire.ts: MQTT 5 properties, or the 3.1.1 payload's `reply`):
  *   progress  { id, command, kind: "progress", step, at, detail? }
  *   result    { id, command, kind: "result", ok: true, result }
  *   error     { id?, command?, kind: "result", ok: false, error: { code, message } }
@@ -19,6 +19,7 @@
  */
 import { MrtdError } from "../errors.ts";
 import {
+  COMMAND_NAMES,
   CommandError,
   type AgentCommand,
   type CommandErrorBody,
@@ -31,27 +32,24 @@ import {
   type ProgressReply,
   type ReadCommand,
 } from "./command-types.ts";
-import { parseCommand, type ParseOptions } from "./command-validation.ts";
+import { MAX_INCOMING_PACKET_BYTES, parseCommand, type ParseOptions } from "./command-validation.ts";
+import { readCommandRouting, stampReply, type MqttProtocol, type ReplyRoute } from "./command-wire.ts";
 import type { SealedEnvelope } from "./envelope.ts";
 import { IdempotencyCache } from "./idempotency-cache.ts";
-
-/**
- * The longest Message Expiry Interval a command is honoured with (24 h): a larger one counts
- * as this. A timer cannot wait longer than 2^31-1 ms (24.8 days); an expiry past that used to
- * fire at once and abort the command, and no command runs anywhere near a day.
- */
-export const MAX_COMMAND_EXPIRY_S = 86_400;
-/** How long stop() waits for running commands to answer after aborting them (ms). */
-export const STOP_GRACE_MS = 5000;
 import type { IncomingMessage, PublishOptions } from "./mqtt-link.ts";
 import type { AgentTopics } from "./topics.ts";
+
+/** The longest expiry a command is honoured with (24 h), in either wire form (command-wire.ts). */
+export { MAX_COMMAND_EXPIRY_S } from "./command-wire.ts";
+/** How long stop() waits for running commands to answer after aborting them (ms). */
+export const STOP_GRACE_MS = 5000;
 
 export interface HandlerContext {
   /** Sends a progress reply (best effort; never throws). */
   progress(step: string, detail?: Record<string, unknown>): Promise<void>;
   /** Aborted when the request's MQTT message expiry passes or the dispatcher stops. */
   signal: AbortSignal;
-  /** Epoch ms after which the requester no longer wants the reply (MQTT 5 message expiry), if any. */
+  /** Epoch ms after which the requester no longer wants the reply (MQTT 5 message expiry, 3.1.1 reply.expiresAt), if any. */
   deadline: number | undefined;
   receivedAt: number;
 }
@@ -80,6 +78,7 @@ export interface DispatcherStats {
   duplicates: number;
   expired: number;
   ignoredRetained: number;
+  /** Commands with nowhere to reply: no or a bad response topic (MQTT 5) or reply object (3.1.1). */
   noResponseTopic: number;
   replyFailures: number;
 }
@@ -92,6 +91,8 @@ export interface ReplySealer {
 export interface DispatcherOptions {
   link: ReplyPublisher;
   topics: AgentTopics;
+  /** The wire form of commands and replies (command-wire.ts); default "5". */
+  protocol?: MqttProtocol;
   /** How access keys are accepted (ParseOptions). */
   parse?: ParseOptions;
   /** Seals results of commands that carry replyPublicKey; without it they go in clear. */
@@ -109,6 +110,7 @@ export interface DispatcherOptions {
 export class CommandDispatcher {
   readonly #link: ReplyPublisher;
   readonly #topics: AgentTopics;
+  readonly #protocol: MqttProtocol;
   readonly #parse: ParseOptions;
   readonly #sealer: ReplySealer | undefined;
   readonly #afterReply: ((command: AgentCommand) => void) | undefined;
@@ -125,6 +127,7 @@ export class CommandDispatcher {
   constructor(opts: DispatcherOptions) {
     this.#link = opts.link;
     this.#topics = opts.topics;
+    this.#protocol = opts.protocol ?? "5";
     this.#parse = opts.parse ?? {};
     this.#sealer = opts.sealer;
     this.#afterReply = opts.afterReply;
@@ -176,27 +179,30 @@ export class CommandDispatcher {
       this.#log("warn", "ignored a retained command", { topic: msg.topic });
       return;
     }
-    if (!msg.responseTopic) {
+    const routing = readCommandRouting(this.#protocol, msg, this.#topics, this.#now(), MAX_INCOMING_PACKET_BYTES);
+    if (routing.kind === "drop") {
+      // The sender's topic and payload are not logged: only why there is nowhere to reply.
       this.#stats.noResponseTopic++;
-      this.#log("warn", "ignored a command without a response topic", { topic: msg.topic });
+      this.#log("warn", "ignored a command: nowhere to reply", { topic: msg.topic, protocol: this.#protocol, why: routing.reason });
       return;
     }
-    // Replies go only to <prefix>/<agent>/reply/<requester>: never to the agent's own status,
-    // events or health (which the broker lets it write), another agent's topics, or a topic
-    // the broker would drop the connection for. The topic itself is not logged (it is the sender's text).
-    if (this.#topics.requesterOf(msg.responseTopic) === undefined) {
-      this.#stats.noResponseTopic++;
-      this.#log("warn", "ignored a command: its response topic is not a reply topic of this agent", { topic: msg.topic, responseTopicBytes: Buffer.byteLength(msg.responseTopic) });
+    const to = routing.route;
+    if (routing.kind === "refuse") {
+      if (routing.error.code === "EXPIRED") this.#stats.expired++;
+      else this.#count(routing.error.code);
+      this.#log("info", "refused a command", { code: routing.error.code, command: topicCommand });
+      const reply: ErrorReply = { kind: "result", ok: false, error: routing.error };
+      if (routing.id !== undefined) reply.id = routing.id;
+      if ((COMMAND_NAMES as readonly string[]).includes(topicCommand)) reply.command = topicCommand as CommandName;
+      await this.#send(to, reply);
       return;
     }
-    const expiryS = msg.messageExpiryIntervalS !== undefined ? Math.min(msg.messageExpiryIntervalS, MAX_COMMAND_EXPIRY_S) : undefined;
-    const deadline = expiryS !== undefined ? msg.receivedAt + expiryS * 1000 : undefined;
-    const to = { topic: msg.responseTopic, correlationData: msg.correlationData, deadline };
-    if (deadline !== undefined && this.#now() >= deadline) {
+    if (to.deadline !== undefined && this.#now() >= to.deadline) {
       this.#stats.expired++;
       this.#log("info", "dropped an expired command", { topic: msg.topic });
       return;
     }
+    const deadline = to.deadline;
 
     const parsed = parseCommand(msg.payload, topicCommand, this.#parse);
     if (!parsed.ok) {
@@ -298,20 +304,20 @@ export class CommandDispatcher {
     this.#stats.rejected[code] = (this.#stats.rejected[code] ?? 0) + 1;
   }
 
-  async #send(to: { topic: string; correlationData: Uint8Array | undefined; deadline: number | undefined }, reply: ProgressReply | FinalReply | string): Promise<void> {
-    const opts: PublishOptions = { qos: 1, contentType: "application/json" };
-    if (to.correlationData) opts.correlationData = to.correlationData;
-    if (to.deadline !== undefined) {
-      const left = (to.deadline - this.#now()) / 1000;
-      if (left <= 0) {
-        // The requester stopped waiting: a late reply would only clutter the broker.
-        this.#stats.expired++;
-        return;
-      }
-      opts.messageExpiryIntervalS = left;
+  async #send(to: ReplyRoute, reply: ProgressReply | FinalReply | string): Promise<void> {
+    const wire = stampReply(to, typeof reply === "string" ? reply : JSON.stringify(reply), this.#now());
+    if (!wire) {
+      // The requester stopped waiting: a late reply would only clutter the broker.
+      this.#stats.expired++;
+      return;
     }
+    const opts: PublishOptions = { qos: 1 };
+    const p = wire.properties;
+    if (p?.contentType) opts.contentType = p.contentType;
+    if (p?.correlationData) opts.correlationData = p.correlationData;
+    if (p?.messageExpiryInterval !== undefined) opts.messageExpiryIntervalS = p.messageExpiryInterval;
     try {
-      await this.#link.publish(to.topic, typeof reply === "string" ? reply : JSON.stringify(reply), opts);
+      await this.#link.publish(wire.topic, wire.payload, opts);
     } catch (e) {
       this.#stats.replyFailures++;
       this.#log("warn", "could not send a command reply", { error: e instanceof Error ? e.message : "unknown" });

@@ -11,6 +11,12 @@ import { SealedKeyProblem } from "./sealed-access-key.ts";
 import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
+/**
+ * The largest packet the agent takes: the largest command payload (MAX_COMMAND_BYTES) plus
+ * 16 KiB for the fixed header, topic and properties (response topic, correlation data, user
+ * properties) of a PUBLISH. MQTT 5: announced as the Maximum Packet Size in CONNECT.
+ */
+export const MAX_INCOMING_PACKET_BYTES = MAX_COMMAND_BYTES + 16 * 1024;
 export const DEFAULT_READ_TIMEOUT_S = 30;
 export const MAX_READ_TIMEOUT_S = 600;
 export const DEFAULT_DIAGNOSE_COUNT = 10;
@@ -19,12 +25,14 @@ export type ParseResult =
   | { ok: true; command: AgentCommand }
   | { ok: false; id?: string; command?: string; error: CommandErrorBody };
 
-const ID = /^[\x21-\x7e]{1,128}$/;
+/** A command id: 1-128 printable ASCII characters, no spaces. */
+export const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 const FILE = /^(COM|SOD|DG([1-9]|1[0-6]))$/;
+/** `reply` is the 3.1.1 form's routing (command-wire.ts reads it; ignored under MQTT 5). */
 const FIELDS: Record<CommandName, readonly string[]> = {
-  ping: ["id", "command", "replyPublicKey"],
-  read: ["id", "command", "sealedAccessKey", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey"],
-  diagnose: ["id", "command", "reader", "count", "replyPublicKey"],
+  ping: ["id", "command", "replyPublicKey", "reply"],
+  read: ["id", "command", "sealedAccessKey", "accessKey", "files", "reader", "timeoutS", "includePersonalData", "replyPublicKey", "reply"],
+  diagnose: ["id", "command", "reader", "count", "replyPublicKey", "reply"],
 };
 
 /** How access keys are accepted (the agent's key opens sealed ones; plaintext only on a test bench). */
@@ -51,7 +59,7 @@ export function parseCommand(payload: Uint8Array, topicCommand?: string, opts: P
     return { ok: false, error: { code: "BAD_JSON", message: "command payload is not valid UTF-8 JSON" } };
   }
   const rawId = typeof body === "object" && body !== null ? (body as Record<string, unknown>).id : undefined;
-  const id = typeof rawId === "string" && ID.test(rawId) ? rawId : undefined;
+  const id = typeof rawId === "string" && COMMAND_ID.test(rawId) ? rawId : undefined;
   let name: string | undefined = topicCommand;
   try {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new CommandError("BAD_JSON", "command payload must be a JSON object");

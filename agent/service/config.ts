@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { x25519PublicKeyProblem } from "./x25519-public-key.ts";
+import { MQTT_PROTOCOLS, type MqttProtocol } from "./mqtt-protocol.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -22,6 +23,8 @@ export const DEFAULTS = {
   agent: { stateDir: "/var/lib/mrtd-agent", logLevel: "info" as LogLevel, keyFileName: "agent-hpke.key", strictKeyPermissions: true },
   mqtt: {
     url: "mqtts://localhost:8883",
+    protocol: "5" as MqttProtocol,
+    sessionExpiryS: 3600,
     prefix: "mrtd/v1",
     keepaliveS: 30,
     reconnectMinMs: 1000,
@@ -65,8 +68,15 @@ export interface AgentConfig {
    * readers.test_key_file, agent.key_file) that group or others may access are refused, as ssh does.
    */
   agent: { id: string; stateDir: string; logLevel: LogLevel; keyFile: string; strictKeyPermissions: boolean };
+  /**
+   * urls: the brokers, tried in rotation (mqtt.url or mqtt.urls); url: the first of them.
+   * sessionExpiryS: how long the broker keeps the session after a disconnect; 0: clean sessions.
+   */
   mqtt: {
     url: string;
+    urls: string[];
+    protocol: MqttProtocol;
+    sessionExpiryS: number;
     prefix: string;
     ca?: string;
     clientCert?: string;
@@ -127,6 +137,9 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
   },
   mqtt: {
     url: { kind: "string" },
+    urls: { kind: "string[]" },
+    protocol: { kind: "string", oneOf: MQTT_PROTOCOLS },
+    session_expiry_s: { kind: "integer", min: 0, max: 4294967295 },
     prefix: { kind: "string" },
     ca: { kind: "string" },
     client_cert: { kind: "string" },
@@ -175,6 +188,9 @@ const INLINE_SECRETS: Record<string, string> = {
   "mqtt.password": "put the password in a file (mqtt.password_file) or an environment variable (mqtt.password_env)",
   "readers.test_key": "put the access key in a file and name it in readers.test_key_file",
 };
+
+/** Most broker URLs in mqtt.urls. */
+export const MAX_BROKER_URLS = 16;
 
 /** Reads and validates a config file. `env` supplies password_env lookups. */
 export function loadConfig(file: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -232,16 +248,26 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   if (idProblem) fail("agent.id", givenId === undefined ? `the host name does not make a valid agent id; set agent.id (${AGENT_ID_RULE})` : idProblem);
   const stateDir = get<string>("agent", "state_dir") ?? DEFAULTS.agent.stateDir;
 
-  const url = get<string>("mqtt", "url") ?? DEFAULTS.mqtt.url;
-  let parsedUrl: URL;
-  try {
-    parsedUrl = new URL(url);
-  } catch {
-    return fail("mqtt.url", "not a URL (expected mqtts://host:8883 or mqtt://host:1883)");
-  }
-  if (parsedUrl.protocol !== "mqtts:" && parsedUrl.protocol !== "mqtt:") fail("mqtt.url", `scheme must be mqtts or mqtt, not ${parsedUrl.protocol.replace(/:$/, "")}`);
-  if (parsedUrl.username || parsedUrl.password) fail("mqtt.url", "must not carry credentials; use mqtt.username and mqtt.password_file");
-  if (!parsedUrl.hostname) fail("mqtt.url", "has no host");
+  const givenUrl = get<string>("mqtt", "url");
+  const givenUrls = get<string[]>("mqtt", "urls");
+  if (givenUrl !== undefined && givenUrls !== undefined) fail("mqtt.urls", "give mqtt.url (one broker) or mqtt.urls (several), not both");
+  if (givenUrls !== undefined && (givenUrls.length === 0 || givenUrls.length > MAX_BROKER_URLS)) fail("mqtt.urls", `must list 1-${MAX_BROKER_URLS} broker URLs`);
+  const urls = givenUrls ?? [givenUrl ?? DEFAULTS.mqtt.url];
+  const parsedUrls = urls.map((u, i) => {
+    const key = givenUrls !== undefined ? `mqtt.urls[${i}]` : "mqtt.url";
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      return fail(key, "not a URL (expected mqtts://host:8883 or mqtt://host:1883)");
+    }
+    if (parsed.protocol !== "mqtts:" && parsed.protocol !== "mqtt:") fail(key, `scheme must be mqtts or mqtt, not ${parsed.protocol.replace(/:$/, "")}`);
+    if (parsed.username || parsed.password) fail(key, "must not carry credentials; use mqtt.username and mqtt.password_file");
+    if (!parsed.hostname) fail(key, "has no host");
+    if (urls.indexOf(u) !== i) fail(key, "repeats an earlier URL");
+    return { key, parsed };
+  });
+  const url = urls[0]!;
   const prefix = get<string>("mqtt", "prefix") ?? DEFAULTS.mqtt.prefix;
   const prefixProblem = topicPrefixProblem(prefix);
   if (prefixProblem) fail("mqtt.prefix", prefixProblem);
@@ -252,7 +278,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   if ((clientCert === undefined) !== (clientKey === undefined)) {
     fail(clientCert === undefined ? "mqtt.client_cert" : "mqtt.client_key", "client_cert and client_key must be given together");
   }
-  if ((clientCert || ca) && parsedUrl.protocol !== "mqtts:") fail("mqtt.url", "TLS files are configured, so the URL must use mqtts://");
+  for (const { key, parsed } of parsedUrls) if ((clientCert || ca) && parsed.protocol !== "mqtts:") fail(key, "TLS files are configured, so the URL must use mqtts://");
 
   const username = get<string>("mqtt", "username");
   const passwordFile = get<string>("mqtt", "password_file");
@@ -274,10 +300,12 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     if (raw === undefined || raw === "") fail("mqtt.password_env", `environment variable ${passwordEnv} is not set`);
     password = new Secret(raw!);
   }
-  if (parsedUrl.protocol === "mqtt:" && password !== undefined) {
-    // A password over plain TCP is readable by anyone on the path.
-    const host = parsedUrl.hostname;
-    if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") fail("mqtt.url", "a password is configured: use mqtts:// (plain mqtt:// only to loopback)");
+  for (const { key, parsed } of parsedUrls) {
+    if (parsed.protocol === "mqtt:" && password !== undefined) {
+      // A password over plain TCP is readable by anyone on the path.
+      const host = parsed.hostname;
+      if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") fail(key, "a password is configured: use mqtts:// (plain mqtt:// only to loopback)");
+    }
   }
   const reconnectMinMs = get<number>("mqtt", "reconnect_min_ms") ?? DEFAULTS.mqtt.reconnectMinMs;
   const reconnectMaxMs = get<number>("mqtt", "reconnect_max_ms") ?? DEFAULTS.mqtt.reconnectMaxMs;
@@ -305,6 +333,9 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 
   const mqtt: AgentConfig["mqtt"] = {
     url,
+    urls,
+    protocol: get<MqttProtocol>("mqtt", "protocol") ?? DEFAULTS.mqtt.protocol,
+    sessionExpiryS: get<number>("mqtt", "session_expiry_s") ?? DEFAULTS.mqtt.sessionExpiryS,
     prefix,
     keepaliveS: get<number>("mqtt", "keepalive_s") ?? DEFAULTS.mqtt.keepaliveS,
     reconnectMinMs,

@@ -1,9 +1,17 @@
 /**
- * The agent's MQTT 5 connection (OASIS MQTT 5.0), the only module of the service that imports
- * `mqtt` (the operator CLI, cli/remote-command.ts, has its own short-lived client).
+ * The agent's MQTT connection (OASIS MQTT 5.0, or 3.1.1 with `protocol: "3.1.1"`), the only
+ * module of the service that imports `mqtt` (the operator CLI, cli/remote-command.ts, has its
+ * own short-lived client).
  *
- * - Client id = agent id, clean start, no session kept: subscriptions are renewed on every
- *   connect and QoS 1 events are kept by our own disk outbox, not by mqtt.js's memory store.
+ * - Client id = agent id. With sessionExpiryS > 0 the session is kept by the broker (MQTT 5:
+ *   Clean Start 0 and that Session Expiry Interval; 3.1.1: Clean Session 0), so QoS 1 commands
+ *   published while the agent is away wait for it, also across a reconnect to another node
+ *   of a cluster that shares sessions. The command subscription is made again whenever the
+ *   CONNACK says no session is present (a fresh session, or one the broker lost). QoS 1
+ *   events are kept by our own disk outbox, not by mqtt.js's memory store.
+ * - Several broker URLs are tried in rotation: each connection attempt takes the next URL of
+ *   the list (wrapping), after this module's backoff delay. mqtt.js's own `servers` rotation
+ *   is not used: it comes with its fixed reconnect period, which is off here.
  * - Last Will: `offline` on the retained status topic; after every connect a retained
  *   `online` birth (version, readers, start time).
  * - mqtt.js reconnects at a fixed period. Fleets of boards that lose the broker together would
@@ -29,14 +37,10 @@ import { Secret } from "./config.ts";
 import type { AgentTopics } from "./topics.ts";
 import { agentTopics } from "./topics.ts";
 import { backoffDelayMs } from "./backoff.ts";
-import { MAX_COMMAND_BYTES } from "./command-validation.ts";
+import { protocolVersion, type MqttProtocol } from "./mqtt-protocol.ts";
+import { MAX_INCOMING_PACKET_BYTES } from "./command-validation.ts";
 
-/**
- * The Maximum Packet Size the agent announces in CONNECT: the largest command payload
- * (MAX_COMMAND_BYTES, 16 KiB) plus 16 KiB for the fixed header, topic and properties
- * (response topic, correlation data, user properties) of a PUBLISH.
- */
-export const MAX_INCOMING_PACKET_BYTES = MAX_COMMAND_BYTES + 16 * 1024;
+export { MAX_INCOMING_PACKET_BYTES };
 
 export interface StatusOnline {
   state: "online";
@@ -59,7 +63,14 @@ export interface StatusOffline {
 export type StatusPayload = StatusOnline | StatusOffline;
 
 export interface MqttLinkOptions {
-  url: string;
+  /** The broker (or give `urls`). */
+  url?: string;
+  /** Broker URLs tried in rotation, one per connection attempt (instead of `url`). */
+  urls?: string[];
+  /** "5" (default) or "3.1.1": 3.1.1 sends no properties (no Maximum Packet Size, no user properties, no expiry). */
+  protocol?: MqttProtocol;
+  /** Keep the session this long after a disconnect (s); 0 (default): a clean session at every connect. */
+  sessionExpiryS?: number;
   clientId: string;
   topics: AgentTopics;
   version: string;
@@ -108,9 +119,10 @@ export interface IncomingMessage {
 }
 
 export interface LinkEvents {
-  connected: { attempt: number };
+  /** `sessionPresent`: the broker resumed the session (and its subscriptions); `subscribed`: the command subscription was (re)made. */
+  connected: { attempt: number; url: string; sessionPresent: boolean; subscribed: boolean };
   disconnected: { reason: string };
-  reconnecting: { attempt: number; delayMs: number };
+  reconnecting: { attempt: number; delayMs: number; url: string };
   message: IncomingMessage;
   error: Error;
 }
@@ -144,10 +156,15 @@ export class MqttLink {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running = false;
   #current: MqttClient | undefined; // the client of the current attempt
+  readonly #urls: string[];
+  #nextUrl = 0;
   #pending = new Map<MqttClient, Set<(e: Error) => void>>();
 
   constructor(opts: MqttLinkOptions) {
     this.#opts = opts;
+    const urls = opts.urls ?? (opts.url !== undefined ? [opts.url] : []);
+    if (urls.length === 0) throw new RangeError("MqttLink: give url or urls");
+    this.#urls = [...urls];
     this.#startedAt = (opts.now?.() ?? new Date()).toISOString();
   }
 
@@ -195,11 +212,12 @@ export class MqttLink {
     const client = this.#client;
     if (!client) return Promise.reject(new MqttLinkError("OFFLINE", "not connected to the broker"));
     const properties: NonNullable<IPublishPacket["properties"]> = {};
-    if (opts.messageExpiryIntervalS !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil(opts.messageExpiryIntervalS));
-    if (opts.userProperties) properties.userProperties = opts.userProperties;
-    if (opts.correlationData) properties.correlationData = Buffer.from(opts.correlationData);
-    if (opts.responseTopic) properties.responseTopic = opts.responseTopic;
-    if (opts.contentType) properties.contentType = opts.contentType;
+    const v5 = this.#v5;
+    if (v5 && opts.messageExpiryIntervalS !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil(opts.messageExpiryIntervalS));
+    if (v5 && opts.userProperties) properties.userProperties = opts.userProperties;
+    if (v5 && opts.correlationData) properties.correlationData = Buffer.from(opts.correlationData);
+    if (v5 && opts.responseTopic) properties.responseTopic = opts.responseTopic;
+    if (v5 && opts.contentType) properties.contentType = opts.contentType;
     const body = typeof payload === "string" ? payload : Buffer.from(payload);
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -211,7 +229,7 @@ export class MqttLink {
         reject(e);
       };
       pending?.add(fail);
-      client.publish(topic, body, { qos: opts.qos ?? 0, retain: opts.retain ?? false, properties }, (err) => {
+      client.publish(topic, body, { qos: opts.qos ?? 0, retain: opts.retain ?? false, ...(v5 ? { properties } : {}) }, (err) => {
         if (settled) return;
         settled = true;
         pending?.delete(fail);
@@ -250,6 +268,10 @@ export class MqttLink {
     }
   }
 
+  get #v5(): boolean {
+    return (this.#opts.protocol ?? "5") === "5";
+  }
+
   #now(): string {
     return (this.#opts.now?.() ?? new Date()).toISOString();
   }
@@ -257,16 +279,18 @@ export class MqttLink {
   #connect(): void {
     if (!this.#running) return;
     const o = this.#opts;
-    const url = new URL(o.url);
+    const urlText = this.#urls[this.#nextUrl % this.#urls.length]!;
+    this.#nextUrl = (this.#nextUrl + 1) % this.#urls.length;
+    const url = new URL(urlText);
     const secure = url.protocol === "mqtts:";
     const will: StatusOffline = { state: "offline", agentId: o.clientId, reason: "connection-lost", startedAt: this.#startedAt };
     const options: IClientOptions = {
       protocol: secure ? "mqtts" : "mqtt",
       host: url.hostname.replace(/^\[|\]$/g, ""),
       port: url.port ? Number(url.port) : secure ? 8883 : 1883,
-      protocolVersion: 5,
+      protocolVersion: protocolVersion(o.protocol ?? "5"),
       clientId: o.clientId,
-      clean: true,
+      clean: !((o.sessionExpiryS ?? 0) > 0),
       keepalive: o.keepaliveS ?? 30,
       reconnectPeriod: 0,
       connectTimeout: o.connectTimeoutMs ?? 10000,
@@ -277,8 +301,11 @@ export class MqttLink {
       // one small allocation per packet. Measured in test/bench/agent.bench.ts.
       writeCache: false,
       will: { topic: o.topics.status, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
-      properties: { maximumPacketSize: MAX_INCOMING_PACKET_BYTES },
     };
+    if (this.#v5) {
+      options.properties = { maximumPacketSize: MAX_INCOMING_PACKET_BYTES };
+      if ((o.sessionExpiryS ?? 0) > 0) options.properties.sessionExpiryInterval = o.sessionExpiryS!;
+    }
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password.reveal();
     if (secure) {
@@ -292,11 +319,11 @@ export class MqttLink {
     this.#pending.set(client, new Set());
     let closed = false;
 
-    client.on("connect", () => {
+    client.on("connect", (connack) => {
       // Replies and events are small request/response traffic: no Nagle on our side either
       // (the broker's side is deploy/mosquitto's set_tcp_nodelay).
       (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-      void this.#ready(client);
+      void this.#ready(client, urlText, connack.sessionPresent === true);
     });
     client.on("message", (topic, payload, packet) => {
       const p = packet.properties ?? {};
@@ -323,15 +350,21 @@ export class MqttLink {
     });
   }
 
-  async #ready(client: MqttClient): Promise<void> {
+  async #ready(client: MqttClient, url: string, sessionPresent: boolean): Promise<void> {
     const o = this.#opts;
     try {
-      if (o.subscribeCommands !== false) {
-        const granted = await client.subscribeAsync(o.topics.cmdFilter, { qos: 1, nl: true, rap: true, rh: 2 });
+      // A resumed session keeps the subscription; a new (or lost) one needs it again.
+      const subscribe = o.subscribeCommands !== false && !sessionPresent;
+      if (subscribe) {
+        // 3.1.1 has no subscription options: a retained command still arrives flagged retained
+        // at subscribe (and is dropped by the dispatcher), but one published live arrives unflagged.
+        const granted = await client.subscribeAsync(o.topics.cmdFilter, this.#v5 ? { qos: 1, nl: true, rap: true, rh: 2 } : { qos: 1 });
         const bad = granted.find((g) => g.qos > 2);
         if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
       }
       if (this.#current !== client) return;
+      // Set before the birth's await: a resumed session delivers its queued commands right
+      // after the CONNACK, and their replies must not find the link offline.
       this.#client = client;
       const birth: StatusOnline = {
         state: "online",
@@ -345,7 +378,7 @@ export class MqttLink {
       await this.publish(o.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
       const attempt = this.#attempt;
       this.#attempt = 0;
-      this.#emit("connected", { attempt });
+      this.#emit("connected", { attempt, url, sessionPresent, subscribed: subscribe });
     } catch (e) {
       this.#emit("error", e instanceof Error ? e : new Error(String(e)));
       // Without a birth the fleet would see a stale status: drop this connection and retry.
@@ -357,7 +390,7 @@ export class MqttLink {
     this.#attempt++;
     const o = this.#opts;
     const delayMs = backoffDelayMs(this.#attempt, o.reconnectMinMs ?? 1000, o.reconnectMaxMs ?? 60000, o.random);
-    this.#emit("reconnecting", { attempt: this.#attempt, delayMs });
+    this.#emit("reconnecting", { attempt: this.#attempt, delayMs, url: this.#urls[this.#nextUrl % this.#urls.length]! });
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#connect();
@@ -377,7 +410,9 @@ export function linkOptionsFromConfig(config: AgentConfig, extra: { version: str
     }
   };
   const opts: MqttLinkOptions = {
-    url: m.url,
+    urls: m.urls,
+    protocol: m.protocol,
+    sessionExpiryS: m.sessionExpiryS,
     clientId: config.agent.id,
     topics: agentTopics(m.prefix, config.agent.id),
     version: extra.version,

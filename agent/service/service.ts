@@ -149,6 +149,7 @@ export class AgentService {
     this.dispatcher = new CommandDispatcher({
       link: this.link,
       topics: this.topics,
+      protocol: c.mqtt.protocol,
       parse: { openAccessKey: (id, from, envelope) => agentKey.openAccessKey(id, from, envelope), allowPlaintextAccessKey: c.commands.allowPlaintextAccessKey },
       sealer: agentKey,
       // A read's GC and page trim once its sealed reply is on its way, not between the sealing's slices.
@@ -181,14 +182,14 @@ export class AgentService {
     Bun.unsafe.setJITPolicy(c.memory.jitThresholdScale);
     this.#reads.eventSealer = loadEventSealer(c, this.#agentKey);
     this.watcher.on((e) => this.#onWatcher(e));
-    this.link.on("connected", ({ attempt }) => {
-      this.#log.info("broker connected", { url: c.mqtt.url, attempt, pendingEvents: this.#outboxStat("pending") });
+    this.link.on("connected", ({ attempt, url, sessionPresent, subscribed }) => {
+      this.#log.info("broker connected", { url, protocol: c.mqtt.protocol, attempt, sessionPresent, subscribed, pendingEvents: this.#outboxStat("pending") });
       void this.outbox.drain(this.link);
       for (const reader of this.#health.keys()) this.#publishHealth(reader, true);
       this.#publishMetrics();
     });
     this.link.on("disconnected", ({ reason }) => this.#log.warn("broker connection lost", { reason }));
-    this.link.on("reconnecting", ({ attempt, delayMs }) => this.#log[attempt <= 1 ? "info" : "debug"]("reconnecting to the broker", { attempt, delayMs }));
+    this.link.on("reconnecting", ({ attempt, delayMs, url }) => this.#log[attempt <= 1 ? "info" : "debug"]("reconnecting to the broker", { attempt, delayMs, url }));
     this.link.on("error", (e) => this.#log.warn("mqtt error", { error: e.name, message: mqttErrorText(e) }));
     this.link.on("message", (m) => void this.dispatcher.handle(m));
 

@@ -274,3 +274,36 @@ describe("dashboard process", () => {
     expect(((await (await after.get("/api/agents/sim-a")).json()) as { events: unknown[] }).events.length).toBe(n);
   });
 });
+
+describe("MQTT 3.1.1 fleet (mqtt.protocol = \"3.1.1\" on agents and dashboard)", () => {
+  test("agents and the dashboard on 3.1.1: the fleet, health and events appear; without share_group events are subscribed directly, so two instances each get every event", async () => {
+    const sim = new SimAgent(broker, "sim-a", ["Virtual PCD 00 00"], "0.3.1", "3.1.1");
+    const one = await DashboardProcess.start(broker, { protocol: "3.1.1", shareGroup: null, clientId: "operator-test-2" });
+    const two = await DashboardProcess.start(broker, { protocol: "3.1.1", shareGroup: null, clientId: "operator-test-hook" });
+    try {
+      // sim-a reconnects with 3.1.1 (the 5 one from above is replaced: same client id)
+      await sim.start();
+      await sim.reads("Virtual PCD 00 00", [true, "RF_TIMEOUT"]);
+      const apis = [await apiLogin(one.url, USERS.viewer), await apiLogin(two.url, USERS.viewer)];
+      for (const api of apis) {
+        const a = await until(async () => {
+          const v = (await (await api.get("/api/agents/sim-a")).json()) as { version?: string; readers?: Array<{ reader: string; rate: number | null }> };
+          return v.version === "0.3.1" && v.readers?.some((r) => r.reader === "Virtual PCD 00 00" && r.rate === 0.5) ? v : undefined;
+        }, "sim-a over 3.1.1 with its health");
+        expect(a.version).toBe("0.3.1");
+      }
+      const count = async (api: (typeof apis)[number]) => ((await (await api.get("/api/agents/sim-a")).json()) as { events: Array<{ eventId?: string }> }).events.length;
+      const before = await Promise.all(apis.map(count));
+      for (let i = 0; i < 5; i++) await sim.readerAttached("Virtual PCD 00 00");
+      const after = await until(async () => {
+        const n = await Promise.all(apis.map(count));
+        return n.every((x, i) => x >= before[i]! + 5) ? n : undefined;
+      }, "every event at both instances");
+      expect(after.map((n, i) => n - before[i]!)).toEqual([5, 5]);
+    } finally {
+      await sim.stop().catch(() => undefined);
+      await one.stop();
+      await two.stop();
+    }
+  }, 40_000);
+});

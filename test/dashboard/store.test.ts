@@ -135,6 +135,16 @@ describe("dashboard configuration", () => {
     expect(() => parseDashboardConfig(`[http]\nhost = "0.0.0.0"\n`, "d.toml")).toThrow("http.host: serving beyond loopback needs http.tls_cert");
     expect(() => parseDashboardConfig(`[alerts]\nsuccess_rate_below = 2\n`, "d.toml")).toThrow("alerts.success_rate_below: must be between 0 and 1");
   });
+
+  test("mqtt.protocol: 5 by default with the shared subscription group; 3.1.1 subscribes to events directly unless share_group is set", () => {
+    const users = `[[users]]\nname = "ops"\nrole = "operator"\npassword_hash = "${hash}"\n`;
+    expect(parseDashboardConfig(users, "d.toml").mqtt).toMatchObject({ protocol: "5", shareGroup: "mrtd-dashboard" });
+    const direct = parseDashboardConfig(`[mqtt]\nprotocol = "3.1.1"\n${users}`, "d.toml").mqtt;
+    expect(direct.protocol).toBe("3.1.1");
+    expect(direct.shareGroup).toBeUndefined();
+    expect(parseDashboardConfig(`[mqtt]\nprotocol = "3.1.1"\nshare_group = "g1"\n${users}`, "d.toml").mqtt).toMatchObject({ protocol: "3.1.1", shareGroup: "g1" });
+    expect(() => parseDashboardConfig(`[mqtt]\nprotocol = "4"\n${users}`, "d.toml")).toThrow("mqtt.protocol: must be 5 or 3.1.1");
+  });
 });
 
 describe("Prometheus exposition", () => {

@@ -17,6 +17,7 @@ import { CommandDispatcher } from "../../agent/service/command-dispatcher.ts";
 import { parseCommand } from "../../agent/service/command-validation.ts";
 import { AgentKey } from "../../agent/service/agent-key.ts";
 import { generateKeyPair } from "../../agent/service/envelope.ts";
+import { buildCommandPublish, readCommandRouting, stampReply } from "../../agent/service/command-wire.ts";
 import { sealAccessKey } from "../../agent/service/sealed-access-key.ts";
 import { ReaderHealthTracker, SUCCESS_WINDOW } from "../../agent/service/health.ts";
 import { METRIC_CATALOG, MetricsRegistry } from "../../agent/service/metrics.ts";
@@ -288,6 +289,14 @@ describe("payloads the agent makes match the document", () => {
     for (const g of good) {
       expect(parseCommand(new TextEncoder().encode(JSON.stringify(g)), g.command ?? "ping", parseOpts).ok).toBe(true);
       check("Command", g);
+      // the MQTT 3.1.1 form of the same command (its reply object in the payload), and a reply stamped for it
+      const wire = buildCommandPublish("3.1.1", { prefix: "mrtd/v1", agentId: AGENT, command: g.command ?? "ping", requester: "operator-schema", body: g, correlation: new Uint8Array([1, 2, 3]), expirySeconds: 60 });
+      const as311 = JSON.parse(wire.payload) as Record<string, unknown>;
+      expect(parseCommand(new TextEncoder().encode(wire.payload), g.command ?? "ping", parseOpts).ok).toBe(true);
+      check("Command", as311);
+      const routing = readCommandRouting("3.1.1", { payload: new TextEncoder().encode(wire.payload), receivedAt: Date.now() }, topics, Date.now());
+      expect(routing.kind).toBe("route");
+      if (routing.kind === "route") check("Reply", JSON.parse(stampReply(routing.route, JSON.stringify({ id: g.id, command: g.command ?? "ping", kind: "progress", step: "s", at: new Date().toISOString() }), Date.now())!.payload));
     }
     const send = (cmd: string, body: unknown, corr: string) =>
       obs.client.publishAsync(topics.cmd(cmd), JSON.stringify(body), { qos: 1, properties: { responseTopic: topics.reply("operator-schema"), correlationData: Buffer.from(corr) } });

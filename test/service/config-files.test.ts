@@ -65,6 +65,14 @@ describe("run --check opens or checks every file and directory", () => {
     expect(existsSync(join(file, "../state"))).toBe(false);
   });
 
+  test("--check prints the broker URLs, the protocol and the session expiry; url with urls is exit 2", () => {
+    const file = setup(({ lines }) => lines.splice(lines.indexOf('url = "mqtts://127.0.0.1:8883"'), 1, 'urls = ["mqtts://127.0.0.1:8883", "mqtts://127.0.0.2:8883"]', 'protocol = "3.1.1"', "session_expiry_s = 600"));
+    const r = run(file);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).mqtt).toMatchObject({ url: "mqtts://127.0.0.1:8883", urls: ["mqtts://127.0.0.1:8883", "mqtts://127.0.0.2:8883"], protocol: "3.1.1", sessionExpiryS: 600 });
+    expectRefused(setup(({ lines }) => lines.push('urls = ["mqtts://127.0.0.2:8883"]')), "mqtt.urls", /not both/);
+  });
+
   test("missing mqtt.ca", () => {
     expectRefused(setup(({ dir }) => rmSync(join(dir, "ca.crt"))), "mqtt.ca", /ca\.crt does not exist$/);
   });

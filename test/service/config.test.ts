@@ -49,6 +49,14 @@ describe("config: errors name file, key and problem", () => {
     ["jit scale below 1", "[memory]\njit_threshold_scale = 0", "memory.jit_threshold_scale", /at least 1/],
     ["personal data without a key", "[telemetry]\ninclude_personal_data = true", "telemetry.personal_data_public_key", /required when include_personal_data = true/],
     ["personal data key not base64 of 32 bytes", "[telemetry]\npersonal_data_public_key = \"c2hvcnQ=\"", "telemetry.personal_data_public_key", /must be an X25519 public key: 32 bytes in base64/],
+    ["url and urls both", "[mqtt]\nurl = \"mqtts://a:8883\"\nurls = [\"mqtts://b:8883\"]", "mqtt.urls", /give mqtt\.url \(one broker\) or mqtt\.urls \(several\), not both/],
+    ["urls empty", "[mqtt]\nurls = []", "mqtt.urls", /must list 1-16 broker URLs/],
+    ["urls: a bad one named by index", "[mqtt]\nurls = [\"mqtts://a:8883\", \"http://b\"]", "mqtt.urls[1]", /scheme must be mqtts or mqtt/],
+    ["urls repeated", "[mqtt]\nurls = [\"mqtts://a:8883\", \"mqtts://a:8883\"]", "mqtt.urls[1]", /repeats an earlier URL/],
+    ["urls: tls files with mqtt://", "[mqtt]\nurls = [\"mqtts://a:8883\", \"mqtt://b:1883\"]\nca = \"/ca.pem\"", "mqtt.urls[1]", /must use mqtts/],
+    ["protocol", "[mqtt]\nprotocol = \"3.1\"", "mqtt.protocol", /must be one of 5, 3\.1\.1/],
+    ["protocol as a number", "[mqtt]\nprotocol = 5", "mqtt.protocol", /must be a string, not an integer/],
+    ["session expiry negative", "[mqtt]\nsession_expiry_s = -1", "mqtt.session_expiry_s", /at least 0/],
     ["trim not a bool", "[memory]\ntrim_executable_pages = 1", "memory.trim_executable_pages", /true or false/],
   ];
   for (const [title, text, key, problem] of cases) {
@@ -90,7 +98,7 @@ describe("config: values and defaults", () => {
     const uncommented = text.replace(/^# ?([a-z_]+ = .*)$/gm, "$1").replace(/^# ?(\[[a-z]+\])$/gm, "$1");
     const dir = makeTempDir("cfg");
     const f = join(dir, "c.toml");
-    writeFileSync(f, uncommented.replace(/^(password_env|test_key_file|client_cert|client_key|ca|username|password_file|path|id|personal_data_public_key) = .*$/gm, ""));
+    writeFileSync(f, uncommented.replace(/^(password_env|test_key_file|client_cert|client_key|ca|username|password_file|path|id|personal_data_public_key|urls) = .*$/gm, ""));
     const c = loadConfig(f, {});
     expect(c.mqtt.keepaliveS).toBe(DEFAULTS.mqtt.keepaliveS);
     expect(c.mqtt.reconnectMaxMs).toBe(DEFAULTS.mqtt.reconnectMaxMs);
@@ -100,12 +108,21 @@ describe("config: values and defaults", () => {
     expect(c.outbox.maxEvents).toBe(DEFAULTS.outbox.maxEvents);
     expect(c.agent.logLevel).toBe(DEFAULTS.agent.logLevel);
     expect(c.mqtt.url).toBe(DEFAULTS.mqtt.url);
+    expect(c.mqtt.urls).toEqual([DEFAULTS.mqtt.url]);
+    expect(c.mqtt.protocol).toBe(DEFAULTS.mqtt.protocol);
+    expect(c.mqtt.sessionExpiryS).toBe(DEFAULTS.mqtt.sessionExpiryS);
     expect(c.verification).toEqual({ trust: [], masterListAnchors: [], activeAuthentication: true });
     expect(c.memory).toEqual(DEFAULTS.memory);
     expect(c.commands).toEqual(DEFAULTS.commands);
     expect(c.agent.keyFile).toBe("/var/lib/mrtd-agent/agent-hpke.key");
     // and the example as shipped (all commented) parses too
     expect(() => parseConfig(text, path, {})).not.toThrow();
+  });
+
+  test("several broker URLs, the protocol and the session expiry", () => {
+    const c = parseConfig(`[mqtt]\nurls = ["mqtts://n1:8883", "mqtts://n2:8883"]\nprotocol = "3.1.1"\nsession_expiry_s = 0`, FILE, {});
+    expect(c.mqtt).toMatchObject({ url: "mqtts://n1:8883", urls: ["mqtts://n1:8883", "mqtts://n2:8883"], protocol: "3.1.1", sessionExpiryS: 0 });
+    expect(parseConfig(`[mqtt]\nurl = "mqtts://one:8883"`, FILE, {}).mqtt).toMatchObject({ url: "mqtts://one:8883", urls: ["mqtts://one:8883"], protocol: "5", sessionExpiryS: 3600 });
   });
 
   test("personal data in events: on with a key, off by default", () => {
