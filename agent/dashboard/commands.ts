@@ -12,6 +12,7 @@
  */
 import { fromBase64 } from "../bytes.ts";
 import { MAX_COMMAND_BYTES, MAX_READ_TIMEOUT_S } from "../service/command-validation.ts";
+import { buildCommandPublish, type MqttProtocol } from "../service/command-wire.ts";
 import { EnvelopeError, parseEnvelope, parsePublicKey } from "../service/envelope.ts";
 import { SEALED_KEY_PLAINTEXT_BYTES } from "../service/sealed-access-key.ts";
 import { MAX_TOPIC_BYTES } from "../service/topics.ts";
@@ -21,6 +22,8 @@ export type DashboardCommandName = (typeof DASHBOARD_COMMANDS)[number];
 
 /** The publish/subscribe a relay needs (fleet-subscriber.ts's FleetSubscriber has both). */
 export interface CommandLink {
+  /** The broker's protocol (default "5"): in 3.1.1 the reply routing travels in the payload (command-wire.ts). */
+  readonly protocol?: MqttProtocol;
   publish(topic: string, payload: string, opts: { responseTopic?: string; correlationData?: Uint8Array; messageExpiryIntervalS?: number }): Promise<void>;
   subscribeReplies(filter: string, onMessage: (topic: string, payload: Uint8Array, correlationData: Uint8Array | undefined) => void): Promise<void>;
 }
@@ -232,7 +235,17 @@ export class CommandRelay {
     };
     this.#pending.set(key, { agentId, id: c.id, onReply, done: finish, timer: setTimeout(() => finish({ kind: "timeout" }), c.timeoutS * 1000) });
     try {
-      await this.#link.publish(topic, c.payload, { responseTopic, correlationData: corr, messageExpiryIntervalS: c.timeoutS });
+      // The same wire form as the operator CLI's: MQTT 5 properties, or the 3.1.1 payload's `reply`.
+      const wire = buildCommandPublish(this.#link.protocol ?? "5", {
+        prefix: this.#prefix,
+        agentId,
+        command: c.name,
+        requester: this.#requester,
+        body: JSON.parse(c.payload) as Record<string, unknown>,
+        correlation: corr,
+        expirySeconds: c.timeoutS,
+      });
+      await this.#link.publish(topic, wire.payload, { responseTopic, correlationData: corr, messageExpiryIntervalS: c.timeoutS });
     } catch (e) {
       const p = this.#pending.get(key);
       if (p) clearTimeout(p.timer);

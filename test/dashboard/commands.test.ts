@@ -14,11 +14,12 @@ interface Published {
   opts: { responseTopic?: string; correlationData?: Uint8Array; messageExpiryIntervalS?: number };
 }
 
-function scriptedLink(refuse = false) {
+function scriptedLink(refuse = false, protocol?: "5" | "3.1.1") {
   const published: Published[] = [];
   const filters: string[] = [];
   let deliver: ((topic: string, payload: Uint8Array, cd: Uint8Array | undefined) => void) | undefined;
   const link: CommandLink = {
+    ...(protocol ? { protocol } : {}),
     async publish(topic, payload, opts) {
       if (refuse) throw new Error("broker refused the publish (reason code 0x87)");
       published.push({ topic, payload, opts });
@@ -65,6 +66,25 @@ describe("command relay", () => {
     await relay.send("kiosk-1", cmd({ id: "ping-2" }), () => undefined);
     expect(s.filters).toHaveLength(1);
     relay.stop();
+  });
+
+  test("MQTT 3.1.1: the reply routing travels in the payload (reply.topic, correlation, expiresAt), as the operator CLI sends it", async () => {
+    const s = scriptedLink(false, "3.1.1");
+    const relay = new CommandRelay(s.link, "mrtd/v1", "operator-dashboard");
+    const before = Date.now();
+    const sent = await relay.send("kiosk-1", cmd({ timeoutS: 30 }), () => undefined);
+    const p = s.published[0]!;
+    expect(p.topic).toBe("mrtd/v1/kiosk-1/cmd/ping");
+    const body = JSON.parse(p.payload) as { id: string; command: string; reply: { topic: string; correlation: string; expiresAt: string } };
+    expect(body.id).toBe("ping-1");
+    expect(body.command).toBe("ping");
+    expect(body.reply.topic).toBe("mrtd/v1/kiosk-1/reply/operator-dashboard");
+    expect(Buffer.from(body.reply.correlation, "base64")).toEqual(Buffer.from(p.opts.correlationData!));
+    const expires = Date.parse(body.reply.expiresAt);
+    expect(expires).toBeGreaterThanOrEqual(before + 30_000 - 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 31_000);
+    s.reply("mrtd/v1/kiosk-1/reply/operator-dashboard", { id: "ping-1", kind: "result", ok: true, correlation: body.reply.correlation }, p.opts.correlationData);
+    expect(await sent.ended).toEqual({ kind: "final", ok: true, code: null });
   });
 
   test("no final reply within the timeout ends it; stop() ends what runs; a refused publish leaves nothing running", async () => {
