@@ -34,6 +34,10 @@ export interface Mosquitto {
   log(): string;
   /** Stops the broker; restart() brings it back with its files (persistence). */
   stop(): Promise<void>;
+  /** `kill -9` of the broker (no persistence written); restart() brings it back. */
+  kill(): Promise<void>;
+  /** The broker's process id while it runs. */
+  pid(): number | undefined;
   restart(): Promise<void>;
   /** Stops the broker for good and removes its files (and the test PKI once no broker uses it). */
   close(): Promise<void>;
@@ -190,6 +194,15 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
     stop: async () => {
       await stop();
     },
+    kill: async () => {
+      const p = proc;
+      if (!p) return;
+      proc = undefined;
+      p.kill("SIGKILL");
+      await p.exited;
+      live.delete(p);
+    },
+    pid: () => proc?.pid,
     restart: async () => {
       await stop();
       await launch();
