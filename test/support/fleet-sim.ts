@@ -146,6 +146,8 @@ export interface SimFleetStats {
   connects: number[];
   /** Epoch ms of every lost connection. */
   disconnects: number[];
+  /** Per lost connection: ms from losing it to being connected again (birth acknowledged). */
+  outagesMs: number[];
   /** Connect attempts that failed (refused, timed out, closed before CONNACK). */
   failedAttempts: number;
   sessionsResumed: number;
@@ -174,6 +176,7 @@ class SimulatedAgent {
   inflight = false;
   answers = new Map<string, string>();
   timer: ReturnType<typeof setTimeout> | undefined;
+  downAt: number | undefined;
   readonly startedAt = new Date().toISOString();
   seq = 0;
 
@@ -229,7 +232,8 @@ class SimulatedAgent {
       if (this.ready) {
         this.ready = false;
         f.stats.connected--;
-        f.stats.disconnects.push(Date.now());
+        this.downAt = Date.now();
+        f.stats.disconnects.push(this.downAt);
       } else f.stats.failedAttempts++;
       this.inflight = false;
       for (const e of this.outbox) if (e.sent) e.sent = false;
@@ -265,6 +269,8 @@ class SimulatedAgent {
       this.attempt = 0;
       f.stats.connected++;
       f.stats.connects.push(Date.now());
+      if (this.downAt !== undefined) f.stats.outagesMs.push(Date.now() - this.downAt);
+      this.downAt = undefined;
       this.pump();
     } catch {
       client.end(true);
@@ -391,7 +397,7 @@ export class SimFleet {
     if ((opts.lifetimeS ?? 600) > MAX_SIM_LIFETIME_S) throw new RangeError(`fleet-sim: lifetime at most ${MAX_SIM_LIFETIME_S} s`);
     this.opts = opts;
     this.agents = opts.ids.map((id, i) => new SimulatedAgent(this, id, i));
-    this.stats = { agents: this.agents.length, connected: 0, connects: [], disconnects: [], failedAttempts: 0, sessionsResumed: 0, eventsGenerated: 0, eventsAcked: 0, eventsResent: 0, outboxPending: 0, commandsAnswered: 0, healthPublished: 0 };
+    this.stats = { agents: this.agents.length, connected: 0, connects: [], disconnects: [], outagesMs: [], failedAttempts: 0, sessionsResumed: 0, eventsGenerated: 0, eventsAcked: 0, eventsResent: 0, outboxPending: 0, commandsAnswered: 0, healthPublished: 0 };
   }
 
   /** Starts connecting every agent at connectRatePerS; resolves when all got their first attempt. */
@@ -440,7 +446,7 @@ export class SimFleet {
 
   snapshot(): SimFleetStats {
     this.stats.outboxPending = this.agents.reduce((s, a) => s + a.outbox.length, 0);
-    return { ...this.stats, connects: [...this.stats.connects], disconnects: [...this.stats.disconnects] };
+    return { ...this.stats, connects: [...this.stats.connects], disconnects: [...this.stats.disconnects], outagesMs: [...this.stats.outagesMs] };
   }
 
   agent(id: string): SimulatedAgent | undefined {
@@ -542,13 +548,14 @@ export class SimFleetPool {
 
   async snapshot(): Promise<SimFleetStats> {
     const all = await Promise.all(this.procs.map((_, w) => this.call(w, { type: "stats" }, 30_000)));
-    const out: SimFleetStats = { agents: 0, connected: 0, connects: [], disconnects: [], failedAttempts: 0, sessionsResumed: 0, eventsGenerated: 0, eventsAcked: 0, eventsResent: 0, outboxPending: 0, commandsAnswered: 0, healthPublished: 0 };
+    const out: SimFleetStats = { agents: 0, connected: 0, connects: [], disconnects: [], outagesMs: [], failedAttempts: 0, sessionsResumed: 0, eventsGenerated: 0, eventsAcked: 0, eventsResent: 0, outboxPending: 0, commandsAnswered: 0, healthPublished: 0 };
     for (const r of all) {
       if (r.type !== "stats") continue;
       const s = r.stats;
       for (const k of ["agents", "connected", "failedAttempts", "sessionsResumed", "eventsGenerated", "eventsAcked", "eventsResent", "outboxPending", "commandsAnswered", "healthPublished"] as const) out[k] += s[k];
       for (const t of s.connects) out.connects.push(t);
       for (const t of s.disconnects) out.disconnects.push(t);
+      for (const t of s.outagesMs) out.outagesMs.push(t);
     }
     return out;
   }
@@ -599,6 +606,20 @@ export interface CommandOutcome {
   reply?: Record<string, unknown>;
 }
 
+/** mqtt.js options for one URL or several tried in rotation on reconnect (`servers`). */
+function rotation(url: string | string[]): IClientOptions {
+  const urls = typeof url === "string" ? [url] : url;
+  assertLoopbackUrls(urls);
+  const parsed = urls.map((u) => new URL(u));
+  const first = parsed[0]!;
+  return {
+    protocol: first.protocol === "mqtts:" ? "mqtts" : "mqtt",
+    host: first.hostname,
+    port: Number(first.port),
+    ...(parsed.length > 1 ? { servers: parsed.map((p) => ({ host: p.hostname, port: Number(p.port) })) } : {}),
+  };
+}
+
 export class SimOperator {
   private readonly waiting = new Map<string, (r: Record<string, unknown>) => void>();
   readonly raw: Array<{ correlation: string; reply: Record<string, unknown> }> = [];
@@ -611,10 +632,9 @@ export class SimOperator {
   ) {}
 
   /** Connects to `url` (persistent session, reconnecting there every second) and subscribes to its replies. */
-  static async connect(url: string, protocol: MqttProtocol, requester: string, opts: { prefix?: string; username?: string; password?: string } = {}): Promise<SimOperator> {
-    assertLoopbackUrls([url]);
+  static async connect(url: string | string[], protocol: MqttProtocol, requester: string, opts: { prefix?: string; username?: string; password?: string } = {}): Promise<SimOperator> {
     const prefix = opts.prefix ?? "mrtd/v1";
-    const client = await mqtt.connectAsync(url, { clientId: requester, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
+    const client = await mqtt.connectAsync({ ...rotation(url), clientId: requester, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
     const op = new SimOperator(client, protocol, requester, prefix);
     client.on("message", (_topic, payload, packet) => {
       try {
@@ -675,9 +695,8 @@ export class EventObserver {
 
   private constructor(readonly client: MqttClient) {}
 
-  static async connect(url: string, protocol: MqttProtocol, clientId: string, opts: { prefix?: string; username?: string; password?: string } = {}): Promise<EventObserver> {
-    assertLoopbackUrls([url]);
-    const client = await mqtt.connectAsync(url, { clientId, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
+  static async connect(url: string | string[], protocol: MqttProtocol, clientId: string, opts: { prefix?: string; username?: string; password?: string } = {}): Promise<EventObserver> {
+    const client = await mqtt.connectAsync({ ...rotation(url), clientId, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
     const o = new EventObserver(client);
     client.on("message", (_t, payload) => {
       try {
