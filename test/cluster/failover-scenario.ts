@@ -35,6 +35,8 @@ export interface RetainedView {
   node: number;
   /** Agents whose retained status on this node is `online`. */
   online: Set<string>;
+  /** connectedAt of each agent's retained `online` birth on this node. */
+  birth: Map<string, string>;
   /** Agents with a retained health message on this node. */
   health: Set<string>;
 }
@@ -49,8 +51,11 @@ export interface ScenarioResult {
   generated: number;
   commands: CommandOutcome[];
   retained: RetainedView[];
-  /** The node each agent was connected to at the end. */
+  /** Agents connected to a node when the rolling restart stopped it, summed over the nodes. */
+  agentsOnStoppedNodes: number;
+  /** The node each agent was connected to at the end, and its last birth's connectedAt. */
   currentNode: Map<string, number>;
+  lastBirth: Map<string, string>;
 }
 
 /** One rotation through every node, each attempt failing at worst by its timeout: then a live node was tried. */
@@ -63,15 +68,18 @@ export function promisedReconnectMs(nodes: number, o: Pick<ScenarioOptions, "rec
 export async function readRetained(c: ClusterUnderTest, node: number, prefix = "mrtd/v1"): Promise<RetainedView> {
   const id = `retained-check-${node}-${Date.now() % 100000}`;
   const client = await mqtt.connectAsync(c.urls[node]!, { clientId: id, protocolVersion: c.protocol === "5" ? 5 : 4, clean: true, reconnectPeriod: 0, connectTimeout: 10_000, ...(c.credentials ? c.credentials(id) : {}) });
-  const view: RetainedView = { node, online: new Set(), health: new Set() };
+  const view: RetainedView = { node, online: new Set(), birth: new Map(), health: new Set() };
   try {
     client.on("message", (topic, payload, packet) => {
       if (!packet.retain) return;
       const levels = topic.split("/");
       const agent = levels[2]!;
       try {
-        const body = JSON.parse(payload.toString()) as { state?: string; agentId?: string };
-        if (levels[3] === "status" && body.state === "online" && body.agentId === agent) view.online.add(agent);
+        const body = JSON.parse(payload.toString()) as { state?: string; agentId?: string; connectedAt?: string };
+        if (levels[3] === "status" && body.state === "online" && body.agentId === agent) {
+          view.online.add(agent);
+          if (body.connectedAt) view.birth.set(agent, body.connectedAt);
+        }
         if (levels[3] === "readers" && levels[5] === "health" && body.agentId === agent) view.health.add(agent);
       } catch {
         /* not JSON */
@@ -95,6 +103,7 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
   const observers: EventObserver[] = [];
   let op: SimOperator | undefined;
   const commands: CommandOutcome[] = [];
+  let agentsOnStoppedNodes = 0;
   try {
     observers.push(await EventObserver.connect(rotate(1), c.protocol, "observer-1", c.credentials ? c.credentials("observer-1") : {}));
     observers.push(await EventObserver.connect(rotate(2), c.protocol, "observer-2", c.credentials ? c.credentials("observer-2") : {}));
@@ -122,6 +131,7 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
     // Rolling restart: each node stopped and started in turn, commands to every agent meanwhile.
     for (let i = 0; i < (o.rolling === false ? 0 : nodes); i++) {
       const onIt = fleet.agents.filter((a) => a.urlIndex === i && a.ready).map((a) => a.id);
+      agentsOnStoppedNodes += onIt.length;
       await c.stopNode(i);
       const cmds = Promise.all(onIt.slice(0, 5).map((id) => operator.command(id, "ping", o.commandTimeoutMs)));
       await c.restart(i);
@@ -143,6 +153,7 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
     for (let i = 0; i < nodes; i++) retained.push(await readRetained(c, i));
     const stats = fleet.snapshot();
     const currentNode = new Map(fleet.agents.map((a) => [a.id, a.urlIndex]));
+    const lastBirth = new Map(fleet.agents.map((a) => [a.id, a.lastBirth ?? ""]));
     return {
       ids,
       stats,
@@ -152,7 +163,9 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
       generated: stats.eventsGenerated,
       commands,
       retained,
+      agentsOnStoppedNodes,
       currentNode,
+      lastBirth,
     };
   } finally {
     await fleet.stop();

@@ -45,6 +45,8 @@ function assertContract(r: ScenarioResult): void {
   // Retained status and health as seen from every node.
   for (const v of r.retained) {
     expect([...v.online].sort()).toEqual(r.ids);
+    // The latest birth, not a stale one.
+    expect(r.ids.filter((id) => v.birth.get(id) !== r.lastBirth.get(id))).toEqual([]);
     expect([...v.health].sort()).toEqual(r.ids);
   }
 }

@@ -177,6 +177,8 @@ class SimulatedAgent {
   answers = new Map<string, string>();
   timer: ReturnType<typeof setTimeout> | undefined;
   downAt: number | undefined;
+  /** connectedAt of the last birth the broker acknowledged. */
+  lastBirth: string | undefined;
   readonly startedAt = new Date().toISOString();
   seq = 0;
 
@@ -236,7 +238,6 @@ class SimulatedAgent {
         f.stats.disconnects.push(this.downAt);
       } else f.stats.failedAttempts++;
       this.inflight = false;
-      for (const e of this.outbox) if (e.sent) e.sent = false;
       this.urlIndex = (this.urlIndex + 1) % o.urls.length;
       this.schedule();
     });
@@ -265,6 +266,7 @@ class SimulatedAgent {
       const birth: StatusOnline = { state: "online", agentId: this.id, version: f.opts.version ?? "0.1.0-sim", readers: this.readers.map((r) => r.reader), startedAt: this.startedAt, connectedAt: new Date().toISOString() };
       await client.publishAsync(this.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
       if (this.client !== client) return;
+      this.lastBirth = birth.connectedAt;
       this.ready = true;
       this.attempt = 0;
       f.stats.connected++;
