@@ -54,6 +54,8 @@ export interface StartOptions {
    * client id, so every concurrent operator connection needs an identity of its own.
    */
   operators?: string[];
+  /** Lines added to the "plain" configuration (e.g. `autosave_interval 1`). */
+  extraConfig?: string;
 }
 
 const live = new Set<Subprocess>();
@@ -131,7 +133,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
   // cannot read the temporary directory.
   const user = process.getuid?.() === 0 ? "user root\n" : "";
   if ((opts.config ?? "plain") === "plain") {
-    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
+    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n${opts.extraConfig ? opts.extraConfig + "\n" : ""}`);
   } else {
     const operators = opts.operators ?? [];
     if (operators.some((o) => !/^operator-[a-z0-9-]+$/.test(o))) throw new Error("test operator names are operator-<a-z0-9->");
