@@ -28,6 +28,8 @@ export interface ScenarioOptions {
   /** Phases to run (default both): kill -9 of node 0 then its restart; a rolling restart of every node. */
   kill?: boolean;
   rolling?: boolean;
+  /** Simulated agents subscribe to their commands on every connect, not only without a session. */
+  resubscribeAlways?: boolean;
   log?: (line: string) => void;
 }
 
@@ -97,7 +99,7 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
   const log = o.log ?? (() => undefined);
   const nodes = c.urls.length;
   const ids = Array.from({ length: o.agents }, (_, i) => `sim-${String(i).padStart(3, "0")}`);
-  const fleet = new SimFleet({ urls: c.urls, protocol: c.protocol, ids, healthIntervalS: 2, eventIntervalS: 1, reconnectMinMs: o.reconnectMinMs, reconnectMaxMs: o.reconnectMaxMs, connectTimeoutMs: o.connectTimeoutMs, keepaliveS: 10, persistent: true, sessionExpiryS: 3600, connectRatePerS: 50, lifetimeS: 600, ...(c.credentials ? { credentials: c.credentials } : {}) });
+  const fleet = new SimFleet({ urls: c.urls, protocol: c.protocol, ids, healthIntervalS: 2, eventIntervalS: 1, reconnectMinMs: o.reconnectMinMs, reconnectMaxMs: o.reconnectMaxMs, connectTimeoutMs: o.connectTimeoutMs, keepaliveS: 10, persistent: true, sessionExpiryS: 3600, connectRatePerS: 50, lifetimeS: 600, resubscribeAlways: o.resubscribeAlways ?? false, ...(c.credentials ? { credentials: c.credentials } : {}) });
   // Consumers and operator: each starts on a node other than node 0 (killed first) and moves on in rotation.
   const rotate = (first: number) => [...c.urls.slice(first), ...c.urls.slice(0, first)];
   const observers: EventObserver[] = [];
@@ -140,9 +142,11 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
       log(`rolling restart: node ${i} back, fleet connected`);
     }
 
-    // Drain: no new events; every outbox empty; the consumers caught up.
+    // Drain: no new events; every outbox empty; the consumers caught up. A QoS 1 message
+    // delivered to a consumer whose node then went away is redelivered after the broker's ack
+    // wait (NATS: 30 s), so wait past that before calling anything lost.
     fleet.quiesce();
-    const until = Date.now() + 20_000;
+    const until = Date.now() + 45_000;
     for (;;) {
       const s = fleet.snapshot();
       if ((s.outboxPending === 0 && observers.every((ob) => ob.distinct >= s.eventsGenerated)) || Date.now() > until) break;

@@ -134,6 +134,8 @@ export interface SimFleetOptions {
   connectRatePerS?: number;
   /** Stops itself after this (at most MAX_SIM_LIFETIME_S). */
   lifetimeS?: number;
+  /** Subscribe to the commands on every connect, not only when the broker reports no session. */
+  resubscribeAlways?: boolean;
   /** username/password per agent (brokers with per-agent users). */
   credentials?: (id: string) => { username: string; password: string };
   version?: string;
@@ -259,7 +261,7 @@ class SimulatedAgent {
     const f = this.fleet;
     try {
       if (sessionPresent) f.stats.sessionsResumed++;
-      else {
+      if (!sessionPresent || f.opts.resubscribeAlways) {
         const sub = f.opts.protocol === "5" ? { qos: 1 as const, nl: true, rap: true, rh: 2 } : { qos: 1 as const };
         await client.subscribeAsync(this.topics.cmdFilter, sub);
       }
