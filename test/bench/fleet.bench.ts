@@ -1,5 +1,5 @@
 /**
- * Fleet benchmark (issue 12): 10,000 simulated agents (test/support/fleet-sim.ts, in worker
+ * Fleet benchmark: 10,000 simulated agents (test/support/fleet-sim.ts, in worker
  * processes) on a three-node NATS JetStream cluster (MQTT 3.1.1 gateway, persistent sessions)
  * and, in the same run, on a single Mosquitto (MQTT 5, persistent sessions), each agent
  * publishing its retained reader health every 10 s and an event (with an eventId, through an

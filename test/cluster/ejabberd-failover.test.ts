@@ -1,6 +1,6 @@
 /**
  * Failover on a real three-node ejabberd cluster (Debian ejabberd 23.01, mod_mqtt, MQTT 5),
- * issue 12 item 3, with its documented limits (../shared/reference/mqtt-brokers.md,
+ * with its documented limits (../shared/reference/mqtt-brokers.md,
  * deploy/brokers.md): retained messages are node-local, and sessions held on a dead or
  * restarted node are lost (sessionPresent=false, queued messages gone). What must still hold
  * and is asserted: every agent back within the backoff's promise; every event reaches at least

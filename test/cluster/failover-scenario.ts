@@ -1,5 +1,5 @@
 /**
- * The failover scenario of issue 12 (item 3), run on a real three-node cluster by
+ * The failover scenario, run on a real three-node cluster by
  * nats-failover.test.ts and ejabberd-failover.test.ts: simulated agents (test/support/fleet-sim.ts)
  * spread over the nodes with persistent sessions, publishing health and events with eventIds;
  * two event consumers and an operator on other nodes; `kill -9` of one node under traffic with

@@ -1,6 +1,6 @@
 /**
  * Failover on a real three-node NATS JetStream cluster (Debian nats-server 2.9.10, MQTT 3.1.1
- * gateway), issue 12 item 3: simulated agents with persistent sessions spread over the nodes,
+ * gateway): simulated agents with persistent sessions spread over the nodes,
  * two event consumers and an operator on other nodes (failover-scenario.ts).
  *
  * - The rolling restart (each node stopped and started in turn under traffic) runs always.

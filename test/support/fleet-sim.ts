@@ -1,5 +1,5 @@
 /**
- * The fleet simulator (issue 12, item 4): many simulated agents in one process, each speaking
+ * The fleet simulator: many simulated agents in one process, each speaking
  * the agent's contract with the agent's own topics (agent/service/topics.ts), payload builders
  * (reader health from ReaderHealthTracker, card events from payloads.ts), birth and will
  * (StatusOnline/StatusOffline of mqtt-link.ts) and backoff (agent/service/backoff.ts), over
