@@ -181,7 +181,12 @@ async function runOn(b: Broker, AGENTS: number): Promise<void> {
       );
       const rampS = (Date.now() - t0) / 1000;
       if (ramp) {
-        say(`${b.name}: ${AGENTS} simulated agents (${WORKERS} worker processes), MQTT ${b.protocol}, persistent sessions, ramp ${b.rampPerS}/s: ${ramp.connected} of ${AGENTS} connected after ${rampS.toFixed(0)} s (${ramp.failedAttempts} failed connection attempts)   target ${AGENTS} connected  ${verdict(false)}`);
+        const timeline = [...ramp.connects.map((t) => [t, 1] as const), ...ramp.disconnects.map((t) => [t, -1] as const)].sort((x, y) => x[0] - y[0]);
+        let now = 0;
+        let peak = 0;
+        let peakAt = t0;
+        for (const [t, d] of timeline) if ((now += d) > peak) [peak, peakAt] = [now, t];
+        say(`${b.name}: ${AGENTS} simulated agents (${WORKERS} worker processes), MQTT ${b.protocol}, persistent sessions, ramp ${b.rampPerS}/s: ${ramp.connected} of ${AGENTS} connected after ${rampS.toFixed(0)} s (at most ${peak} at once, ${((peakAt - t0) / 1000).toFixed(0)} s in; ${ramp.failedAttempts} failed connection attempts)   target ${AGENTS} connected  ${verdict(false)}`);
         if (b.diagnose) for (const l of b.diagnose()) say(`  ${l}`);
         say(`  broker CPU ${brokerMeter.cpu().toFixed(0)} s, peak RSS ${brokerMeter.peakRssMb.toFixed(0)} MB (all nodes); agent side (simulator) CPU ${agentMeter.cpu().toFixed(0)} s, peak RSS ${agentMeter.peakRssMb.toFixed(0)} MB; over ${rampS.toFixed(0)} s; the kill was not measured at this size`);
         return;

@@ -177,12 +177,15 @@ modules:
       if (!n.proc || n.proc.exitCode !== null) throw new Error(`ejabberd ${n.name} exited: ${this.log(i).slice(-2000)}`);
       const ok = await new Promise<boolean>((res) => {
         const c = mqtt.connect(n.mqttUrl, { clientId: `ready-probe-${i}`, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: 3000, ...EjabberdCluster.credentials(`ready-probe-${i}`) });
+        let settled = false;
         const done = (v: boolean) => {
+          if (settled) return;
+          settled = true;
           c.end(true);
           res(v);
         };
         c.once("connect", () => done(true));
-        c.once("error", () => done(false));
+        c.on("error", () => done(false)); // "on": a second error after the first would otherwise be unhandled
         c.once("close", () => done(false));
       });
       if (ok) return;

@@ -157,12 +157,15 @@ export class NatsCluster {
       if (!n.proc || n.proc.exitCode !== null) throw new Error(`nats ${n.name} exited: ${n.log.slice(-2000)}`);
       const ok = await new Promise<boolean>((res) => {
         const c = mqtt.connect(n.mqttUrl, { clientId: `ready-probe-${n.name}`, protocolVersion: 4, clean: true, reconnectPeriod: 0, connectTimeout: 3000, ...(username ? { username, password: password ?? "" } : {}), ...this.opts.probe });
+        let settled = false;
         const done = (v: boolean) => {
+          if (settled) return;
+          settled = true;
           c.end(true);
           res(v);
         };
         c.once("connect", () => done(true));
-        c.once("error", () => done(false));
+        c.on("error", () => done(false)); // "on": a second error after the first would otherwise be unhandled
         c.once("close", () => done(false));
       });
       if (ok) return;
