@@ -640,6 +640,7 @@ export class SimOperator {
     const prefix = opts.prefix ?? "mrtd/v1";
     const client = await mqtt.connectAsync({ ...rotation(url), clientId: requester, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
     const op = new SimOperator(client, protocol, requester, prefix);
+    client.on("error", () => undefined); // reconnects on its own; an unhandled "error" would end the process
     client.on("message", (_topic, payload, packet) => {
       try {
         const { reply, correlation } = wire.parseReply(protocol, payload, packet.properties);
@@ -702,6 +703,7 @@ export class EventObserver {
   static async connect(url: string | string[], protocol: MqttProtocol, clientId: string, opts: { prefix?: string; username?: string; password?: string } = {}): Promise<EventObserver> {
     const client = await mqtt.connectAsync({ ...rotation(url), clientId, ...sessionOptions(protocol, true), reconnectPeriod: 1000, connectTimeout: 10_000, writeCache: false, ...(opts.username ? { username: opts.username, password: opts.password ?? "" } : {}) });
     const o = new EventObserver(client);
+    client.on("error", () => undefined); // reconnects on its own; an unhandled "error" would end the process
     client.on("message", (_t, payload) => {
       try {
         const id = (JSON.parse(payload.toString("utf8")) as { eventId?: unknown }).eventId;
