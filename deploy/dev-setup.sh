@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmarks need on a Debian machine that has
-# only Node/npm: Debian packages (pcscd, the vpcd virtual reader driver, Mosquitto, chromium for the
-# dashboard's browser tests, prometheus for promtool, postgresql for the dashboard's shared store) and the
-# npm dependencies (Bun itself comes from npm). Idempotent and quiet when nothing is missing.
+# only Node/npm: Debian packages (pcscd, the vpcd virtual reader driver, Mosquitto, nats-server and
+# ejabberd for the cluster tests, chromium for the dashboard's browser tests, prometheus for
+# promtool, postgresql for the dashboard's shared store) and the npm dependencies (Bun itself comes
+# from npm). Idempotent and quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,8 @@ APT_GROUPS=(
   "chromium|headless browser: the dashboard's page is tested as an operator clicks it"
   "prometheus|Prometheus and promtool: a test scrapes the dashboard's /metrics and queries it"
   "postgresql|PostgreSQL: the dashboard's shared store; tests start a cluster of their own on loopback (never the system's)"
+  "nats-server|NATS JetStream with its MQTT 3.1.1 gateway: the three-node failover tests and bench:fleet"
+  "ejabberd|ejabberd with mod_mqtt (MQTT 5): the three-node failover test"
 )
 
 missing=()
@@ -61,6 +64,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   # pcscd and mosquitto must not be left running as system services by the install:
   # the demo and the tests start their own on loopback.
   step "${lines[-1]}" $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # On an ordinary Debian box (no policy-rc.d refusing it) the install starts and enables the
+  # system instances of the brokers, listening on every interface: the tests start their own on
+  # loopback and free ports, so stop and disable what this install caused.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    for unit in nats-server ejabberd; do
+      case " ${missing[*]} " in *" $unit "*)
+        step "stopping and disabling the system $unit service the install started (tests run their own)" $SUDO systemctl disable --now "$unit" ;;
+      esac
+    done
+  fi
 fi
 
 # npm dependencies, reinstalled only when package-lock.json changed since the last install.

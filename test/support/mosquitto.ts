@@ -34,6 +34,10 @@ export interface Mosquitto {
   log(): string;
   /** Stops the broker; restart() brings it back with its files (persistence). */
   stop(): Promise<void>;
+  /** `kill -9` of the broker (no persistence written); restart() brings it back. */
+  kill(): Promise<void>;
+  /** The broker's process id while it runs. */
+  pid(): number | undefined;
   restart(): Promise<void>;
   /** Stops the broker for good and removes its files (and the test PKI once no broker uses it). */
   close(): Promise<void>;
@@ -50,6 +54,8 @@ export interface StartOptions {
    * client id, so every concurrent operator connection needs an identity of its own.
    */
   operators?: string[];
+  /** Lines added to the "plain" configuration (e.g. `autosave_interval 1`). */
+  extraConfig?: string;
 }
 
 const live = new Set<Subprocess>();
@@ -127,7 +133,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
   // cannot read the temporary directory.
   const user = process.getuid?.() === 0 ? "user root\n" : "";
   if ((opts.config ?? "plain") === "plain") {
-    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
+    writeFileSync(confPath, `${user}listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location ${persistence}/\nlog_dest stderr\nlog_type error\nlog_type warning\n${opts.extraConfig ? opts.extraConfig + "\n" : ""}`);
   } else {
     const operators = opts.operators ?? [];
     if (operators.some((o) => !/^operator-[a-z0-9-]+$/.test(o))) throw new Error("test operator names are operator-<a-z0-9->");
@@ -190,6 +196,15 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
     stop: async () => {
       await stop();
     },
+    kill: async () => {
+      const p = proc;
+      if (!p) return;
+      proc = undefined;
+      p.kill("SIGKILL");
+      await p.exited;
+      live.delete(p);
+    },
+    pid: () => proc?.pid,
     restart: async () => {
       await stop();
       await launch();

@@ -1,0 +1,233 @@
+/**
+ * A three-node NATS JetStream cluster with the MQTT 3.1.1 gateway (Debian nats-server 2.9), for
+ * the failover tests and bench:fleet. Every node listens on 127.0.0.1 only, on free ports (client,
+ * MQTT, cluster route, HTTP monitoring), has its own `server_name` (JetStream needs it) and its
+ * own JetStream store directory under one temporary directory, and routes to the other two.
+ * Three nodes, not two: with two, JetStream loses quorum when one dies and new MQTT connections
+ * are closed before CONNACK (../shared/reference/mqtt-brokers.md).
+ *
+ * kill(i) is `kill -9`; restart(i) brings node i back on the same ports with the same store;
+ * rollingRestart() restarts each node in turn (SIGTERM, wait until it serves MQTT again);
+ * stop() ends every node and removes the directory. A process "exit" hook kills what is left
+ * for scripts; tests call stop() in afterAll/finally.
+ */
+import mqtt, { type IClientOptions } from "mqtt";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { freePort } from "./mosquitto.ts";
+import { makeTempDir, removeTempDir } from "./temp-dir.ts";
+
+export interface NatsNode {
+  name: string;
+  mqttPort: number;
+  clientPort: number;
+  routePort: number;
+  httpPort: number;
+  /** mqtt://127.0.0.1:<mqttPort> */
+  mqttUrl: string;
+  proc?: Subprocess<"ignore", "ignore", "pipe">;
+  log: string;
+}
+
+export interface NatsClusterOptions {
+  nodes?: number;
+  /** Extra lines for every node's configuration (e.g. `max_connections: 20000`). */
+  extraConfig?: string;
+  /** Extra lines inside every node's `mqtt { }` block. */
+  extraMqttConfig?: string;
+  /** JetStream `max_memory_store` / `max_file_store` (bytes). */
+  jetstream?: { maxMemory?: number; maxFile?: number };
+  /** Lines that replace the default open authorization (see deploy/nats/). */
+  authConfig?: string;
+  /** An `mqtt { tls { } }` block body etc.: replaces the plain mqtt listener's extra config. */
+  tlsConfig?: string;
+  /**
+   * The whole configuration of a node instead of the built-in one (test/cluster/nats-acl.test.ts
+   * templates deploy/nats/nats-server.conf with it). `store` is the node's JetStream directory,
+   * `routes` the other nodes' route URLs.
+   */
+  configFor?: (n: NatsNode, ctx: { store: string; routes: string[]; dir: string }) => string;
+  /** mqtt.js options for the readiness probe (TLS client certificate for a verify_and_map listener). */
+  probe?: IClientOptions;
+  /** "mqtts" when the MQTT listener speaks TLS. */
+  scheme?: "mqtt" | "mqtts";
+}
+
+const live = new Set<Subprocess>();
+process.on("exit", () => {
+  for (const p of live) p.kill("SIGKILL");
+});
+
+export class NatsCluster {
+  readonly nodes: NatsNode[];
+  private constructor(
+    readonly dir: string,
+    nodes: NatsNode[],
+    private readonly opts: NatsClusterOptions,
+  ) {
+    this.nodes = nodes;
+  }
+
+  get urls(): string[] {
+    return this.nodes.map((n) => n.mqttUrl);
+  }
+
+  static async start(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+    const count = opts.nodes ?? 3;
+    const dir = makeTempDir("nats-cluster");
+    const nodes: NatsNode[] = [];
+    for (let i = 0; i < count; i++) {
+      const [mqttPort, clientPort, routePort, httpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+      nodes.push({ name: `n${i + 1}`, mqttPort, clientPort, routePort, httpPort, mqttUrl: `${opts.scheme ?? "mqtt"}://127.0.0.1:${mqttPort}`, log: "" });
+    }
+    const c = new NatsCluster(dir, nodes, opts);
+    try {
+      for (const n of nodes) c.writeConfig(n);
+      for (let i = 0; i < count; i++) c.spawn(i);
+      for (let i = 0; i < count; i++) await c.waitReady(i, 30_000);
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+    return c;
+  }
+
+  private confPath(n: NatsNode): string {
+    return join(this.dir, `${n.name}.conf`);
+  }
+
+  private writeConfig(n: NatsNode): void {
+    const store = join(this.dir, n.name, "jetstream");
+    mkdirSync(store, { recursive: true });
+    const routes = this.nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.routePort}`);
+    const js = this.opts.jetstream ?? {};
+    if (this.opts.configFor) {
+      writeFileSync(this.confPath(n), this.opts.configFor(n, { store, routes, dir: this.dir }));
+      return;
+    }
+    const conf = [
+      `server_name: ${n.name}`,
+      `listen: 127.0.0.1:${n.clientPort}`,
+      `http: 127.0.0.1:${n.httpPort}`,
+      this.opts.extraConfig ?? "",
+      this.opts.authConfig ?? "",
+      "jetstream {",
+      `  store_dir: "${store}"`,
+      `  max_memory_store: ${js.maxMemory ?? 256 * 1024 * 1024}`,
+      `  max_file_store: ${js.maxFile ?? 2 * 1024 * 1024 * 1024}`,
+      "}",
+      "cluster {",
+      "  name: mrtd-test",
+      `  listen: 127.0.0.1:${n.routePort}`,
+      `  routes: [${routes.join(", ")}]`,
+      "}",
+      "mqtt {",
+      `  listen: 127.0.0.1:${n.mqttPort}`,
+      this.opts.extraMqttConfig ?? "",
+      this.opts.tlsConfig ?? "",
+      "}",
+      "",
+    ].join("\n");
+    writeFileSync(this.confPath(n), conf);
+  }
+
+  private spawn(i: number): void {
+    const n = this.nodes[i]!;
+    const p = Bun.spawn(["nats-server", "-c", this.confPath(n)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    n.proc = p;
+    live.add(p);
+    void (async () => {
+      const reader = p.stderr.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        n.log = (n.log + dec.decode(value)).slice(-64 * 1024);
+      }
+    })();
+    void p.exited.then(() => live.delete(p));
+  }
+
+  /** Waits until node i answers an MQTT CONNECT with CONNACK (JetStream up and its MQTT streams ready). */
+  async waitReady(i: number, timeoutMs = 30_000, username?: string, password?: string): Promise<void> {
+    const n = this.nodes[i]!;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (!n.proc || n.proc.exitCode !== null) throw new Error(`nats ${n.name} exited: ${n.log.slice(-2000)}`);
+      const ok = await new Promise<boolean>((res) => {
+        const c = mqtt.connect(n.mqttUrl, { clientId: `ready-probe-${n.name}`, protocolVersion: 4, clean: true, reconnectPeriod: 0, connectTimeout: 3000, ...(username ? { username, password: password ?? "" } : {}), ...this.opts.probe });
+        let settled = false;
+        const done = (v: boolean) => {
+          if (settled) return;
+          settled = true;
+          c.end(true);
+          res(v);
+        };
+        c.once("connect", () => done(true));
+        c.on("error", () => done(false)); // "on": a second error after the first would otherwise be unhandled
+        c.once("close", () => done(false));
+      });
+      if (ok) return;
+      if (Date.now() > until) throw new Error(`nats ${n.name} did not accept MQTT within ${timeoutMs} ms: ${n.log.slice(-2000)}`);
+      await Bun.sleep(200);
+    }
+  }
+
+  /** `kill -9` of node i; resolves when it is gone. */
+  async kill(i: number): Promise<void> {
+    const p = this.nodes[i]!.proc;
+    if (!p) return;
+    this.nodes[i]!.proc = undefined;
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+
+  /** Graceful stop of node i (SIGTERM, SIGKILL after 5 s). */
+  async stopNode(i: number): Promise<void> {
+    const p = this.nodes[i]!.proc;
+    if (!p) return;
+    this.nodes[i]!.proc = undefined;
+    p.kill("SIGTERM");
+    if (!(await Promise.race([p.exited.then(() => true), Bun.sleep(5000).then(() => false)]))) {
+      p.kill("SIGKILL");
+      await p.exited;
+    }
+  }
+
+  /** Starts node i again (same ports, same store) and waits until it serves MQTT. */
+  async restart(i: number, timeoutMs = 30_000): Promise<void> {
+    if (this.nodes[i]!.proc) await this.stopNode(i);
+    this.spawn(i);
+    await this.waitReady(i, timeoutMs);
+  }
+
+  /** Restarts every node in turn, each back and serving before the next goes; `between` runs after each. */
+  async rollingRestart(between?: (i: number) => Promise<void>): Promise<void> {
+    for (let i = 0; i < this.nodes.length; i++) {
+      await this.stopNode(i);
+      await this.restart(i);
+      if (between) await between(i);
+    }
+  }
+
+  pid(i: number): number | undefined {
+    return this.nodes[i]!.proc?.pid;
+  }
+
+  /** /varz of node i (connections, cpu, mem), or undefined when it does not answer. */
+  async varz(i: number): Promise<{ connections: number; cpu: number; mem: number } | undefined> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.nodes[i]!.httpPort}/varz`, { signal: AbortSignal.timeout(2000) });
+      return (await r.json()) as { connections: number; cpu: number; mem: number };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stops every node and removes the cluster's directory. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((_, i) => this.kill(i)));
+    removeTempDir(this.dir);
+  }
+}
