@@ -353,19 +353,24 @@ export class MqttLink {
   async #ready(client: MqttClient, url: string, sessionPresent: boolean): Promise<void> {
     const o = this.#opts;
     try {
-      // A resumed session keeps the subscription; a new (or lost) one needs it again.
-      const subscribe = o.subscribeCommands !== false && !sessionPresent;
+      // Subscribed on every connect, even when the broker says it resumed the session: NATS's
+      // MQTT gateway (2.9) resumed sessions on another node whose command subscription then
+      // delivered nothing in 2 of 4 runs of the cluster tests, and subscribing again fixed it.
+      // Subscribing to the same filter again replaces the subscription (MQTT 5 §3.8.4; 3.1.1
+      // §3.8.4); queued commands still arrive, and retained ones are dropped as ever.
+      const subscribe = o.subscribeCommands !== false;
+      if (this.#current !== client) return;
+      // Set before the subscription's and the birth's awaits: a resumed session delivers its
+      // queued commands right after the CONNACK, and their replies must not find the link offline.
+      this.#client = client;
       if (subscribe) {
         // 3.1.1 has no subscription options: a retained command still arrives flagged retained
         // at subscribe (and is dropped by the dispatcher), but one published live arrives unflagged.
         const granted = await client.subscribeAsync(o.topics.cmdFilter, this.#v5 ? { qos: 1, nl: true, rap: true, rh: 2 } : { qos: 1 });
         const bad = granted.find((g) => g.qos > 2);
         if (bad) this.#emit("error", new Error(`broker refused the command subscription (reason code 0x${bad.qos.toString(16)})`));
+        if (this.#current !== client) return; // a newer connection took over meanwhile
       }
-      if (this.#current !== client) return;
-      // Set before the birth's await: a resumed session delivers its queued commands right
-      // after the CONNACK, and their replies must not find the link offline.
-      this.#client = client;
       const birth: StatusOnline = {
         state: "online",
         agentId: o.clientId,
