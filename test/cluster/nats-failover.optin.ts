@@ -3,17 +3,19 @@
  * gateway): simulated agents with persistent sessions spread over the nodes,
  * two event consumers and an operator on other nodes (failover-scenario.ts).
  *
- * - The rolling restart (each node stopped and started in turn under traffic) runs with
- *   MRTD_NATS_FAILOVER_TEST=1: on the shared 2-core machine it passed 3 of 6 runs; the others
+ * Not part of `npm test` (the file name is not a test file's): `npm run test:nats-failover`
+ * runs it. Both tests fail on this machine more often than not, measured as follows.
+ * - The rolling restart (each node stopped and started in turn under traffic): on the shared
+ *   2-core machine it passed 3 of 6 runs; the others
  *   had, once each, a node still showing older retained births of most agents 1 s after the
  *   drain, a reconnect slower than the backoff's promise (under load the gateway's JetStream
  *   requests take seconds), and commands unanswered after their retry (before the simulated
  *   agents re-subscribed on every connect).
- * - kill -9 of one node runs only with MRTD_NATS_KILL_TEST=1: on the shared 2-core machine,
+ * - kill -9 of one node: on the shared 2-core machine,
  *   nats-server 2.9.10 lost JetStream quorum after kill -9 of one node of three in most runs
  *   ("consumer ... has NO quorum, stalled", "JetStream system temporarily unavailable (10008)"
  *   on the two survivors) and no MQTT client, on any node, could connect for over 60 s; in one
- *   run it recovered in 13 s and then lost nothing. Skipped, not passed: the lead decides.
+ *   run it recovered in 13 s and then lost nothing.
  *   deploy/brokers.md has the measurements.
  */
 import { afterEach, expect, test } from "bun:test";
@@ -62,10 +64,10 @@ function assertContract(r: ScenarioResult): void {
   }
 }
 
-test.skipIf(process.env.MRTD_NATS_FAILOVER_TEST !== "1")("NATS cluster: a rolling restart under traffic loses no event, answers every command, keeps retained state on every node (MRTD_NATS_FAILOVER_TEST=1: passed 3 of 6 runs on the shared 2-core machine)", async () => {
+test("NATS cluster: a rolling restart under traffic loses no event, answers every command, keeps retained state on every node (passed 3 of 6 runs on the shared 2-core machine)", async () => {
   assertContract(await run({ kill: false, rolling: true }));
 }, 240_000);
 
-test.skipIf(process.env.MRTD_NATS_KILL_TEST !== "1")("NATS cluster: kill -9 of one node, then its restart (MRTD_NATS_KILL_TEST=1: nats-server 2.9.10 lost JetStream quorum here in most runs)", async () => {
+test("NATS cluster: kill -9 of one node, then its restart (nats-server 2.9.10 lost JetStream quorum here in most runs)", async () => {
   assertContract(await run({ kill: true, rolling: false }));
 }, 240_000);
