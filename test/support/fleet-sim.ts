@@ -23,6 +23,7 @@
  */
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
 import { backoffDelayMs } from "../../agent/service/backoff.ts";
+import { buildCommandPublish, replyCorrelation } from "../../agent/service/command-wire.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import type { StatusOffline, StatusOnline } from "../../agent/service/mqtt-link.ts";
 import { cardEvent } from "../../agent/service/payloads.ts";
@@ -47,8 +48,9 @@ export function assertLoopbackUrls(urls: readonly string[]): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The command wire form, both protocols, in one place (the lead swaps this for the shared
-// module of the 3.1.1 work at merge). MQTT 5: Response Topic, Correlation Data and Message
+// The command wire form, both protocols. The operator's side is agent/service/command-wire.ts
+// (the CLI's and the dashboard's); the simulated agent's side is its own, small copy of the
+// agent's routing (the agent's dispatcher carries more than a simulator needs). MQTT 5: Response Topic, Correlation Data and Message
 // Expiry are properties. 3.1.1: the command's payload carries
 // `reply: { topic, correlation (base64), expiresAt (RFC 3339) }` and every reply payload
 // carries `correlation` (the same base64).
@@ -68,12 +70,10 @@ export interface ReplyRoute {
 }
 
 export const wire = {
-  /** The operator's command message. */
+  /** The operator's command message: the shared wire module's (agent/service/command-wire.ts), as the operator CLI and the dashboard send it. */
   command(protocol: MqttProtocol, topics: AgentTopics, name: string, requester: string, body: Record<string, unknown>, correlation: Buffer, expiryS: number): WireMessage {
-    const topic = topics.cmd(name);
-    const replyTopic = topics.reply(requester);
-    if (protocol === "5") return { topic, payload: JSON.stringify(body), properties: { responseTopic: replyTopic, correlationData: correlation, messageExpiryInterval: expiryS } };
-    return { topic, payload: JSON.stringify({ ...body, reply: { topic: replyTopic, correlation: correlation.toString("base64"), expiresAt: new Date(Date.now() + expiryS * 1000).toISOString() } }) };
+    const p = buildCommandPublish(protocol, { prefix: topics.prefix, agentId: topics.agentId, command: name, requester, body, correlation: new Uint8Array(correlation), expirySeconds: expiryS });
+    return { topic: p.topic, payload: p.payload, ...(p.properties ? { properties: { responseTopic: p.properties.responseTopic, correlationData: p.properties.correlationData, messageExpiryInterval: p.properties.messageExpiryInterval } } : {}) };
   },
   /** The agent side: the command body and its reply route. */
   parseCommand(protocol: MqttProtocol, payload: Buffer, properties: { responseTopic?: string; correlationData?: Buffer; messageExpiryInterval?: number } | undefined, receivedAt = Date.now()): { body: Record<string, unknown>; route: ReplyRoute | undefined } {
@@ -92,13 +92,12 @@ export const wire = {
     if (protocol === "5") return { topic: route.topic, payload: JSON.stringify(reply), ...(route.correlation ? { properties: { correlationData: route.correlation } } : {}) };
     return { topic: route.topic, payload: JSON.stringify(route.correlation ? { ...reply, correlation: route.correlation.toString("base64") } : reply) };
   },
-  /** The operator side: a reply and its correlation. */
+  /** The operator side: a reply and its correlation (command-wire.ts's replyCorrelation). */
   parseReply(protocol: MqttProtocol, payload: Buffer, properties: { correlationData?: Buffer } | undefined): { reply: Record<string, unknown>; correlation: Buffer | undefined } {
     const reply = JSON.parse(payload.toString("utf8")) as Record<string, unknown>;
-    if (protocol === "5") return { reply, correlation: properties?.correlationData ? Buffer.from(properties.correlationData) : undefined };
-    const c = reply.correlation;
+    const c = replyCorrelation(protocol, { json: reply, correlationData: properties?.correlationData ? new Uint8Array(properties.correlationData) : undefined });
     delete reply.correlation;
-    return { reply, correlation: typeof c === "string" ? Buffer.from(c, "base64") : undefined };
+    return { reply, correlation: c ? Buffer.from(c) : undefined };
   },
 };
 
