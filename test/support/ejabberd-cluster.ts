@@ -12,12 +12,12 @@
  * only by subscribers on the node they were published on; sessions held on a dead node are lost.
  * ~9 s boot per node.
  */
-import mqtt from "mqtt";
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./mosquitto.ts";
+import { answersConnect } from "./mqtt-probe.ts";
 import { makeTempDir, removeTempDir } from "./temp-dir.ts";
 
 export interface EjabberdNode {
@@ -175,19 +175,7 @@ modules:
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (!n.proc || n.proc.exitCode !== null) throw new Error(`ejabberd ${n.name} exited: ${this.log(i).slice(-2000)}`);
-      const ok = await new Promise<boolean>((res) => {
-        const c = mqtt.connect(n.mqttUrl, { clientId: `ready-probe-${i}`, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: 3000, ...EjabberdCluster.credentials(`ready-probe-${i}`) });
-        let settled = false;
-        const done = (v: boolean) => {
-          if (settled) return;
-          settled = true;
-          c.end(true);
-          res(v);
-        };
-        c.once("connect", () => done(true));
-        c.on("error", () => done(false)); // "on": a second error after the first would otherwise be unhandled
-        c.once("close", () => done(false));
-      });
+      const ok = await answersConnect(n.mqttUrl, { clientId: `ready-probe-${i}`, protocolVersion: 5, ...EjabberdCluster.credentials(`ready-probe-${i}`) });
       if (ok) return;
       if (Date.now() > until) throw new Error(`ejabberd ${n.name} did not accept MQTT within ${timeoutMs} ms: ${this.log(i).slice(-2000)}`);
       await Bun.sleep(300);

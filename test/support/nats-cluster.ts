@@ -11,11 +11,12 @@
  * stop() ends every node and removes the directory. A process "exit" hook kills what is left
  * for scripts; tests call stop() in afterAll/finally.
  */
-import mqtt, { type IClientOptions } from "mqtt";
+import type { IClientOptions } from "mqtt";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./mosquitto.ts";
+import { answersConnect } from "./mqtt-probe.ts";
 import { makeTempDir, removeTempDir } from "./temp-dir.ts";
 
 export interface NatsNode {
@@ -155,19 +156,7 @@ export class NatsCluster {
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (!n.proc || n.proc.exitCode !== null) throw new Error(`nats ${n.name} exited: ${n.log.slice(-2000)}`);
-      const ok = await new Promise<boolean>((res) => {
-        const c = mqtt.connect(n.mqttUrl, { clientId: `ready-probe-${n.name}`, protocolVersion: 4, clean: true, reconnectPeriod: 0, connectTimeout: 3000, ...(username ? { username, password: password ?? "" } : {}), ...this.opts.probe });
-        let settled = false;
-        const done = (v: boolean) => {
-          if (settled) return;
-          settled = true;
-          c.end(true);
-          res(v);
-        };
-        c.once("connect", () => done(true));
-        c.on("error", () => done(false)); // "on": a second error after the first would otherwise be unhandled
-        c.once("close", () => done(false));
-      });
+      const ok = await answersConnect(n.mqttUrl, { clientId: `ready-probe-${n.name}`, protocolVersion: 4, ...(username ? { username, password: password ?? "" } : {}), ...this.opts.probe });
       if (ok) return;
       if (Date.now() > until) throw new Error(`nats ${n.name} did not accept MQTT within ${timeoutMs} ms: ${n.log.slice(-2000)}`);
       await Bun.sleep(200);
