@@ -15,6 +15,16 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<s
   return el;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** h() for SVG (the charts): attributes set as given, children appended as text nodes or elements. */
+export function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}, ...children: Child[]): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(typeof c === "number" ? String(c) : c);
+  return el;
+}
+
 export function pct(rate: number | null): string {
   return rate === null ? "–" : `${(rate * 100).toFixed(0)}%`;
 }

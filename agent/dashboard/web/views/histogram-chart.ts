@@ -5,9 +5,7 @@
  * same numbers in a table below.
  */
 import type { Le, LatencyHistogram, LatencySeries } from "../../charts.ts";
-import { h } from "../dom.ts";
-
-const NS = "http://www.w3.org/2000/svg";
+import { h, svg as el } from "../dom.ts";
 
 /** A bucket bound in ms (or "> last" for +Inf). */
 export function leText(le: Le | null, prev?: Le): string {
@@ -45,45 +43,19 @@ function bars(bounds: Le[], s: LatencySeries): SVGSVGElement {
   const gap = 4;
   const hgt = 100;
   const w = bounds.length * (bw + gap);
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${hgt + 30}`);
-  svg.setAttribute("width", String(w));
-  svg.setAttribute("height", String(hgt + 30));
-  svg.setAttribute("role", "img");
-  svg.setAttribute("class", "histogram");
-  svg.setAttribute("data-testid", "histogram-bars");
-  const title = document.createElementNS(NS, "title");
-  title.textContent = `APDU latency distribution, ${s.command === "all" ? "all commands" : s.command}: ${s.count} APDUs, p95 ${leText(s.p95)}`;
-  svg.append(title);
+  const svg = el("svg", { viewBox: `0 0 ${w} ${hgt + 30}`, width: w, height: hgt + 30, role: "img", class: "histogram", "data-testid": "histogram-bars" },
+    el("title", {}, `APDU latency distribution, ${s.command === "all" ? "all commands" : s.command}: ${s.count} APDUs, p95 ${leText(s.p95)}`));
   const max = Math.max(1, ...s.counts);
   bounds.forEach((le, i) => {
     const n = s.counts[i] ?? 0;
     const x = i * (bw + gap);
     const bh = n === 0 ? 0 : Math.max(1, (n / max) * hgt);
-    const g = document.createElementNS(NS, "g");
-    const rect = document.createElementNS(NS, "rect");
-    rect.setAttribute("x", String(x));
-    rect.setAttribute("y", String(hgt - bh));
-    rect.setAttribute("width", String(bw));
-    rect.setAttribute("height", String(bh));
-    rect.setAttribute("fill", le === s.p95 ? "#e37400" : "#1a73e8");
-    rect.setAttribute("data-le", String(le));
-    rect.setAttribute("data-count", String(n));
-    const tip = document.createElementNS(NS, "title");
-    tip.textContent = `${leText(le, bounds[i - 1])}: ${n} APDUs`;
-    rect.append(tip);
-    const label = document.createElementNS(NS, "text");
-    label.setAttribute("x", String(x + bw / 2));
-    label.setAttribute("y", String(hgt + 12));
-    label.setAttribute("text-anchor", "middle");
-    label.textContent = le === "+Inf" ? "+∞" : fmtMs(le).replace(" ms", "");
-    g.append(rect, label);
+    const rect = el("rect", { x, y: hgt - bh, width: bw, height: bh, fill: le === s.p95 ? "#e37400" : "#1a73e8", "data-le": String(le), "data-count": n },
+      el("title", {}, `${leText(le, bounds[i - 1])}: ${n} APDUs`));
+    const label = el("text", { x: x + bw / 2, y: hgt + 12, "text-anchor": "middle" }, le === "+Inf" ? "+∞" : fmtMs(le).replace(" ms", ""));
+    const g = el("g", {}, rect, label);
     svg.append(g);
   });
-  const unit = document.createElementNS(NS, "text");
-  unit.setAttribute("x", "0");
-  unit.setAttribute("y", String(hgt + 26));
-  unit.textContent = "upper bound, ms (orange: the p95 bucket)";
-  svg.append(unit);
+  svg.append(el("text", { x: 0, y: hgt + 26 }, "upper bound, ms (orange: the p95 bucket)"));
   return svg;
 }
