@@ -44,8 +44,8 @@ export interface CheckedCommand {
   id: string;
   name: DashboardCommandName;
   reader: string | null;
-  /** The command as published (only the known fields, re-serialized). */
-  payload: string;
+  /** The command's JSON body as published (only the known fields; command-wire.ts adds the 3.1.1 `reply`). */
+  body: Record<string, unknown>;
   /** How long the relay waits for the final reply, and the command's message expiry. */
   timeoutS: number;
 }
@@ -114,9 +114,8 @@ export function checkCommand(agentId: string, raw: unknown): CheckedCommand {
     }
     out.sealedAccessKey = checkSealedKey(b.sealedAccessKey, agentId, id);
   }
-  const payload = JSON.stringify(out);
-  if (payload.length > MAX_COMMAND_BYTES) throw new CommandRefused(400, "TOO_LARGE", `the command is larger than ${MAX_COMMAND_BYTES} bytes`);
-  return { id, name: cmd, reader, payload, timeoutS };
+  if (JSON.stringify(out).length > MAX_COMMAND_BYTES) throw new CommandRefused(400, "TOO_LARGE", `the command is larger than ${MAX_COMMAND_BYTES} bytes`);
+  return { id, name: cmd, reader, body: out, timeoutS };
 }
 
 /** The sealed access key's envelope: kind access-key, bound to this agent and command, one message of the padded size. */
@@ -214,7 +213,6 @@ export class CommandRelay {
    * how it ended; rejects if the broker refused it.
    */
   async send(agentId: string, c: CheckedCommand, onReply: (text: string) => void): Promise<{ ended: Promise<RelayEnd>; cancel(): void }> {
-    const topic = `${this.#prefix}/${agentId}/cmd/${c.name}`;
     const responseTopic = this.replyTopic(agentId);
     if (new TextEncoder().encode(responseTopic).length > MAX_TOPIC_BYTES) throw new CommandRefused(400, "BAD_FIELD", "the reply topic would be too long");
     this.#subscribed ??= this.#link.subscribeReplies(`${this.#prefix}/+/reply/${this.#requester}`, (t, p, cd) => this.#onReply(t, p, cd)).catch((e) => {
@@ -241,11 +239,11 @@ export class CommandRelay {
         agentId,
         command: c.name,
         requester: this.#requester,
-        body: JSON.parse(c.payload) as Record<string, unknown>,
+        body: c.body,
         correlation: corr,
         expirySeconds: c.timeoutS,
       });
-      await this.#link.publish(topic, wire.payload, { responseTopic, correlationData: corr, messageExpiryIntervalS: c.timeoutS });
+      await this.#link.publish(wire.topic, wire.payload, { responseTopic, correlationData: corr, messageExpiryIntervalS: c.timeoutS });
     } catch (e) {
       const p = this.#pending.get(key);
       if (p) clearTimeout(p.timer);

@@ -33,7 +33,7 @@ function scriptedLink(refuse = false, protocol?: "5" | "3.1.1") {
   return { link, published, filters, reply };
 }
 
-const cmd = (over: Partial<CheckedCommand> = {}): CheckedCommand => ({ id: "ping-1", name: "ping", reader: null, payload: '{"id":"ping-1","command":"ping"}', timeoutS: 5, ...over });
+const cmd = (over: Partial<CheckedCommand> = {}): CheckedCommand => ({ id: "ping-1", name: "ping", reader: null, body: { id: "ping-1", command: "ping" }, timeoutS: 5, ...over });
 
 describe("command relay", () => {
   test("publishes with response topic, correlation data and expiry; passes on only its own replies, ends on the final one", async () => {

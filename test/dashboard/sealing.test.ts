@@ -106,9 +106,9 @@ describe("server check of a command from the page", () => {
     const read = prepareCommand(AGENT, agentPublic, { name: "read", accessKey: { ...SPECIMEN_KEY }, files: ["DG1", "DG2"], reader: "Virtual PCD" });
     const c = checkCommand(AGENT, read.body);
     expect(c).toMatchObject({ id: read.id, name: "read", reader: "Virtual PCD", timeoutS: 30 + 90 });
-    expect(JSON.parse(c.payload)).toEqual(read.body);
+    expect<unknown>(c.body).toEqual(read.body);
     const diag = prepareCommand(AGENT, agentPublic, { name: "diagnose", count: 5 });
-    expect(JSON.parse(checkCommand(AGENT, diag.body).payload)).toEqual({ id: diag.id, command: "diagnose", replyPublicKey: diag.body.replyPublicKey, count: 5 });
+    expect(checkCommand(AGENT, diag.body).body).toEqual({ id: diag.id, command: "diagnose", replyPublicKey: diag.body.replyPublicKey, count: 5 });
     const ping = prepareCommand(AGENT, agentPublic, { name: "ping" });
     expect(checkCommand(AGENT, ping.body).timeoutS).toBe(15);
   });
