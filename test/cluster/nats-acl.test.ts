@@ -147,6 +147,14 @@ describe("deploy/nats: per-agent permissions from the client certificate", () =>
     expect(JSON.parse(got[0]!.payload)).toEqual({ id: "op-1" });
   }, 30_000);
 
+  test("the shipped configuration keeps the gateway's streams on all three nodes (stream_replicas), so one node's loss leaves a quorum", async () => {
+    await connect(2, "agent-b", { clean: false });
+    const streams = await cluster.mqttStreams(1);
+    // Sessions, QoS 1 messages and retained messages, each on every node.
+    expect(streams.map((s) => s.name)).toEqual(expect.arrayContaining(["$MQTT_sess", "$MQTT_msgs", "$MQTT_rmsgs"]));
+    for (const s of streams) expect({ name: s.name, nodes: s.nodes }).toEqual({ name: s.name, nodes: 3 });
+  }, 30_000);
+
   test("a client without a certificate of the fleet CA is refused", async () => {
     const url = cluster.urls[0]!;
     const err = await mqtt

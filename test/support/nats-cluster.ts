@@ -125,6 +125,10 @@ export class NatsCluster {
       "}",
       "mqtt {",
       `  listen: 127.0.0.1:${n.mqttPort}`,
+      // Without it the gateway sizes its streams by the JetStream servers it knows when the first
+      // MQTT client connects: a client on a node that started first made them R2 here, and a
+      // kill -9 of one node then left streams and consumers without quorum.
+      `  stream_replicas: ${this.nodes.length}`,
       this.opts.extraMqttConfig ?? "",
       this.opts.tlsConfig ?? "",
       "}",
@@ -135,7 +139,7 @@ export class NatsCluster {
 
   private spawn(i: number): void {
     const n = this.nodes[i]!;
-    const p = Bun.spawn(["nats-server", "-c", this.confPath(n)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const p = Bun.spawn([process.env.NATS_SERVER ?? "nats-server", "-c", this.confPath(n)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     n.proc = p;
     live.add(p);
     void (async () => {
@@ -212,6 +216,16 @@ export class NatsCluster {
     } catch {
       return undefined;
     }
+  }
+
+  /** The MQTT gateway's streams as node i sees them: name and how many nodes hold each (leader and replicas). */
+  async mqttStreams(i: number): Promise<Array<{ name: string; nodes: number; leader?: string }>> {
+    const r = await fetch(`http://127.0.0.1:${this.nodes[i]!.httpPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(5000) });
+    const j = (await r.json()) as { account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string; replicas?: unknown[] } }> }> };
+    return (j.account_details ?? [])
+      .flatMap((a) => a.stream_detail ?? [])
+      .filter((s) => s.name.startsWith("$MQTT_"))
+      .map((s) => ({ name: s.name, nodes: (s.cluster?.leader ? 1 : 0) + (s.cluster?.replicas?.length ?? 0), ...(s.cluster?.leader ? { leader: s.cluster.leader } : {}) }));
   }
 
   /** Stops every node and removes the cluster's directory. */
