@@ -25,6 +25,7 @@ export const DEFAULTS = {
     url: "mqtts://localhost:8883",
     protocol: "5" as MqttProtocol,
     sessionExpiryS: 3600,
+    statusRefreshS: 300,
     prefix: "mrtd/v1",
     keepaliveS: 30,
     reconnectMinMs: 1000,
@@ -71,12 +72,14 @@ export interface AgentConfig {
   /**
    * urls: the brokers, tried in rotation (mqtt.url or mqtt.urls); url: the first of them.
    * sessionExpiryS: how long the broker keeps the session after a disconnect; 0: clean sessions.
+   * statusRefreshS: how often the retained birth is published again while connected; 0: never.
    */
   mqtt: {
     url: string;
     urls: string[];
     protocol: MqttProtocol;
     sessionExpiryS: number;
+    statusRefreshS: number;
     prefix: string;
     ca?: string;
     clientCert?: string;
@@ -140,6 +143,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     urls: { kind: "string[]" },
     protocol: { kind: "string", oneOf: MQTT_PROTOCOLS },
     session_expiry_s: { kind: "integer", min: 0, max: 4294967295 },
+    status_refresh_s: { kind: "integer", min: 0, max: 86400 },
     prefix: { kind: "string" },
     ca: { kind: "string" },
     client_cert: { kind: "string" },
@@ -336,6 +340,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     urls,
     protocol: get<MqttProtocol>("mqtt", "protocol") ?? DEFAULTS.mqtt.protocol,
     sessionExpiryS: get<number>("mqtt", "session_expiry_s") ?? DEFAULTS.mqtt.sessionExpiryS,
+    statusRefreshS: get<number>("mqtt", "status_refresh_s") ?? DEFAULTS.mqtt.statusRefreshS,
     prefix,
     keepaliveS: get<number>("mqtt", "keepalive_s") ?? DEFAULTS.mqtt.keepaliveS,
     reconnectMinMs,

@@ -6,14 +6,15 @@
  * - Client id = agent id. With sessionExpiryS > 0 the session is kept by the broker (MQTT 5:
  *   Clean Start 0 and that Session Expiry Interval; 3.1.1: Clean Session 0), so QoS 1 commands
  *   published while the agent is away wait for it, also across a reconnect to another node
- *   of a cluster that shares sessions. The command subscription is made again whenever the
- *   CONNACK says no session is present (a fresh session, or one the broker lost). QoS 1
+ *   of a cluster that shares sessions. The command subscription is made again on every
+ *   connect, also when the CONNACK says the session was resumed (see #ready). QoS 1
  *   events are kept by our own disk outbox, not by mqtt.js's memory store.
  * - Several broker URLs are tried in rotation: each connection attempt takes the next URL of
  *   the list (wrapping), after this module's backoff delay. mqtt.js's own `servers` rotation
  *   is not used: it comes with its fixed reconnect period, which is off here.
  * - Last Will: `offline` on the retained status topic; after every connect a retained
- *   `online` birth (version, readers, start time).
+ *   `online` birth (version, readers, start time), published again every statusRefreshMs
+ *   while connected, and never after the `offline` of a clean stop.
  * - mqtt.js reconnects at a fixed period. Fleets of boards that lose the broker together would
  *   then come back in lock step, so its reconnect is disabled and this module reconnects with
  *   exponential backoff and jitter, using a fresh mqtt.js client per attempt (so nothing it
@@ -71,6 +72,12 @@ export interface MqttLinkOptions {
   protocol?: MqttProtocol;
   /** Keep the session this long after a disconnect (s); 0 (default): a clean session at every connect. */
   sessionExpiryS?: number;
+  /**
+   * Publish this connection's retained birth again this often while connected (ms; 0 or
+   * absent: only at connect), with the current readers: it repairs a retained status the broker
+   * lost or replaced (NATS 2.9 acknowledged births it failed to keep while a node was down).
+   */
+  statusRefreshMs?: number;
   clientId: string;
   topics: AgentTopics;
   version: string;
@@ -154,6 +161,7 @@ export class MqttLink {
   #client: MqttClient | undefined; // set only while connected and ready (subscribed, birth sent)
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #refresh: ReturnType<typeof setInterval> | undefined;
   #running = false;
   #current: MqttClient | undefined; // the client of the current attempt
   readonly #urls: string[];
@@ -246,6 +254,7 @@ export class MqttLink {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#stopRefresh(); // before the offline status: a later birth would undo it
     const client = this.#current;
     this.#current = undefined;
     if (!client) return;
@@ -340,7 +349,10 @@ export class MqttLink {
       if (closed) return;
       closed = true;
       const wasReady = this.#client === client;
-      if (wasReady) this.#client = undefined;
+      if (wasReady) {
+        this.#client = undefined;
+        this.#stopRefresh();
+      }
       const pending = this.#pending.get(client);
       this.#pending.delete(client);
       for (const fail of pending ?? []) fail(new MqttLinkError("CONNECTION_LOST", "connection closed before PUBACK"));
@@ -381,6 +393,8 @@ export class MqttLink {
       };
       if (o.hpke) birth.hpke = o.hpke;
       await this.publish(o.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
+      if (this.#current !== client) return;
+      this.#startRefresh(client, birth);
       const attempt = this.#attempt;
       this.#attempt = 0;
       this.#emit("connected", { attempt, url, sessionPresent, subscribed: subscribe });
@@ -389,6 +403,24 @@ export class MqttLink {
       // Without a birth the fleet would see a stale status: drop this connection and retry.
       client.end(true);
     }
+  }
+
+  #startRefresh(client: MqttClient, birth: StatusOnline): void {
+    this.#stopRefresh();
+    const ms = this.#opts.statusRefreshMs ?? 0;
+    if (ms <= 0) return;
+    this.#refresh = setInterval(() => {
+      if (this.#client !== client) return this.#stopRefresh();
+      const again: StatusOnline = { ...birth, readers: this.#opts.readers() };
+      this.publish(this.#opts.topics.status, JSON.stringify(again), { qos: 1, retain: true }).catch(() => {
+        /* the connection went: the next connect publishes a new birth */
+      });
+    }, ms);
+  }
+
+  #stopRefresh(): void {
+    if (this.#refresh) clearInterval(this.#refresh);
+    this.#refresh = undefined;
   }
 
   #schedule(): void {
@@ -418,6 +450,7 @@ export function linkOptionsFromConfig(config: AgentConfig, extra: { version: str
     urls: m.urls,
     protocol: m.protocol,
     sessionExpiryS: m.sessionExpiryS,
+    statusRefreshMs: m.statusRefreshS * 1000,
     clientId: config.agent.id,
     topics: agentTopics(m.prefix, config.agent.id),
     version: extra.version,

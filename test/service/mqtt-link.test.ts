@@ -55,6 +55,35 @@ describe("mqtt link against Mosquitto", () => {
     await obs.close();
   });
 
+  test("status refresh: a retained status lost or replaced at the broker is published again (same birth, current readers); never after the offline status", async () => {
+    let readers = ["Virtual PCD 00 00"];
+    const link = linkFor("refresh-1", { statusRefreshMs: 300, readers: () => readers });
+    link.start();
+    await link.waitConnected(5000);
+    const obs = await observe(broker, "obs-refresh");
+    await obs.client.subscribeAsync("mrtd/v1/refresh-1/status", { qos: 1 });
+    await obs.waitFor((m) => m.length >= 1);
+    const birth = obs.messages[0]!.json as { connectedAt: string };
+    // What NATS 2.9 did while a node was down: the retained copy is gone (here: cleared by
+    // another client), although the agent's birth was acknowledged.
+    await obs.client.publishAsync("mrtd/v1/refresh-1/status", "", { qos: 1, retain: true });
+    readers = ["Virtual PCD 00 00", "Virtual PCD 00 01"];
+    await Bun.sleep(800);
+    const late = await observe(broker, "obs-refresh-late");
+    await late.client.subscribeAsync("mrtd/v1/refresh-1/status", { qos: 1 });
+    await late.waitFor((m) => m.length >= 1);
+    expect(late.messages[0]!.packet.retain).toBe(true);
+    expect(late.messages[0]!.json).toMatchObject({ state: "online", agentId: "refresh-1", connectedAt: birth.connectedAt, readers });
+    await link.stop();
+    await obs.waitFor((m) => m.some((x) => (x.json as { state?: string } | undefined)?.state === "offline"));
+    const n = obs.messages.length;
+    await Bun.sleep(800);
+    expect(obs.messages.length).toBe(n); // no birth after the offline status
+    expect((obs.messages.at(-1)!.json as { state: string }).state).toBe("offline");
+    await obs.close();
+    await late.close();
+  });
+
   test("Last Will: offline (retained) when the agent process is killed with -9; no deprecation warning", async () => {
     const obs = await observe(broker, "obs-will");
     await obs.client.subscribeAsync("mrtd/v1/will-1/status", { qos: 1 });
