@@ -119,6 +119,8 @@ export interface SimFleetOptions {
   firstUrl?: (i: number) => number;
   readers?: string[];
   healthIntervalS?: number;
+  /** Publish the retained birth again this often while connected (the agent's mqtt.status_refresh_s; 0: never). */
+  statusRefreshS?: number;
   /** Each agent adds one card event to its outbox this often (0: none). */
   eventIntervalS?: number;
   reconnectMinMs?: number;
@@ -133,8 +135,6 @@ export interface SimFleetOptions {
   connectRatePerS?: number;
   /** Stops itself after this (at most MAX_SIM_LIFETIME_S). */
   lifetimeS?: number;
-  /** Subscribe to the commands on every connect, not only when the broker reports no session. */
-  resubscribeAlways?: boolean;
   /** username/password per agent (brokers with per-agent users). */
   credentials?: (id: string) => { username: string; password: string };
   version?: string;
@@ -180,6 +180,7 @@ class SimulatedAgent {
   downAt: number | undefined;
   /** connectedAt of the last birth the broker acknowledged. */
   lastBirth: string | undefined;
+  birth: StatusOnline | undefined;
   readonly startedAt = new Date().toISOString();
   seq = 0;
 
@@ -260,14 +261,15 @@ class SimulatedAgent {
     const f = this.fleet;
     try {
       if (sessionPresent) f.stats.sessionsResumed++;
-      if (!sessionPresent || f.opts.resubscribeAlways) {
-        const sub = f.opts.protocol === "5" ? { qos: 1 as const, nl: true, rap: true, rh: 2 } : { qos: 1 as const };
-        await client.subscribeAsync(this.topics.cmdFilter, sub);
-      }
+      // On every connect, as the agent does (agent/service/mqtt-link.ts): NATS 2.9 resumed
+      // sessions whose command subscription then delivered nothing until it was made again.
+      const sub = f.opts.protocol === "5" ? { qos: 1 as const, nl: true, rap: true, rh: 2 } : { qos: 1 as const };
+      await client.subscribeAsync(this.topics.cmdFilter, sub);
       const birth: StatusOnline = { state: "online", agentId: this.id, version: f.opts.version ?? "0.1.0-sim", readers: this.readers.map((r) => r.reader), startedAt: this.startedAt, connectedAt: new Date().toISOString() };
       await client.publishAsync(this.topics.status, JSON.stringify(birth), { qos: 1, retain: true });
       if (this.client !== client) return;
       this.lastBirth = birth.connectedAt;
+      this.birth = birth;
       this.ready = true;
       this.attempt = 0;
       f.stats.connected++;
@@ -309,6 +311,13 @@ class SimulatedAgent {
       () => f.stats.commandsAnswered++,
       () => undefined,
     );
+  }
+
+  /** The agent's status refresh: this connection's birth again, retained. */
+  refreshStatus(): void {
+    const c = this.client;
+    if (!c || !this.ready || !this.birth) return;
+    c.publishAsync(this.topics.status, JSON.stringify(this.birth), { qos: 1, retain: true }).catch(() => undefined);
   }
 
   publishHealth(): void {
@@ -424,11 +433,13 @@ export class SimFleet {
       setInterval(() => {
         const now = n++ * tick;
         const eventMs = (o.eventIntervalS ?? 0) * 1000;
+        const refreshMs = (o.statusRefreshS ?? 0) * 1000;
         const slot = (period: number, i: number) => Math.floor(((i * period) / this.agents.length) / tick) === Math.floor((now % period) / tick);
         for (let i = 0; i < this.agents.length; i++) {
           const a = this.agents[i]!;
           if (slot(healthMs, i)) a.publishHealth();
           if (eventMs > 0 && slot(eventMs, i)) a.addEvent();
+          if (refreshMs > 0 && slot(refreshMs, i)) a.refreshStatus();
         }
       }, tick),
     );
