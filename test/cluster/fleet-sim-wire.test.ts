@@ -1,9 +1,11 @@
 /**
- * The fleet simulator's command wire form in both protocols (test/support/fleet-sim.ts `wire`):
+ * The fleet simulator's operator side in both protocols (test/support/fleet-sim.ts `wire`):
  * MQTT 5 properties, and the 3.1.1 form with reply topic, correlation and expiry in the payload
- * and the correlation in every reply; and its loopback-only rule.
+ * and the correlation in every reply, round-tripped through the agent's own routing and reply
+ * stamping (command-wire.ts, which the simulated agents use); and its loopback-only rule.
  */
 import { describe, expect, test } from "bun:test";
+import { readCommandRouting, stampReply } from "../../agent/service/command-wire.ts";
 import { agentTopics } from "../../agent/service/topics.ts";
 import { assertLoopbackUrls, SimFleet, wire } from "../support/fleet-sim.ts";
 
@@ -16,11 +18,11 @@ describe("fleet simulator wire form", () => {
     expect(m.topic).toBe("mrtd/v1/agent-1/cmd/ping");
     expect(JSON.parse(m.payload)).toEqual({ id: "c1" });
     expect(m.properties).toEqual({ responseTopic: "mrtd/v1/agent-1/reply/operator-a", correlationData: correlation, messageExpiryInterval: 30 });
-    const { body, route } = wire.parseCommand("5", Buffer.from(m.payload), m.properties, 1_000);
-    expect(body).toEqual({ id: "c1" });
-    expect(route).toEqual({ topic: "mrtd/v1/agent-1/reply/operator-a", correlation, expiresAt: 31_000 });
-    const r = wire.reply("5", route!, { id: "c1", kind: "result", ok: true });
-    expect(r.properties).toEqual({ correlationData: correlation });
+    const routing = readCommandRouting("5", { payload: new TextEncoder().encode(m.payload), responseTopic: m.properties!.responseTopic, correlationData: new Uint8Array(correlation), messageExpiryIntervalS: 30, receivedAt: 1_000 }, topics, 1_000);
+    expect(routing).toEqual({ kind: "route", route: { protocol: "5", topic: "mrtd/v1/agent-1/reply/operator-a", correlation: new Uint8Array(correlation), deadline: 31_000 } });
+    if (routing.kind !== "route") throw new Error("no route");
+    const r = stampReply(routing.route, JSON.stringify({ id: "c1", kind: "result", ok: true }), 2_000)!;
+    expect(r.properties?.correlationData).toEqual(correlation);
     expect(wire.parseReply("5", Buffer.from(r.payload), r.properties)).toEqual({ reply: { id: "c1", kind: "result", ok: true }, correlation });
   });
 
@@ -33,18 +35,19 @@ describe("fleet simulator wire form", () => {
     expect(payload.reply.correlation).toBe(correlation.toString("base64"));
     expect(payload.reply.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     expect(Date.parse(payload.reply.expiresAt) - before).toBeGreaterThanOrEqual(29_000);
-    const { body, route } = wire.parseCommand("3.1.1", Buffer.from(m.payload), undefined);
-    expect(body).toEqual({ id: "c2", count: 5 });
-    expect(route!.topic).toBe("mrtd/v1/agent-1/reply/operator-a");
-    expect(route!.correlation).toEqual(correlation);
-    const r = wire.reply("3.1.1", route!, { id: "c2", kind: "progress", step: "started" });
+    const routing = readCommandRouting("3.1.1", { payload: new TextEncoder().encode(m.payload), receivedAt: before }, topics, before);
+    if (routing.kind !== "route") throw new Error(`no route: ${JSON.stringify(routing)}`);
+    expect(routing.route.topic).toBe("mrtd/v1/agent-1/reply/operator-a");
+    expect(Buffer.from(routing.route.correlation!)).toEqual(correlation);
+    const r = stampReply(routing.route, JSON.stringify({ id: "c2", kind: "progress", step: "started" }), before)!;
     expect(JSON.parse(r.payload)).toEqual({ id: "c2", kind: "progress", step: "started", correlation: correlation.toString("base64") });
     expect(wire.parseReply("3.1.1", Buffer.from(r.payload), undefined)).toEqual({ reply: { id: "c2", kind: "progress", step: "started" }, correlation });
   });
 
-  test("a 3.1.1 command without a reply object has no route", () => {
-    expect(wire.parseCommand("3.1.1", Buffer.from(JSON.stringify({ id: "c3" })), undefined).route).toBeUndefined();
-    expect(wire.parseCommand("5", Buffer.from(JSON.stringify({ id: "c3" })), {}).route).toBeUndefined();
+  test("a command without a reply topic (3.1.1: reply object) is dropped, not answered", () => {
+    const payload = new TextEncoder().encode(JSON.stringify({ id: "c3" }));
+    expect(readCommandRouting("3.1.1", { payload, receivedAt: 0 }, topics, 0).kind).toBe("drop");
+    expect(readCommandRouting("5", { payload, receivedAt: 0 }, topics, 0).kind).toBe("drop");
   });
 
   test("loopback brokers only, bounded fleets", () => {

@@ -9,21 +9,23 @@
  *   - connects with the agent's jittered backoff (or, as a benchmark baseline, the same steps
  *     without jitter), moving to the next URL after every failed or lost connection;
  *   - keeps a persistent session (3.1.1 clean=false, MQTT 5 session expiry) and subscribes to
- *     its commands only when the broker reports no session;
- *   - publishes a retained `online` birth on every connect, has a retained `offline` will, and
- *     publishes every reader's retained health every `healthIntervalS`;
+ *     its commands on every connect, as the agent does;
+ *   - publishes a retained `online` birth on every connect (again every `statusRefreshS`), has
+ *     a retained `offline` will, and publishes every reader's retained health every
+ *     `healthIntervalS`;
  *   - generates events with an `eventId` (payload and, in MQTT 5, the `event-id` user property)
  *     into an outbox sent in order, one at a time, each kept until its PUBACK (so a lost
  *     connection means a resend: duplicates are possible, losses are not);
  *   - answers `ping` (the agent's `{ pong, agentId }`) and `diagnose` (a simulated reader
- *     diagnosis) on the command's reply topic, a repeated id with the first answer again.
+ *     diagnosis) on the command's reply topic, a repeated id with the first answer again,
+ *     reading the route and stamping the reply with the agent's own command-wire.ts functions.
  * Bounded: at most MAX_SIM_AGENTS per process and MAX_SIM_LIFETIME_S of life (then it stops
  * itself); loopback broker URLs only. SimFleetPool spreads a fleet over worker processes
  * (test/support/fleet-sim-worker.ts) for 10,000 connections.
  */
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
 import { backoffDelayMs } from "../../agent/service/backoff.ts";
-import { buildCommandPublish, replyCorrelation } from "../../agent/service/command-wire.ts";
+import { buildCommandPublish, type CommandMessage, readCommandRouting, replyCorrelation, stampReply } from "../../agent/service/command-wire.ts";
 import { ReaderHealthTracker } from "../../agent/service/health.ts";
 import type { StatusOffline, StatusOnline } from "../../agent/service/mqtt-link.ts";
 import { cardEvent } from "../../agent/service/payloads.ts";
@@ -61,36 +63,11 @@ export interface WireMessage {
   properties?: { responseTopic?: string; correlationData?: Buffer; messageExpiryInterval?: number; userProperties?: Record<string, string | string[]> };
 }
 
-/** Where a command's replies go, read from the command (either form), or undefined when it has none. */
-export interface ReplyRoute {
-  topic: string;
-  correlation: Buffer | undefined;
-  /** Epoch ms after which the command is expired, when it says. */
-  expiresAt: number | undefined;
-}
-
 export const wire = {
   /** The operator's command message: the shared wire module's (agent/service/command-wire.ts), as the operator CLI and the dashboard send it. */
   command(protocol: MqttProtocol, topics: AgentTopics, name: string, requester: string, body: Record<string, unknown>, correlation: Buffer, expiryS: number): WireMessage {
     const p = buildCommandPublish(protocol, { prefix: topics.prefix, agentId: topics.agentId, command: name, requester, body, correlation: new Uint8Array(correlation), expirySeconds: expiryS });
     return { topic: p.topic, payload: p.payload, ...(p.properties ? { properties: { responseTopic: p.properties.responseTopic, correlationData: p.properties.correlationData, messageExpiryInterval: p.properties.messageExpiryInterval } } : {}) };
-  },
-  /** The agent side: the command body and its reply route. */
-  parseCommand(protocol: MqttProtocol, payload: Buffer, properties: { responseTopic?: string; correlationData?: Buffer; messageExpiryInterval?: number } | undefined, receivedAt = Date.now()): { body: Record<string, unknown>; route: ReplyRoute | undefined } {
-    const body = JSON.parse(payload.toString("utf8")) as Record<string, unknown>;
-    if (protocol === "5") {
-      const route = properties?.responseTopic ? { topic: properties.responseTopic, correlation: properties.correlationData, expiresAt: properties.messageExpiryInterval !== undefined ? receivedAt + properties.messageExpiryInterval * 1000 : undefined } : undefined;
-      return { body, route };
-    }
-    const r = body.reply as { topic?: unknown; correlation?: unknown; expiresAt?: unknown } | undefined;
-    delete body.reply;
-    if (!r || typeof r.topic !== "string") return { body, route: undefined };
-    return { body, route: { topic: r.topic, correlation: typeof r.correlation === "string" ? Buffer.from(r.correlation, "base64") : undefined, expiresAt: typeof r.expiresAt === "string" ? Date.parse(r.expiresAt) : undefined } };
-  },
-  /** The agent's reply message on a route. */
-  reply(protocol: MqttProtocol, route: ReplyRoute, reply: Record<string, unknown>): WireMessage {
-    if (protocol === "5") return { topic: route.topic, payload: JSON.stringify(reply), ...(route.correlation ? { properties: { correlationData: route.correlation } } : {}) };
-    return { topic: route.topic, payload: JSON.stringify(route.correlation ? { ...reply, correlation: route.correlation.toString("base64") } : reply) };
   },
   /** The operator side: a reply and its correlation (command-wire.ts's replyCorrelation). */
   parseReply(protocol: MqttProtocol, payload: Buffer, properties: { correlationData?: Buffer } | undefined): { reply: Record<string, unknown>; correlation: Buffer | undefined } {
@@ -282,30 +259,35 @@ class SimulatedAgent {
     }
   }
 
+  /** A command, routed and answered with the agent's own wire code (readCommandRouting, stampReply). */
   onCommand(topic: string, payload: Buffer, properties: { responseTopic?: string; correlationData?: Buffer; messageExpiryInterval?: number } | undefined, retain: boolean): void {
     const f = this.fleet;
     const name = this.topics.commandOf(topic);
     if (name === undefined || retain) return;
-    let parsed: ReturnType<typeof wire.parseCommand>;
-    try {
-      parsed = wire.parseCommand(f.opts.protocol, payload, properties);
-    } catch {
-      return; // the agent replies BAD_JSON where it can; without a route there is nowhere to send it
-    }
-    const { body, route } = parsed;
-    if (!route || this.topics.requesterOf(route.topic) === undefined) return;
-    if (route.expiresAt !== undefined && Date.now() > route.expiresAt) return;
-    const id = typeof body.id === "string" ? body.id : undefined;
-    let reply = id !== undefined ? this.answers.get(id) : undefined;
-    if (reply === undefined) {
-      const r: Record<string, unknown> = id === undefined ? { kind: "result", ok: false, error: { code: "MISSING_FIELD", message: "id is required" } } : simulatedResult(this, name, id);
-      reply = JSON.stringify(r);
-      if (id !== undefined) {
+    const now = Date.now();
+    const msg: CommandMessage = { payload: new Uint8Array(payload), responseTopic: properties?.responseTopic, correlationData: properties?.correlationData ? new Uint8Array(properties.correlationData) : undefined, messageExpiryIntervalS: properties?.messageExpiryInterval, receivedAt: now };
+    const routing = readCommandRouting(f.opts.protocol, msg, this.topics, now);
+    if (routing.kind === "drop") return;
+    let reply: string;
+    if (routing.kind === "refuse") {
+      reply = JSON.stringify({ ...(routing.id !== undefined ? { id: routing.id } : {}), command: name, kind: "result", ok: false, error: routing.error });
+    } else {
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString("utf8"));
+      } catch {
+        body = undefined;
+      }
+      const id = typeof body === "object" && body !== null && typeof (body as { id?: unknown }).id === "string" ? (body as { id: string }).id : undefined;
+      const cached = id !== undefined ? this.answers.get(id) : undefined;
+      reply = cached ?? JSON.stringify(id === undefined ? { kind: "result", ok: false, error: { code: "MISSING_FIELD", message: "id is required" } } : simulatedResult(this, name, id));
+      if (id !== undefined && cached === undefined) {
         this.answers.set(id, reply);
         if (this.answers.size > 64) this.answers.delete(this.answers.keys().next().value!);
       }
     }
-    const m = wire.reply(f.opts.protocol, route, JSON.parse(reply) as Record<string, unknown>);
+    const m = stampReply(routing.route, reply, Date.now());
+    if (!m) return; // the requester stopped waiting
     const opts: IClientPublishOptions = { qos: 1, ...(m.properties ? { properties: m.properties } : {}) };
     this.client?.publishAsync(m.topic, m.payload, opts).then(
       () => f.stats.commandsAnswered++,
