@@ -38,6 +38,8 @@ const WORKERS = Number(opt("--workers", "2"));
 const ONLY = opt("--only", "");
 /** A second NATS run at this many agents (0: none), measured when the full fleet was not carried here. */
 const NATS_FALLBACK = Number(opt("--nats-fallback", "2000"));
+/** New connections per second while the NATS fleet starts. */
+const NATS_RAMP = Number(opt("--nats-ramp", "150"));
 const HEALTH_S = 10;
 const EVENT_S = 60;
 const WINDOW_S = 60;
@@ -246,9 +248,8 @@ async function runOn(b: Broker, AGENTS: number): Promise<void> {
 }
 
 async function nats(): Promise<Broker> {
-  // The MQTT settings of deploy/nats/nats-server.conf (R3 file streams and consumers). With
-  // consumer_replicas 1 + consumer_memory_storage the ramp went further here, but kill -9 of one
-  // node then left JetStream without quorum (deploy/brokers.md).
+  // The MQTT settings of deploy/nats/nats-server.conf: R3 file streams (stream_replicas 3, set
+  // by the harness) and R3 file consumers, one per agent's command subscription.
   const c = await NatsCluster.start({ extraConfig: "max_connections: 20000" });
   return {
     name: "NATS JetStream 3-node cluster",
@@ -264,7 +265,7 @@ async function nats(): Promise<Broker> {
     // on the node never killed.
     safeNode: 1,
     victims: [0, 2],
-    rampPerS: 150,
+    rampPerS: NATS_RAMP,
     diagnose: () => {
       const count = (re: RegExp) => c.nodes.reduce((s, n) => s + (n.log.match(re)?.length ?? 0), 0);
       const timeouts = count(/timeout for request type/g);
@@ -310,6 +311,6 @@ const where = [...new Set(missed)];
 say(
   where.length === 0
     ? "every target met"
-    : `targets not reached on this shared 2-core machine: ${where.join("; ")}. Why: each MQTT 3.1.1 persistent session on NATS JetStream is R3 replicated state (a session record, one consumer per QoS 1 subscription, retained messages); on two cores shared by three nodes the JetStream requests behind CONNECT and QoS 1 publishes time out (4 s), the gateway then closes the client, and the retries feed the overload; and after kill -9 of one node, nats-server 2.9.10 here left JetStream without quorum for over a minute even with 30 agents (test/cluster/nats-failover.test.ts, deploy/brokers.md)`,
+    : `targets not reached on this shared 2-core machine: ${where.join("; ")}. Why: every agent's persistent session on the NATS 2.9 MQTT gateway is a JetStream consumer replicated on all three nodes (its own Raft group), and every QoS 1 message an agent publishes (status, health, events) is stored in one interest-retention stream whose nodes each check it against the consumers' filters one by one (CPU profile of a node at 4,000 sessions: a sixth of its time storing messages, most of that in that subject matching), so the work grows with agents times messages. With three nodes on two cores, set-up slowed until JetStream requests took over 4 s; the gateway then closes that client, and its retries add to the load. Measured here: the collapse came at about 5,200 sessions (file consumers, 150/s), 7,200 (consumer_memory_storage, 150/s) and 8,200 (memory, 40/s), and at 2,900 with the dashboard's subscriber taking the health and status messages; deploy/brokers.md`,
 );
 process.exit(0);
