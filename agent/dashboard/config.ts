@@ -26,8 +26,11 @@ export interface DashboardConfig {
   /**
    * protocol: "5" or "3.1.1" (the agents' mqtt.protocol). shareGroup: events are subscribed as
    * $share/<shareGroup>/...; absent (3.1.1 without share_group): subscribed directly.
+   * urls: the brokers (the nodes of a cluster), tried in turn on reconnect (mqtt.url or
+   * mqtt.urls); url: the first. sessionExpiryS: the broker keeps the dashboard's session this long
+   * after a disconnect, so events published meanwhile wait for it; 0: a clean session.
    */
-  mqtt: { url: string; protocol: MqttProtocol; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup?: string };
+  mqtt: { url: string; urls: string[]; sessionExpiryS: number; protocol: MqttProtocol; prefix: string; ca?: string; clientCert?: string; clientKey?: string; clientId: string; shareGroup?: string };
   http: { host: string; port: number; tlsCert?: string; tlsKey?: string };
   store: {
     /** "sqlite" (one instance, store.path) or "postgres" (several instances sharing store.url). */
@@ -53,15 +56,15 @@ export interface DashboardConfig {
  * (0.5 M rows): a database of a few hundred MB at most, pruned every sample interval.
  */
 export const DASHBOARD_DEFAULTS = {
-  mqtt: { url: "mqtts://localhost:8883", protocol: "5" as MqttProtocol, prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
+  mqtt: { url: "mqtts://localhost:8883", sessionExpiryS: 0, protocol: "5" as MqttProtocol, prefix: "mrtd/v1", shareGroup: "mrtd-dashboard" },
   http: { host: "127.0.0.1", port: 8080 },
   store: { kind: "sqlite", path: "/var/lib/mrtd-agent/dashboard.sqlite", sampleIntervalS: 900, rawRetentionH: 48, dailyRetentionD: 90, eventsPerAgent: 50, auditRetentionD: 365 },
   alerts: { successRateBelow: 0.8, minWindowReads: 5, rfDropsPerHourAbove: 10, offlineAfterMin: 10, webhookIntervalS: 30 },
 } as const;
 
-type Spec = { kind: "string" } | { kind: "integer"; min: number; max: number } | { kind: "number"; min: number; max: number };
+type Spec = { kind: "string" } | { kind: "string[]" } | { kind: "integer"; min: number; max: number } | { kind: "number"; min: number; max: number };
 const SCHEMA: Record<string, Record<string, Spec>> = {
-  mqtt: { url: { kind: "string" }, protocol: { kind: "string" }, prefix: { kind: "string" }, ca: { kind: "string" }, client_cert: { kind: "string" }, client_key: { kind: "string" }, client_id: { kind: "string" }, share_group: { kind: "string" } },
+  mqtt: { url: { kind: "string" }, urls: { kind: "string[]" }, session_expiry_s: { kind: "integer", min: 0, max: 4294967295 }, protocol: { kind: "string" }, prefix: { kind: "string" }, ca: { kind: "string" }, client_cert: { kind: "string" }, client_key: { kind: "string" }, client_id: { kind: "string" }, share_group: { kind: "string" } },
   http: { host: { kind: "string" }, port: { kind: "integer", min: 0, max: 65535 }, tls_cert: { kind: "string" }, tls_key: { kind: "string" } },
   store: {
     kind: { kind: "string" },
@@ -133,14 +136,23 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
   }
 
   const D = DASHBOARD_DEFAULTS;
-  const url = get<string>("mqtt", "url") ?? D.mqtt.url;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return fail("mqtt.url", "not a URL (expected mqtts://host:8883)");
+  const givenUrls = get<string[]>("mqtt", "urls");
+  if (givenUrls !== undefined && get<string>("mqtt", "url") !== undefined) fail("mqtt.urls", "give mqtt.url or mqtt.urls, not both");
+  const urls = givenUrls ?? [get<string>("mqtt", "url") ?? D.mqtt.url];
+  const urlKey = givenUrls !== undefined ? "mqtt.urls" : "mqtt.url";
+  const schemes = new Set<string>();
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      return fail(urlKey, "not a URL (expected mqtts://host:8883)");
+    }
+    if (parsed.protocol !== "mqtts:" && parsed.protocol !== "mqtt:") fail(urlKey, "scheme must be mqtts or mqtt");
+    schemes.add(parsed.protocol);
   }
-  if (parsed.protocol !== "mqtts:" && parsed.protocol !== "mqtt:") fail("mqtt.url", "scheme must be mqtts or mqtt");
+  if (schemes.size > 1) fail(urlKey, "all brokers must use the same scheme (mqtts or mqtt): the TLS settings apply to every one");
+  const url = urls[0]!;
   const prefix = get<string>("mqtt", "prefix") ?? D.mqtt.prefix;
   const pp = topicPrefixProblem(prefix);
   if (pp) fail("mqtt.prefix", pp);
@@ -156,7 +168,8 @@ export function parseDashboardConfig(text: string, file: string): DashboardConfi
   const givenShareGroup = get<string>("mqtt", "share_group");
   const shareGroup = givenShareGroup ?? (protocol === "5" ? D.mqtt.shareGroup : undefined);
   if (shareGroup !== undefined && !LEVEL.test(shareGroup)) fail("mqtt.share_group", "must be 1-64 of A-Z a-z 0-9 . _ - (one topic level)");
-  const mqtt: DashboardConfig["mqtt"] = { url, protocol: protocol as MqttProtocol, prefix, clientId };
+  const sessionExpiryS = get<number>("mqtt", "session_expiry_s") ?? D.mqtt.sessionExpiryS;
+  const mqtt: DashboardConfig["mqtt"] = { url, urls, sessionExpiryS, protocol: protocol as MqttProtocol, prefix, clientId };
   if (shareGroup !== undefined) mqtt.shareGroup = shareGroup;
   const ca = get<string>("mqtt", "ca");
   if (ca !== undefined) mqtt.ca = ca;
@@ -245,6 +258,10 @@ function checkUser(u: unknown, key: string, fail: (k: string, p: string) => neve
 function checkValue(key: string, value: unknown, spec: Spec, fail: (k: string, p: string) => never): unknown {
   if (spec.kind === "string") {
     if (typeof value !== "string" || value === "") return fail(key, "must be a non-empty string");
+    return value;
+  }
+  if (spec.kind === "string[]") {
+    if (!Array.isArray(value) || value.length === 0 || value.length > 16 || !value.every((v) => typeof v === "string" && v !== "")) return fail(key, "must be a list of 1 to 16 non-empty strings");
     return value;
   }
   if (typeof value !== "number" || !Number.isFinite(value)) return fail(key, "must be a number");

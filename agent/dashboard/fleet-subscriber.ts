@@ -44,16 +44,21 @@ export async function subscribeFleet(
   onMessage: (m: FleetMessage) => void,
   onState: (s: { connected: boolean; error?: string }) => void,
 ): Promise<FleetSubscriber> {
-  const url = new URL(cfg.url);
   const v5 = cfg.protocol === "5";
-  const secure = url.protocol === "mqtts:";
+  const urls = (cfg.urls?.length ? cfg.urls : [cfg.url]).map((u) => new URL(u));
+  const secure = urls[0]!.protocol === "mqtts:";
+  const hostPort = (u: URL) => ({ host: u.hostname.replace(/^\[|\]$/g, ""), port: u.port ? Number(u.port) : secure ? 8883 : 1883 });
+  const persistent = (cfg.sessionExpiryS ?? 0) > 0;
   const options: IClientOptions = {
     protocol: secure ? "mqtts" : "mqtt",
-    host: url.hostname.replace(/^\[|\]$/g, ""),
-    port: url.port ? Number(url.port) : secure ? 8883 : 1883,
+    ...hostPort(urls[0]!),
+    // Several brokers (a cluster's nodes): mqtt.js moves to the next one at each reconnect.
+    ...(urls.length > 1 ? { servers: urls.map((u) => ({ ...hostPort(u), protocol: secure ? ("mqtts" as const) : ("mqtt" as const) })) } : {}),
     protocolVersion: protocolVersion(cfg.protocol),
     clientId: cfg.clientId,
-    clean: true,
+    // A persistent session keeps the events published while the dashboard reconnects (3.1.1:
+    // Clean Session 0, the broker decides how long; MQTT 5: the Session Expiry Interval below).
+    clean: !persistent,
     keepalive: 30,
     reconnectPeriod: 2000,
     connectTimeout: 10000,
@@ -62,7 +67,7 @@ export async function subscribeFleet(
     // Receive Maximum: on subscribe Mosquitto sends every retained status and health at once; with
     // its default 20 in flight the rest queue, and beyond max_queued_messages (1000) they are
     // dropped (20,000 retained health messages: 1,020 arrived; with this, 15,637).
-    ...(v5 ? { properties: { maximumPacketSize: MAX_PACKET, receiveMaximum: 65535 } } : {}),
+    ...(v5 ? { properties: { maximumPacketSize: MAX_PACKET, receiveMaximum: 65535, ...(persistent ? { sessionExpiryInterval: cfg.sessionExpiryS } : {}) } } : {}),
   };
   if (secure) {
     options.rejectUnauthorized = true;
@@ -111,19 +116,24 @@ export async function subscribeFleet(
       h.fn(topic, new Uint8Array(payload), c);
     }
   });
-  // Wait for the first connection (or its failure) so the CLI can say what went wrong.
+  // Wait for the first connection, or for every broker to have failed once, so the CLI can say
+  // what went wrong (with several URLs mqtt.js tries the next one at each reconnect).
   await new Promise<void>((resolve, reject) => {
+    const failures: string[] = [];
     const ok = () => {
       client.off("error", bad);
       resolve();
     };
     const bad = (e: Error) => {
+      failures.push(`${urls[failures.length % urls.length]!.origin}: ${e.message}`);
+      if (failures.length < urls.length) return;
       client.off("connect", ok);
+      client.off("error", bad);
       client.end(true);
-      reject(new Error(`cannot connect to ${cfg.url}: ${e.message}`));
+      reject(new Error(`cannot connect to ${urls.length > 1 ? "any of the brokers" : cfg.url}: ${failures.join("; ")}`));
     };
     client.once("connect", ok);
-    client.once("error", bad);
+    client.on("error", bad);
   });
   return {
     get connected() {
