@@ -7,6 +7,7 @@
  * Returns what happened; the tests assert it.
  */
 import mqtt from "mqtt";
+import { subscribeFleet, type FleetSubscriber } from "../../agent/dashboard/fleet-subscriber.ts";
 import { EventObserver, type MqttProtocol, SimFleet, SimOperator, type CommandOutcome, type SimFleetStats } from "../support/fleet-sim.ts";
 
 export interface ClusterUnderTest {
@@ -41,6 +42,14 @@ export interface RetainedView {
   health: Set<string>;
 }
 
+/** What the dashboard's own fleet subscriber saw, live, over the whole scenario. */
+export interface DashboardView {
+  /** Each agent's last status message: `online <connectedAt>` or `offline`. */
+  status: Map<string, string>;
+  /** Distinct eventIds it received. */
+  events: Set<string>;
+}
+
 export interface ScenarioResult {
   ids: string[];
   stats: SimFleetStats;
@@ -51,6 +60,8 @@ export interface ScenarioResult {
   generated: number;
   commands: CommandOutcome[];
   retained: RetainedView[];
+  /** The dashboard (agent/dashboard/fleet-subscriber.ts, every node in mqtt.urls, a kept session) when the cluster takes certificate-less clients without passwords (not ejabberd's harness: the dashboard has no password login). */
+  dashboard?: DashboardView;
   /** Agents connected to a node when the rolling restart stopped it, summed over the nodes. */
   agentsOnStoppedNodes: number;
   /** The node each agent was connected to at the end, and its last birth's connectedAt. */
@@ -107,7 +118,35 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
   let op: SimOperator | undefined;
   const commands: CommandOutcome[] = [];
   let agentsOnStoppedNodes = 0;
+  let dash: FleetSubscriber | undefined;
+  let dashboard: DashboardView | undefined;
   try {
+    if (!c.credentials) {
+      const view: DashboardView = { status: new Map(), events: new Set() };
+      const urls = rotate(2);
+      dash = await subscribeFleet({ url: urls[0]!, urls, sessionExpiryS: 3600, protocol: c.protocol, prefix: "mrtd/v1", clientId: "operator-dashboard-failover" }, (m) => {
+        try {
+          const body = JSON.parse(new TextDecoder().decode(m.payload)) as { state?: string; connectedAt?: string; eventId?: string };
+          if (m.topic.kind === "status") view.status.set(m.topic.agentId, body.state === "online" ? `online ${body.connectedAt}` : String(body.state));
+          if (m.topic.kind === "events" && typeof body.eventId === "string") view.events.add(body.eventId);
+        } catch {
+          /* not JSON: the contract tests cover that */
+        }
+      }, () => undefined);
+      // Its subscriptions are made after the CONNACK: it is ready once a probe event reaches it
+      // (before the observers subscribe, so they never see the probe).
+      const probe = await mqtt.connectAsync(urls[0]!, { clientId: "dashboard-probe", protocolVersion: c.protocol === "5" ? 5 : 4, reconnectPeriod: 0 });
+      try {
+        for (let k = 0; k < 40 && !view.events.has("dashboard-probe"); k++) {
+          await probe.publishAsync("mrtd/v1/dashboard-probe/events", JSON.stringify({ eventId: "dashboard-probe" }), { qos: 1 });
+          await Bun.sleep(250);
+        }
+      } finally {
+        await probe.endAsync();
+      }
+      if (!view.events.has("dashboard-probe")) throw new Error("the dashboard's subscriber received nothing for 10 s");
+      dashboard = view;
+    }
     observers.push(await EventObserver.connect(rotate(1), c.protocol, "observer-1", c.credentials ? c.credentials("observer-1") : {}));
     observers.push(await EventObserver.connect(rotate(2), c.protocol, "observer-2", c.credentials ? c.credentials("observer-2") : {}));
     op = await SimOperator.connect(rotate(1), c.protocol, "operator-failover", c.credentials ? c.credentials("operator-failover") : {});
@@ -150,7 +189,7 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
     const until = Date.now() + 45_000;
     for (;;) {
       const s = fleet.snapshot();
-      if ((s.outboxPending === 0 && observers.every((ob) => ob.distinct >= s.eventsGenerated)) || Date.now() > until) break;
+      if ((s.outboxPending === 0 && observers.every((ob) => ob.distinct >= s.eventsGenerated) && (dashboard === undefined || dashboard.events.size - 1 >= s.eventsGenerated)) || Date.now() > until) break;
       await Bun.sleep(200);
     }
     // One status refresh after the last disruption: NATS 2.9 acknowledged births whose
@@ -170,12 +209,15 @@ export async function runFailoverScenario(c: ClusterUnderTest, o: ScenarioOption
       generated: stats.eventsGenerated,
       commands,
       retained,
+      // A copy: the fleet's clean stop below publishes every agent's offline status to it.
+      ...(dashboard ? { dashboard: { status: new Map(dashboard.status), events: new Set([...dashboard.events].filter((id) => id !== "dashboard-probe")) } } : {}),
       agentsOnStoppedNodes,
       currentNode,
       lastBirth,
     };
   } finally {
     await fleet.stop();
+    await dash?.close();
     await op?.close();
     for (const ob of observers) await ob.close();
   }

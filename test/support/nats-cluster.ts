@@ -154,16 +154,38 @@ export class NatsCluster {
     void p.exited.then(() => live.delete(p));
   }
 
-  /** Waits until node i answers an MQTT CONNECT with CONNACK (JetStream up and its MQTT streams ready). */
+  /**
+   * Waits until node i sees a JetStream meta leader and a meta group of all running nodes, then
+   * until it answers an MQTT CONNECT with CONNACK (its MQTT streams ready). The first: with
+   * stream_replicas 3 a client that connects before all three nodes joined gets "no suitable
+   * peers for placement", and nats-server 2.9 then kept refusing for over 30 s here.
+   */
   async waitReady(i: number, timeoutMs = 30_000, username?: string, password?: string): Promise<void> {
     const n = this.nodes[i]!;
     const until = Date.now() + timeoutMs;
+    while (!(await this.metaComplete(i))) {
+      if (!n.proc || n.proc.exitCode !== null) throw new Error(`nats ${n.name} exited: ${n.log.slice(-2000)}`);
+      if (Date.now() > until) throw new Error(`nats ${n.name}: no JetStream meta group of the running nodes within ${timeoutMs} ms: ${n.log.slice(-2000)}`);
+      await Bun.sleep(200);
+    }
     for (;;) {
       if (!n.proc || n.proc.exitCode !== null) throw new Error(`nats ${n.name} exited: ${n.log.slice(-2000)}`);
       const ok = await answersConnect(n.mqttUrl, { clientId: `ready-probe-${n.name}`, protocolVersion: 4, ...(username ? { username, password: password ?? "" } : {}), ...this.opts.probe });
       if (ok) return;
       if (Date.now() > until) throw new Error(`nats ${n.name} did not accept MQTT within ${timeoutMs} ms: ${n.log.slice(-2000)}`);
       await Bun.sleep(200);
+    }
+  }
+
+  /** Node i knows the meta leader, and a meta group at least as large as the running nodes. */
+  private async metaComplete(i: number): Promise<boolean> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.nodes[i]!.httpPort}/jsz`, { signal: AbortSignal.timeout(2000) });
+      const m = ((await r.json()) as { meta_cluster?: { leader?: string; cluster_size?: number } }).meta_cluster;
+      const running = this.nodes.filter((o) => o.proc && o.proc.exitCode === null).length;
+      return m?.leader !== undefined && m.leader !== "" && (m.cluster_size ?? 0) >= running;
+    } catch {
+      return false;
     }
   }
 
