@@ -15,6 +15,7 @@ import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { pumpText } from "./process-output.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const DEPLOY = join(ROOT, "deploy");
@@ -158,15 +159,7 @@ export async function startMosquitto(opts: StartOptions = {}): Promise<Mosquitto
     const p = Bun.spawn(["mosquitto", "-c", confPath], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     proc = p;
     live.add(p);
-    void (async () => {
-      const reader = p.stderr.getReader();
-      const dec = new TextDecoder();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        log += dec.decode(value);
-      }
-    })();
+    void pumpText(p.stderr, (t) => (log += t));
     const until = Date.now() + 10000;
     while (!(await accepts(port))) {
       if (p.exitCode !== null) throw new Error(`mosquitto exited with ${p.exitCode}: ${log}`);

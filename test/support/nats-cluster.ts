@@ -17,6 +17,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./mosquitto.ts";
 import { answersConnect } from "./mqtt-probe.ts";
+import { pumpText } from "./process-output.ts";
 import { makeTempDir, removeTempDir } from "./temp-dir.ts";
 
 export interface NatsNode {
@@ -142,15 +143,7 @@ export class NatsCluster {
     const p = Bun.spawn([process.env.NATS_SERVER ?? "nats-server", "-c", this.confPath(n)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     n.proc = p;
     live.add(p);
-    void (async () => {
-      const reader = p.stderr.getReader();
-      const dec = new TextDecoder();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        n.log = (n.log + dec.decode(value)).slice(-64 * 1024);
-      }
-    })();
+    void pumpText(p.stderr, (t) => (n.log = (n.log + t).slice(-64 * 1024)));
     void p.exited.then(() => live.delete(p));
   }
 
