@@ -10,19 +10,17 @@
  * retained on its node.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
 import { AgentProcess, writeAgentConfig } from "../agent-service/fixtures/agent-process.ts";
 import { EjabberdCluster, ejabberdAvailable } from "../support/ejabberd-cluster.ts";
 import { insertPassport, SPECIMEN_KEY } from "../support/e2e.ts";
 import { EventObserver, SimOperator } from "../support/fleet-sim.ts";
-import type { Mosquitto } from "../support/mosquitto.ts";
 import { ensurePcscd, pcscdAvailable, type PcscdHandle } from "../support/pcscd.ts";
 import { removeTempDir } from "../support/temp-dir.ts";
 import { readRetained } from "./failover-scenario.ts";
 
 const AGENT = "ej-real-agent";
 const RECONNECT_MAX_MS = 1000;
-const CONNECT_TIMEOUT_MS = 2000; // writeAgentConfig's connect_timeout_ms
+const CONNECT_TIMEOUT_MS = 2000;
 const PASSWORD_ENV = "MRTD_TEST_EJABBERD_PASSWORD";
 
 let cluster: EjabberdCluster | undefined;
@@ -38,10 +36,9 @@ beforeAll(async () => {
   cluster = await EjabberdCluster.start();
   obs = await EventObserver.connect(cluster.urls[1]!, "5", "ej-observer", EjabberdCluster.credentials("ej-observer"));
   op = await SimOperator.connect(cluster.urls[2]!, "5", "operator-ej", EjabberdCluster.credentials("operator-ej"));
-  const cfg = writeAgentConfig({ agentId: AGENT, broker: { url: cluster.urls[0]! } as Mosquitto, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, reconnectMaxMs: RECONNECT_MAX_MS, healthIntervalS: 2 });
-  dir = cfg.dir;
   // ejabberd's anonymous login takes any username with a non-empty password.
-  writeFileSync(cfg.file, readFileSync(cfg.file, "utf8").replace("[mqtt]\n", `[mqtt]\nusername = "${AGENT}"\npassword_env = "${PASSWORD_ENV}"\n`));
+  const cfg = writeAgentConfig({ agentId: AGENT, urls: [cluster.urls[0]!], username: AGENT, passwordEnv: PASSWORD_ENV, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, reconnectMaxMs: RECONNECT_MAX_MS, connectTimeoutMs: CONNECT_TIMEOUT_MS, healthIntervalS: 2 });
+  dir = cfg.dir;
   agent = new AgentProcess(cfg.file, { [PASSWORD_ENV]: EjabberdCluster.credentials(AGENT).password });
   await agent.waitForLog((l) => l.msg === "broker connected", 20_000, "broker connected");
 }, 120_000);

@@ -12,55 +12,21 @@
  * passed 5 of 5 (back on another node in about 0.8 s).
  */
 import { afterAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { AgentProcess } from "../agent-service/fixtures/agent-process.ts";
-import { parseConfig } from "../../agent/service/config.ts";
+import { AgentProcess, writeAgentConfig } from "../agent-service/fixtures/agent-process.ts";
 import { insertPassport, SPECIMEN_KEY } from "../support/e2e.ts";
 import { EventObserver, SimOperator } from "../support/fleet-sim.ts";
 import { NatsCluster } from "../support/nats-cluster.ts";
 import { ensurePcscd, pcscdAvailable, type PcscdHandle } from "../support/pcscd.ts";
-import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
+import { removeTempDir } from "../support/temp-dir.ts";
 
 const AGENT = "nats-real-agent";
 
-function configText(dir: string, urls: string[]): string {
-  return [
-    "[agent]",
-    `id = "${AGENT}"`,
-    `state_dir = "${dir}/state"`,
-    "[mqtt]",
-    'protocol = "3.1.1"',
-    `urls = ${JSON.stringify(urls)}`,
-    "reconnect_min_ms = 200",
-    "reconnect_max_ms = 2000",
-    "keepalive_s = 10",
-    "connect_timeout_ms = 5000",
-    "[telemetry]",
-    "health_interval_s = 2",
-    "[readers]",
-    'include = ["Virtual PCD 00 00"]',
-    "read_on_insert = true",
-    `test_key_file = "${join(dir, "test-key.toml")}"`,
-    "",
-  ].join("\n");
-}
+// The agent's backoff and connect timeout here: one rotation through the three nodes takes at
+// most three backoff steps (200, 400, 800 ms) and a connect timeout each.
+const RECONNECT_MIN_MS = 200;
+const RECONNECT_MAX_MS = 2000;
+const CONNECT_TIMEOUT_MS = 5000;
 
-/** Whether this agent's configuration takes mqtt.protocol = "3.1.1" and mqtt.urls (checked, not assumed). */
-function agentSpeaks311(): boolean {
-  const dir = makeTempDir("nats-real-agent-probe");
-  try {
-    writeFileSync(join(dir, "test-key.toml"), `document_number = "${SPECIMEN_KEY.documentNumber}"\ndate_of_birth = "${SPECIMEN_KEY.dateOfBirth}"\ndate_of_expiry = "${SPECIMEN_KEY.dateOfExpiry}"\n`, { mode: 0o600 });
-    parseConfig(configText(dir, ["mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1884"]), "probe.toml");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    removeTempDir(dir);
-  }
-}
-
-const SPEAKS_311 = agentSpeaks311();
 let cluster: NatsCluster | undefined;
 let pcscd: PcscdHandle | undefined;
 let agent: AgentProcess | undefined;
@@ -77,23 +43,17 @@ afterAll(async () => {
   if (dir) removeTempDir(dir);
 });
 
-const name = SPEAKS_311
-  ? "real agent on the NATS cluster (MQTT 3.1.1, mqtt.urls): its node stopped during a read: moves to the next URL, every event once, the ping answered"
-  : "real agent on the NATS cluster (MQTT 3.1.1, mqtt.urls): skipped: this agent's config does not accept mqtt.protocol = \"3.1.1\" and mqtt.urls yet";
-
-test.skipIf(!SPEAKS_311 || !pcscdAvailable())(
-  name,
+test.skipIf(!pcscdAvailable())(
+  "real agent on the NATS cluster (MQTT 3.1.1, mqtt.urls): its node stopped during a read: moves to the next URL, every event once, the ping answered",
   async () => {
     pcscd = await ensurePcscd();
     cluster = await NatsCluster.start();
     const c = cluster;
     obs = await EventObserver.connect([c.urls[1]!, c.urls[2]!], "3.1.1", "nats-observer");
     op = await SimOperator.connect([c.urls[2]!, c.urls[1]!], "3.1.1", "operator-nats");
-    dir = makeTempDir("nats-real-agent");
-    writeFileSync(join(dir, "test-key.toml"), `document_number = "${SPECIMEN_KEY.documentNumber}"\ndate_of_birth = "${SPECIMEN_KEY.dateOfBirth}"\ndate_of_expiry = "${SPECIMEN_KEY.dateOfExpiry}"\n`, { mode: 0o600 });
-    const file = join(dir, "config.toml");
-    writeFileSync(file, configText(dir, c.urls));
-    const a = new AgentProcess(file);
+    const cfg = writeAgentConfig({ agentId: AGENT, protocol: "3.1.1", urls: c.urls, readOnInsert: true, testKey: { ...SPECIMEN_KEY }, reconnectMinMs: RECONNECT_MIN_MS, reconnectMaxMs: RECONNECT_MAX_MS, connectTimeoutMs: CONNECT_TIMEOUT_MS, healthIntervalS: 2 });
+    dir = cfg.dir;
+    const a = new AgentProcess(cfg.file);
     agent = a;
     await a.waitForLog((l) => l.msg === "broker connected", 30_000, "broker connected");
     const readLogs = () => a.logs().filter((l) => l.msg === "read complete" && l.trigger === "insert");
@@ -124,7 +84,7 @@ test.skipIf(!SPEAKS_311 || !pcscdAvailable())(
     expect(ids.length).toBeGreaterThan(0);
     for (const id of ids) expect(obs.seen.get(id) ?? 0).toBeGreaterThanOrEqual(1);
     // One rotation through the three nodes at 200 ms .. 2 s steps with a 5 s connect timeout.
-    expect(backMs).toBeLessThanOrEqual(200 + 400 + 800 + 3 * 5000);
+    expect(backMs).toBeLessThanOrEqual(RECONNECT_MIN_MS * (1 + 2 + 4) + 3 * CONNECT_TIMEOUT_MS);
     expect(pong.answered).toBe(true);
     expect(pong.reply?.result).toEqual({ pong: true, agentId: AGENT });
   },
